@@ -1,0 +1,35 @@
+//! Wall-clock time for thresholds and reports, with an override for tests.
+//!
+//! The original compares whole seconds of `CLOCK_REALTIME` for its time
+//! threshold; so do we. Tests set a fake time with [`set_test_time`] instead
+//! of sleeping for the 60-second default.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::sys;
+
+/// 0 = use the real clock; anything else is the fake "now" in nanoseconds.
+static FAKE_NOW_NS: AtomicI64 = AtomicI64::new(0);
+
+/// Nanoseconds since the Unix epoch (or the fake time, when one is set).
+#[inline]
+pub fn now_ns() -> i64 {
+    match FAKE_NOW_NS.load(Ordering::Relaxed) {
+        0 => sys::clock_ns(libc::CLOCK_REALTIME),
+        fake => fake,
+    }
+}
+
+/// Makes [`now_ns`] return `ns` from now on (`None` restores the real clock).
+/// For tests of the time threshold; affects the whole process.
+pub fn set_test_time(ns: Option<i64>) {
+    FAKE_NOW_NS.store(ns.unwrap_or(0).max(0), Ordering::Relaxed);
+}
+
+/// Splits nanoseconds into a `timespec`.
+pub fn to_timespec(ns: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000),
+    }
+}

@@ -1,0 +1,381 @@
+//! The accounting engine: what happens on every allocation and free.
+//!
+//! The allocation path (`record_alloc`, `record_free`, `record_realloc`)
+//! touches only the calling thread's own table: a handful of relaxed loads
+//! and stores, no lock, no read-modify-write atomic, no allocation and — in
+//! the common case — no system call. Thresholds are checked inline with two
+//! comparisons; only a threshold that is crossed reads the clock and calls
+//! the user callback.
+//!
+//! **Which site an allocation is charged to.** Each thread has a *scope
+//! site* (set by a `#[track_alloc]` function for as long as it runs, see
+//! [`enter_scope`]) and may have a one-shot *pending site* (set by
+//! [`mallocation_set`], the original C API). A pending site applies to the
+//! very next allocation-family call on that thread — `free` included — and
+//! is then cleared, so an untagged allocation later in a library is never
+//! charged to a stale site. Without either, allocations go to site 0
+//! (unknown).
+//!
+//! **Frees.** A free is charged to the site recorded in the block's tag (see
+//! [`crate::tag`]), whatever thread frees it. Per-thread net bytes may thus
+//! go negative on a thread that frees what others allocated; the sum over
+//! threads is exact.
+
+mod registry;
+mod table;
+mod thread;
+
+use std::sync::atomic::Ordering;
+
+use crate::clock;
+use crate::config::{self, Features};
+use crate::op::Op;
+use crate::site;
+
+pub(crate) use registry::{retired, tables, thread_counts};
+pub(crate) use table::ThreadTable;
+
+/// Charges an allocation of `bytes` made by `op` to the calling thread's
+/// current site and returns that site (to be written into the block's tag).
+#[inline]
+pub fn record_alloc(op: Op, bytes: usize) -> u16 {
+    thread::with(|s| {
+        let (site, type_id, block_done) = s.take_site();
+        match s.table() {
+            Some(t) => {
+                t.count_op(op, bytes);
+                let net = t.charge_alloc(site, bytes);
+                check_thresholds(s, t, site, type_id, bytes as i64, net, block_done);
+            }
+            None => charge_retired(op, site, bytes, true),
+        }
+        site
+    })
+}
+
+/// Charges a free of `bytes` by `op` back to `site` (read from the block's
+/// tag). Clears a pending one-shot site.
+#[inline]
+pub fn record_free(op: Op, site: u16, bytes: usize) {
+    thread::with(|s| {
+        s.has_pending.set(false);
+        match s.table() {
+            Some(t) => {
+                t.count_op(op, bytes);
+                let net = t.charge_free(site, bytes);
+                check_thresholds(s, t, site, site_type(site), -(bytes as i64), net, false);
+            }
+            None => charge_retired(op, site, bytes, false),
+        }
+    })
+}
+
+/// Counts a free of a block whose tag did not validate: never charged to a
+/// site (see [`Op::ForeignFree`]). Clears a pending one-shot site.
+#[inline]
+pub fn record_foreign_free(bytes: usize) {
+    thread::with(|s| {
+        s.has_pending.set(false);
+        match s.table() {
+            Some(t) => t.count_op(Op::ForeignFree, bytes),
+            None => {
+                if let Some(r) = retired() {
+                    r.shared_count_op(Op::ForeignFree, bytes);
+                }
+            }
+        }
+    })
+}
+
+/// Charges a reallocation: the old block (`old_site` from its tag, `None`
+/// when the tag was foreign) is freed from its site and the new one is
+/// charged to the current site, which is returned for the new tag.
+#[inline]
+pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes: usize) -> u16 {
+    thread::with(|s| {
+        let (site, type_id, block_done) = s.take_site();
+        match s.table() {
+            Some(t) => {
+                t.count_op(op, new_bytes);
+                match old_site {
+                    Some(old) => {
+                        let net = t.charge_free(old, old_bytes);
+                        if old != site {
+                            check_thresholds(
+                                s,
+                                t,
+                                old,
+                                site_type(old),
+                                -(old_bytes as i64),
+                                net,
+                                true,
+                            );
+                        }
+                    }
+                    None => t.count_op(Op::ForeignFree, old_bytes),
+                }
+                let net = t.charge_alloc(site, new_bytes);
+                let delta = new_bytes as i64
+                    - if old_site == Some(site) {
+                        old_bytes as i64
+                    } else {
+                        0
+                    };
+                check_thresholds(s, t, site, type_id, delta, net, block_done);
+            }
+            None => {
+                if let Some(old) = old_site {
+                    charge_retired(op, old, old_bytes, false);
+                }
+                charge_retired(op, site, new_bytes, true);
+            }
+        }
+        site
+    })
+}
+
+/// Counts a call that is not charged to a site (`mmap`, `brk`, …).
+#[inline]
+pub fn record_op(op: Op, bytes: usize) {
+    thread::with(|s| match s.table() {
+        Some(t) => t.count_op(op, bytes),
+        None => {
+            if let Some(r) = retired() {
+                r.shared_count_op(op, bytes);
+            }
+        }
+    })
+}
+
+#[cold]
+fn charge_retired(op: Op, site: u16, bytes: usize, alloc: bool) {
+    if let Some(r) = retired() {
+        r.shared_count_op(op, bytes);
+        r.shared_charge(site, bytes, alloc);
+    }
+}
+
+/// The type a site was registered with, for callbacks fired by frees.
+fn site_type(site: u16) -> u16 {
+    site::describe(site).map_or(0, |d| d.type_id)
+}
+
+/// Inline part of the threshold check: two comparisons when nothing fires.
+#[inline(always)]
+fn check_thresholds(
+    s: &thread::ThreadState,
+    t: &ThreadTable,
+    site: u16,
+    type_id: u16,
+    delta: i64,
+    net: i64,
+    block_done: bool,
+) {
+    let features = config::features();
+    let th = config::thresholds();
+    let block = features.contains(Features::BLOCKS)
+        && !block_done
+        && delta.unsigned_abs() > th.block_bytes as u64;
+    let drift = features.contains(Features::MALLOCATIONS)
+        && net
+            .wrapping_sub(t.site(site).reported_total.load(Ordering::Relaxed))
+            .unsigned_abs()
+            > th.delta_bytes as u64;
+    if block || drift {
+        thresholds_crossed(s, t, site, type_id, delta, net, block, drift, th);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn thresholds_crossed(
+    s: &thread::ThreadState,
+    t: &ThreadTable,
+    site: u16,
+    type_id: u16,
+    delta: i64,
+    net: i64,
+    block: bool,
+    drift: bool,
+    th: config::Thresholds,
+) {
+    let now = clock::now_ns();
+    let thread_id = t.thread_id.load(Ordering::Relaxed);
+    if block {
+        fire(s, thread_id, type_id, site, delta, 0, now);
+    }
+    if drift {
+        let c = t.site(site);
+        let now_secs = now.div_euclid(1_000_000_000);
+        // The original's rule: fire when more than `delta_seconds` whole
+        // seconds have passed since this site's last report on this thread.
+        if (now_secs - c.reported_secs.load(Ordering::Relaxed)).abs() > th.delta_seconds {
+            let moved = net.wrapping_sub(c.reported_total.load(Ordering::Relaxed));
+            c.reported_total.store(net, Ordering::Relaxed);
+            c.reported_secs.store(now_secs, Ordering::Relaxed);
+            c.last_time_ns.store(now, Ordering::Relaxed);
+            fire(s, thread_id, type_id, site, moved, net, now);
+        }
+    }
+}
+
+fn fire(
+    s: &thread::ThreadState,
+    thread_id: u64,
+    type_id: u16,
+    site: u16,
+    delta: i64,
+    total: i64,
+    now: i64,
+) {
+    if s.in_callback.get() {
+        return;
+    }
+    if let Some((callback, user_data)) = config::callback() {
+        s.in_callback.set(true);
+        let ts = clock::to_timespec(now);
+        callback(
+            thread_id,
+            type_id,
+            site,
+            delta as isize,
+            total as isize,
+            &ts,
+            user_data,
+        );
+        s.in_callback.set(false);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The original API: asm_mallocation_set / asm_mallocation_get.
+
+/// Sets the site of the calling thread's *next* allocation-family call
+/// (`asm_mallocation_set`). `delta_size` is what the caller expects the call
+/// to change; with feature `BLOCKS`, a delta past the block threshold calls
+/// the callback at once (total 0), as in the original. An out-of-range site
+/// or unknown type gives a one-time warning and falls back to 0.
+pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
+    let loc = site::checked_site(loc);
+    let type_id = site::checked_type(type_id);
+    thread::with(|s| {
+        s.pending_site.set(loc);
+        s.pending_type.set(type_id);
+        s.has_pending.set(true);
+        s.pending_block_reported.set(false);
+        let now = clock::now_ns();
+        let t = s.table();
+        if let Some(t) = t {
+            let c = t.site(loc);
+            c.last_type.store(u64::from(type_id), Ordering::Relaxed);
+            c.last_delta.store(delta_size as i64, Ordering::Relaxed);
+            c.last_time_ns.store(now, Ordering::Relaxed);
+            t.touch(loc);
+        }
+        if config::features().contains(Features::BLOCKS)
+            && delta_size.unsigned_abs() > config::thresholds().block_bytes
+        {
+            let thread_id = t.map_or(0, |t| t.thread_id.load(Ordering::Relaxed));
+            fire(s, thread_id, type_id, loc, delta_size as i64, 0, now);
+            s.pending_block_reported.set(true);
+        }
+    })
+}
+
+/// The calling thread's record for one site (`asm_mallocation_get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mallocation {
+    /// Type of the last `mallocation_set` for this site on this thread.
+    pub type_id: u16,
+    /// This thread's cumulative net bytes for the site (real sizes).
+    pub total_size: isize,
+    /// The delta passed with the last `mallocation_set` for this site.
+    pub delta_size: isize,
+    /// Time (ns since the epoch) of that set or of the last threshold report.
+    pub last_time_ns: i64,
+}
+
+/// Reads the calling thread's record for `loc` (`asm_mallocation_get`).
+pub fn mallocation_get(loc: u16) -> Mallocation {
+    thread::with(|s| match s.table() {
+        Some(t) => {
+            let c = t.site(loc);
+            Mallocation {
+                type_id: c.last_type.load(Ordering::Relaxed) as u16,
+                total_size: c.net_bytes.load(Ordering::Relaxed) as isize,
+                delta_size: c.last_delta.load(Ordering::Relaxed) as isize,
+                last_time_ns: c.last_time_ns.load(Ordering::Relaxed),
+            }
+        }
+        None => Mallocation::default(),
+    })
+}
+
+/// The calling thread's id as callbacks report it (0 = initial thread).
+pub fn current_thread_id() -> u64 {
+    thread::with(|s| s.thread_id())
+}
+
+// ---------------------------------------------------------------------------
+// Scopes: the Rust way to name the current site.
+
+/// Restores the previous site when dropped; returned by [`enter_scope`].
+#[must_use = "the site applies only while the guard lives"]
+#[derive(Debug)]
+pub struct SiteScope {
+    prev_site: u16,
+    prev_type: u16,
+}
+
+/// Charges every allocation on this thread to `site` (with `type_id`) until
+/// the returned guard is dropped — including on unwind — when the previous
+/// site comes back. Nested scopes stack. An out-of-range site gives a
+/// one-time warning and site 0.
+#[inline]
+pub fn enter_scope(site: u16, type_id: u16) -> SiteScope {
+    let site = site::checked_site(site);
+    thread::with(|s| SiteScope {
+        prev_site: s.scope_site.replace(site),
+        prev_type: s.scope_type.replace(type_id),
+    })
+}
+
+impl Drop for SiteScope {
+    #[inline]
+    fn drop(&mut self) {
+        thread::with(|s| {
+            s.scope_site.set(self.prev_site);
+            s.scope_type.set(self.prev_type);
+        })
+    }
+}
+
+/// The calling thread's current scope site (0 outside any scope).
+pub fn current_scope_site() -> u16 {
+    thread::with(|s| s.scope_site.get())
+}
+
+// ---------------------------------------------------------------------------
+// Process-wide net counters for memory that is not charged to sites.
+
+static NET_MAPPED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+static NET_SHM: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Adds to the net bytes mapped with `mmap` (negative for `munmap`).
+pub fn add_net_mapped(delta: i64) {
+    NET_MAPPED.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// Adds to the net bytes of attached System V shared memory.
+pub fn add_net_shm(delta: i64) {
+    NET_SHM.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// (net mapped, net shared memory) bytes.
+pub fn net_mapped_and_shm() -> (i64, i64) {
+    (
+        NET_MAPPED.load(Ordering::Relaxed),
+        NET_SHM.load(Ordering::Relaxed),
+    )
+}

@@ -1,0 +1,166 @@
+//! The registry of thread tables, thread ids, and the thread-exit fold.
+//!
+//! Tables are pushed onto a lock-free list once and never removed: a table
+//! whose owner exited has its counters folded into the shared *retired* table
+//! and is then adopted by the next new thread, so memory stays bounded by the
+//! peak number of live threads and nothing counted is ever lost, however
+//! many short-lived threads come and go.
+//!
+//! Thread exit is observed with a `pthread` key destructor rather than a Rust
+//! `thread_local!` with `Drop`: a key needs no allocation to set (glibc keeps
+//! the first 32 keys in the thread descriptor), and its destructors run after
+//! the Rust and C++ TLS destructors, which may still allocate.
+
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use super::table::ThreadTable;
+use crate::sys;
+
+static HEAD: AtomicPtr<ThreadTable> = AtomicPtr::new(std::ptr::null_mut());
+static RETIRED: AtomicPtr<ThreadTable> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Next id for a created thread; the initial thread is 0, as in the original.
+static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
+/// Threads that have adopted a table (ever) and that have released one.
+static THREADS_STARTED: AtomicU64 = AtomicU64::new(0);
+static THREADS_EXITED: AtomicU64 = AtomicU64::new(0);
+
+/// The pthread key whose destructor folds an exiting thread's table:
+/// KEY_STATE 0 = not created, 1 = being created, 2 = ready, 3 = failed.
+static KEY_STATE: AtomicU8 = AtomicU8::new(0);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Iterates every table ever registered (live or waiting for adoption).
+pub(crate) fn tables() -> impl Iterator<Item = &'static ThreadTable> {
+    let mut cur = HEAD.load(Ordering::Acquire);
+    std::iter::from_fn(move || {
+        // SAFETY: the list only holds pointers to tables made by
+        // ThreadTable::create, which are 'static and never freed; `next` is
+        // published with Release before the table is linked.
+        let table = unsafe { cur.as_ref() }?;
+        cur = table.next.load(Ordering::Acquire);
+        Some(table)
+    })
+}
+
+/// The shared table holding the counters of exited threads and of
+/// allocations made while a thread has no table of its own.
+pub(crate) fn retired() -> Option<&'static ThreadTable> {
+    let cur = RETIRED.load(Ordering::Acquire);
+    // SAFETY: RETIRED holds null or a 'static table from ThreadTable::create.
+    if let Some(t) = unsafe { cur.as_ref() } {
+        return Some(t);
+    }
+    let fresh = ThreadTable::create()? as *const ThreadTable as *mut ThreadTable;
+    match RETIRED.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: we just published our own 'static table.
+        Ok(_) => Some(unsafe { &*fresh }),
+        // Another thread won; our mapping is left unused (a one-time,
+        // bounded waste of address space, never of touched memory).
+        // SAFETY: as for `cur` above.
+        Err(winner) => unsafe { winner.as_ref() },
+    }
+}
+
+/// Finds a free table (or makes one), marks it in use and registers the
+/// thread-exit hook for it. Returns `None` when no memory can be had; the
+/// caller then charges the retired table.
+pub(crate) fn adopt() -> Option<&'static ThreadTable> {
+    let table = tables()
+        .find(|t| {
+            !t.in_use.load(Ordering::Relaxed)
+                && t.in_use
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        })
+        .or_else(push_new)?;
+    let id = if sys::is_main_thread() {
+        0
+    } else {
+        NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed)
+    };
+    table.thread_id.store(id, Ordering::Relaxed);
+    THREADS_STARTED.fetch_add(1, Ordering::Relaxed);
+    register_exit_hook(table);
+    Some(table)
+}
+
+fn push_new() -> Option<&'static ThreadTable> {
+    let table = ThreadTable::create()?;
+    table.in_use.store(true, Ordering::Relaxed);
+    let ptr = table as *const ThreadTable as *mut ThreadTable;
+    let mut head = HEAD.load(Ordering::Acquire);
+    loop {
+        table.next.store(head, Ordering::Release);
+        match HEAD.compare_exchange_weak(head, ptr, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return Some(table),
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// Folds an exiting thread's counters into the retired table and frees its
+/// table for adoption.
+pub(crate) fn release(table: &'static ThreadTable) {
+    if let Some(retired) = retired() {
+        table.fold_into(retired);
+    }
+    THREADS_EXITED.fetch_add(1, Ordering::Relaxed);
+    table.in_use.store(false, Ordering::Release);
+}
+
+/// (live, total) threads that have used the tracker.
+pub(crate) fn thread_counts() -> (u64, u64) {
+    let started = THREADS_STARTED.load(Ordering::Relaxed);
+    let exited = THREADS_EXITED.load(Ordering::Relaxed);
+    (started.saturating_sub(exited), started)
+}
+
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    if value.is_null() {
+        return;
+    }
+    super::thread::exit_current(value.cast_const().cast::<ThreadTable>());
+}
+
+fn key() -> Option<libc::pthread_key_t> {
+    loop {
+        match KEY_STATE.load(Ordering::Acquire) {
+            2 => return Some(KEY.load(Ordering::Relaxed)),
+            3 => return None,
+            0 => {
+                if KEY_STATE
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let mut key: libc::pthread_key_t = 0;
+                    // SAFETY: `key` is a valid out-pointer and the destructor
+                    // is an extern "C" fn with the signature pthread expects.
+                    let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+                    if rc == 0 {
+                        KEY.store(key, Ordering::Relaxed);
+                        KEY_STATE.store(2, Ordering::Release);
+                    } else {
+                        KEY_STATE.store(3, Ordering::Release);
+                    }
+                }
+            }
+            _ => std::hint::spin_loop(),
+        }
+    }
+}
+
+fn register_exit_hook(table: &'static ThreadTable) {
+    if let Some(key) = key() {
+        // SAFETY: `key` was created by pthread_key_create; the value is a
+        // pointer to a 'static table, handed back to on_thread_exit.
+        unsafe {
+            libc::pthread_setspecific(key, table as *const ThreadTable as *const libc::c_void);
+        }
+    }
+}

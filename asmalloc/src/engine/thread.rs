@@ -1,0 +1,129 @@
+//! The calling thread's state: its table, its current site, and the guard
+//! against re-entering the tracker from a callback.
+//!
+//! A `const`-initialised `thread_local!` with no `Drop` compiles to a plain
+//! TLS slot: no lazy initialisation, no destructor registration (which would
+//! itself allocate), and it stays readable during every thread-exit
+//! destructor.
+
+use std::cell::Cell;
+
+use super::registry;
+use super::table::ThreadTable;
+
+const NEW: u8 = 0;
+const ADOPTING: u8 = 1;
+const ACTIVE: u8 = 2;
+const EXITED: u8 = 3;
+
+pub(crate) struct ThreadState {
+    table: Cell<*const ThreadTable>,
+    phase: Cell<u8>,
+    /// Site and type of the innermost tracked scope (`#[track_alloc]`).
+    pub scope_site: Cell<u16>,
+    pub scope_type: Cell<u16>,
+    /// A one-shot site from `mallocation_set`, for the next call only.
+    pub has_pending: Cell<bool>,
+    pub pending_site: Cell<u16>,
+    pub pending_type: Cell<u16>,
+    /// The pending set already fired the block callback for its delta.
+    pub pending_block_reported: Cell<bool>,
+    /// Inside the user callback: allocations are counted, callbacks are not
+    /// fired again.
+    pub in_callback: Cell<bool>,
+}
+
+impl ThreadState {
+    const fn new() -> ThreadState {
+        ThreadState {
+            table: Cell::new(std::ptr::null()),
+            phase: Cell::new(NEW),
+            scope_site: Cell::new(0),
+            scope_type: Cell::new(0),
+            has_pending: Cell::new(false),
+            pending_site: Cell::new(0),
+            pending_type: Cell::new(0),
+            pending_block_reported: Cell::new(false),
+            in_callback: Cell::new(false),
+        }
+    }
+
+    /// This thread's table, adopting one on first use. `None` while adopting
+    /// (a nested allocation from inside adoption), after the thread-exit fold,
+    /// or if no memory could be mapped: the caller then charges the shared
+    /// retired table.
+    #[inline(always)]
+    pub(crate) fn table(&self) -> Option<&'static ThreadTable> {
+        let t = self.table.get();
+        if !t.is_null() {
+            // SAFETY: `table` only holds pointers to 'static tables from the
+            // registry, set below.
+            return Some(unsafe { &*t });
+        }
+        self.adopt_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt_slow(&self) -> Option<&'static ThreadTable> {
+        if self.phase.get() != NEW {
+            return None;
+        }
+        self.phase.set(ADOPTING);
+        match registry::adopt() {
+            Some(t) => {
+                self.table.set(t);
+                self.phase.set(ACTIVE);
+                Some(t)
+            }
+            None => {
+                self.phase.set(EXITED);
+                None
+            }
+        }
+    }
+
+    /// The site and type the next allocation is charged to, consuming a
+    /// pending one-shot set; the flag says the block callback already fired
+    /// for it.
+    #[inline(always)]
+    pub(crate) fn take_site(&self) -> (u16, u16, bool) {
+        if self.has_pending.get() {
+            self.has_pending.set(false);
+            (
+                self.pending_site.get(),
+                self.pending_type.get(),
+                self.pending_block_reported.get(),
+            )
+        } else {
+            (self.scope_site.get(), self.scope_type.get(), false)
+        }
+    }
+
+    /// The current thread's id as the callback reports it.
+    pub(crate) fn thread_id(&self) -> u64 {
+        self.table().map_or(0, |t| {
+            t.thread_id.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+}
+
+thread_local! {
+    static STATE: ThreadState = const { ThreadState::new() };
+}
+
+/// Runs `f` with the calling thread's state.
+#[inline(always)]
+pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
+    STATE.with(f)
+}
+
+/// Called from the pthread key destructor as the thread exits.
+pub(crate) fn exit_current(table: *const ThreadTable) {
+    with(|s| {
+        s.table.set(std::ptr::null());
+        s.phase.set(EXITED);
+    });
+    // SAFETY: the key's value is the 'static table this thread adopted.
+    registry::release(unsafe { &*table });
+}

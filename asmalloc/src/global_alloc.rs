@@ -1,0 +1,220 @@
+//! The Rust `GlobalAlloc` wrapper.
+//!
+//! `AsmAlloc<A>` forwards every call to the inner allocator `A` with 8 extra
+//! bytes for the block's site tag (placed right after the `layout.size()`
+//! bytes the program asked for, which `dealloc` and `realloc` know exactly),
+//! and charges the block to the thread's current site. The bytes charged are
+//! the block's *usable* size (what the program could use without
+//! reallocating) as the inner allocator reports it through [`UsableSize`],
+//! so totals match what the allocator really holds for the program.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+use crate::engine;
+use crate::op::Op;
+use crate::tag::{self, TAG_SIZE};
+
+/// How big a block really is, as its allocator reports it.
+///
+/// The default says "exactly what was asked for" (`layout.size()`), which is
+/// right for any allocator; `System` (glibc's `malloc_usable_size`) and
+/// `Jemalloc` (`sallocx`) give the real usable size.
+pub trait UsableSize {
+    /// The usable size of the live block `ptr` allocated with `layout`.
+    ///
+    /// # Safety
+    /// `ptr` must be a live block this allocator returned for `layout`.
+    unsafe fn usable_size(&self, ptr: *mut u8, layout: Layout) -> usize {
+        let _ = ptr;
+        layout.size()
+    }
+}
+
+impl UsableSize for System {
+    #[inline]
+    unsafe fn usable_size(&self, ptr: *mut u8, _layout: Layout) -> usize {
+        // SAFETY: on Linux, `System` allocates every block with the C
+        // allocator (malloc, calloc, realloc or posix_memalign), and the
+        // caller guarantees `ptr` is live.
+        unsafe { crate::sys::malloc_usable_size(ptr) }
+    }
+}
+
+#[cfg(feature = "jemalloc")]
+impl UsableSize for tikv_jemallocator::Jemalloc {
+    #[inline]
+    unsafe fn usable_size(&self, ptr: *mut u8, _layout: Layout) -> usize {
+        // SAFETY: the caller guarantees `ptr` is a live jemalloc block.
+        unsafe { tikv_jemallocator::usable_size(ptr) }
+    }
+}
+
+/// A tracking global allocator around `A` (the system allocator by default).
+///
+/// ```no_run
+/// #[global_allocator]
+/// static GLOBAL: asmalloc::AsmAlloc = asmalloc::AsmAlloc::system();
+/// ```
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AsmAlloc<A = System> {
+    inner: A,
+}
+
+impl AsmAlloc<System> {
+    /// Tracking over the system allocator.
+    pub const fn system() -> AsmAlloc<System> {
+        AsmAlloc { inner: System }
+    }
+}
+
+#[cfg(feature = "jemalloc")]
+impl AsmAlloc<tikv_jemallocator::Jemalloc> {
+    /// Tracking over jemalloc.
+    pub const fn jemalloc() -> AsmAlloc<tikv_jemallocator::Jemalloc> {
+        AsmAlloc {
+            inner: tikv_jemallocator::Jemalloc,
+        }
+    }
+}
+
+impl<A> AsmAlloc<A> {
+    /// Tracking over `inner`.
+    pub const fn new(inner: A) -> AsmAlloc<A> {
+        AsmAlloc { inner }
+    }
+
+    /// The wrapped allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+}
+
+/// The layout actually requested from the inner allocator: room for the tag.
+#[inline]
+fn with_tag(layout: Layout) -> Option<Layout> {
+    Layout::from_size_align(layout.size().checked_add(TAG_SIZE)?, layout.align()).ok()
+}
+
+impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
+    /// Bytes charged for a block: its usable size less the tag.
+    #[inline]
+    unsafe fn charged(&self, ptr: *mut u8, layout: Layout, full: Layout) -> usize {
+        // SAFETY: the caller passes a live block of the inner allocator
+        // allocated with `full`.
+        let usable = unsafe { self.inner.usable_size(ptr, full) };
+        usable.saturating_sub(TAG_SIZE).max(layout.size())
+    }
+
+    /// Charges a fresh block and writes its tag.
+    #[inline]
+    unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
+        // SAFETY: `ptr` was just returned by the inner allocator for `full`.
+        let bytes = unsafe { self.charged(ptr, layout, full) };
+        let site = engine::record_alloc(op, bytes);
+        // SAFETY: the block is `layout.size() + TAG_SIZE` bytes long, so the
+        // tag's 8 bytes at `layout.size()` are inside it and ours.
+        unsafe {
+            tag::write(
+                ptr.add(layout.size()),
+                tag::encode(ptr as usize, layout.size(), site),
+            )
+        };
+    }
+
+    /// Reads a block's tag: its site (if valid) and the bytes it was charged.
+    #[inline]
+    unsafe fn read_tag(&self, ptr: *mut u8, layout: Layout, full: Layout) -> (Option<u16>, usize) {
+        // SAFETY: the block was allocated by `alloc`/`realloc` below with
+        // `full`, so its tag bytes at `layout.size()` are readable.
+        let word = unsafe { tag::read(ptr.add(layout.size())) };
+        // SAFETY: `ptr` is a live block allocated with `full`.
+        let bytes = unsafe { self.charged(ptr, layout, full) };
+        (tag::decode(ptr as usize, layout.size(), word), bytes)
+    }
+}
+
+// SAFETY: every method forwards to the inner allocator with a layout that is
+// `layout` plus TAG_SIZE bytes (same alignment), so the inner allocator's
+// guarantees (alignment, size, zeroing) hold for the caller's part of the
+// block; the tag lives only in the extra bytes. Null results are passed
+// through untouched and charged nothing.
+unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(full) = with_tag(layout) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `full` has non-zero size (it includes the tag).
+        let ptr = unsafe { self.inner.alloc(full) };
+        if !ptr.is_null() {
+            // SAFETY: `ptr` is a fresh block for `full`.
+            unsafe { self.track_new(Op::Malloc, ptr, layout, full) };
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(full) = with_tag(layout) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `full` has non-zero size.
+        let ptr = unsafe { self.inner.alloc_zeroed(full) };
+        if !ptr.is_null() {
+            // SAFETY: `ptr` is a fresh block for `full`.
+            unsafe { self.track_new(Op::Calloc, ptr, layout, full) };
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // The same computation succeeded when the block was allocated.
+        let Some(full) = with_tag(layout) else { return };
+        // SAFETY: the caller guarantees `ptr` came from this allocator with
+        // `layout`, so it was allocated with `full` and is still live.
+        let (site, bytes) = unsafe { self.read_tag(ptr, layout, full) };
+        match site {
+            Some(site) => engine::record_free(Op::Free, site, bytes),
+            None => engine::record_foreign_free(bytes),
+        }
+        // SAFETY: `ptr` was allocated by the inner allocator with `full`.
+        unsafe { self.inner.dealloc(ptr, full) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(full) = with_tag(layout) else {
+            return std::ptr::null_mut();
+        };
+        let Some(new_full) = new_size
+            .checked_add(TAG_SIZE)
+            .and_then(|n| Layout::from_size_align(n, layout.align()).ok())
+        else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: `ptr` is a live block allocated with `full` (caller's
+        // contract for `layout`).
+        let (old_site, old_bytes) = unsafe { self.read_tag(ptr, layout, full) };
+        // SAFETY: as above; `new_full.size()` is non-zero and, being a valid
+        // Layout size, does not overflow isize when rounded to the alignment.
+        let new_ptr = unsafe { self.inner.realloc(ptr, full, new_full.size()) };
+        if new_ptr.is_null() {
+            // The old block is untouched and stays charged where it was.
+            return new_ptr;
+        }
+        // SAFETY: `new_size` with the old alignment was validated above.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: `new_ptr` is a live block for `new_full`.
+        let new_bytes = unsafe { self.charged(new_ptr, new_layout, new_full) };
+        let site = engine::record_realloc(Op::Realloc, old_site, old_bytes, new_bytes);
+        // SAFETY: the new block is `new_size + TAG_SIZE` bytes long.
+        unsafe {
+            tag::write(
+                new_ptr.add(new_size),
+                tag::encode(new_ptr as usize, new_size, site),
+            )
+        };
+        new_ptr
+    }
+}

@@ -1,0 +1,88 @@
+//! The raw system calls the runtime makes, in one place.
+//!
+//! Everything here is callable from the allocation path: no function in this
+//! file allocates, takes a lock or panics. Memory for the runtime's own tables
+//! comes straight from `mmap`, never from an allocator, so tracking can never
+//! recurse into itself.
+
+use std::ptr::NonNull;
+
+/// Maps `len` bytes of zeroed, private, lazily-backed memory.
+///
+/// `MAP_NORESERVE` means only the pages actually touched cost memory, so a
+/// table reserved for every possible `u16` site id costs a few pages in
+/// practice. Returns `None` when the kernel refuses.
+pub(crate) fn map_zeroed(len: usize) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping at a kernel-chosen address has no
+    // preconditions; the result is checked against MAP_FAILED before use.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(addr.cast())
+    }
+}
+
+/// Writes all of `bytes` to file descriptor `fd`, retrying on `EINTR` and
+/// short writes, giving up silently on any other error (diagnostics must never
+/// fail the host program).
+pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length describe a live, initialised slice.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            return;
+        }
+    }
+}
+
+/// The calling thread's `errno`.
+pub(crate) fn errno() -> i32 {
+    // SAFETY: __errno_location always returns a valid pointer to the calling
+    // thread's errno.
+    unsafe { *libc::__errno_location() }
+}
+
+/// True when the calling thread is the process's initial thread.
+pub(crate) fn is_main_thread() -> bool {
+    // SAFETY: gettid and getpid take no arguments and cannot fail.
+    unsafe { libc::gettid() == libc::getpid() }
+}
+
+/// Reads `clock` as nanoseconds since its epoch (0 if the call fails).
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return 0;
+    }
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec)
+}
+
+/// The usable size of a block from the C allocator (glibc or an interposed
+/// one): what `malloc_usable_size` says.
+///
+/// # Safety
+/// `ptr` must be a live block returned by the process's `malloc` family.
+pub(crate) unsafe fn malloc_usable_size(ptr: *mut u8) -> usize {
+    // SAFETY: the caller guarantees `ptr` is a live malloc-family block.
+    unsafe { libc::malloc_usable_size(ptr.cast()) }
+}
