@@ -119,12 +119,9 @@ pub fn alloc_at(site: u16, size: usize, align: usize, zeroed: bool) -> Block {
     assert!(!ptr.is_null());
     assert_eq!(ptr as usize % align, 0, "alignment {align} not honoured");
     if zeroed {
-        // SAFETY: the block is `size` bytes long.
-        assert!(
-            unsafe { std::slice::from_raw_parts(ptr, size) }
-                .iter()
-                .all(|&b| b == 0)
-        );
+        // SAFETY: the block is `size` bytes long and initialised (zeroed).
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, size) };
+        assert!(bytes.iter().all(|&b| b == 0));
     }
     // SAFETY: the block is `size` bytes long; the program may use all of it.
     unsafe { ptr.write_bytes(0xab, size) };
@@ -151,12 +148,9 @@ pub fn realloc_at(block: Block, site: u16, new_size: usize) -> Block {
     };
     assert!(!ptr.is_null());
     let keep = block.layout.size().min(new_size);
-    // SAFETY: the first `keep` bytes were preserved by realloc.
-    assert!(
-        unsafe { std::slice::from_raw_parts(ptr, keep) }
-            .iter()
-            .all(|&b| b == 0xab)
-    );
+    // SAFETY: the first `keep` bytes were preserved (initialised) by realloc.
+    let bytes = unsafe { std::slice::from_raw_parts(ptr, keep) };
+    assert!(bytes.iter().all(|&b| b == 0xab));
     // SAFETY: the new block is `new_size` bytes long.
     unsafe { ptr.write_bytes(0xab, new_size) };
     Block {
