@@ -120,46 +120,76 @@ fn write_vm_stats(w: &mut dyn Write, vm: &VmStats) -> io::Result<()> {
 }
 
 fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<()> {
-    let shown: Vec<_> = snap.sites.iter().take(top).collect();
+    let rows: Vec<[String; 7]> = snap
+        .sites
+        .iter()
+        .take(top)
+        .map(|s| {
+            let (type_name, place, function) = match site::describe(s.id) {
+                Some(i) if s.id != 0 => (
+                    i.type_name.to_string(),
+                    format!("{}:{}", i.file, i.line),
+                    if i.function.is_empty() {
+                        "?"
+                    } else {
+                        i.function
+                    }
+                    .to_string(),
+                ),
+                _ if s.id == 0 => ("-".into(), "(unknown site)".into(), "-".into()),
+                _ => ("?".into(), "(not in site table)".into(), "?".into()),
+            };
+            [
+                s.id.to_string(),
+                type_name,
+                place,
+                function,
+                human_bytes(s.net_bytes),
+                s.net_bytes.to_string(),
+                s.net_count.to_string(),
+            ]
+        })
+        .collect();
     writeln!(
         w,
         "  top {} of {} sites by net bytes:",
-        shown.len(),
+        rows.len(),
         snap.sites.len()
     )?;
-    writeln!(
-        w,
-        "    {:>5}  {:<10} {:<32} {:<28} {:>12} {:>10} {:>9}",
-        "id", "type", "file:line", "function", "net", "net bytes", "net count"
-    )?;
-    for s in shown {
-        let (type_name, place, function) = match site::describe(s.id) {
-            Some(i) if s.id != 0 => (
-                i.type_name.to_string(),
-                format!("{}:{}", i.file, i.line),
-                if i.function.is_empty() {
-                    "?".to_string()
-                } else {
-                    i.function.to_string()
-                },
-            ),
-            _ if s.id == 0 => ("-".into(), "(unknown site)".into(), "-".into()),
-            _ => (
-                "?".into(),
-                format!("(site {} not in table)", s.id),
-                "?".into(),
-            ),
-        };
+    let header = [
+        "id",
+        "type",
+        "file:line",
+        "function",
+        "net",
+        "net bytes",
+        "net count",
+    ];
+    let mut width = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let header = header.map(str::to_string);
+    for row in std::iter::once(&header).chain(&rows) {
         writeln!(
             w,
-            "    {:>5}  {:<10} {:<32} {:<28} {:>12} {:>10} {:>9}",
-            s.id,
-            type_name,
-            place,
-            function,
-            human_bytes(s.net_bytes),
-            s.net_bytes,
-            s.net_count
+            "    {:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}  {:>w5$}  {:>w6$}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2],
+            w3 = width[3],
+            w4 = width[4],
+            w5 = width[5],
+            w6 = width[6],
         )?;
     }
     Ok(())
