@@ -1,0 +1,341 @@
+//! Rust sites: functions and methods carrying `#[track_alloc(type)]`.
+//!
+//! # Single source of truth
+//!
+//! This module is the one place that defines, for both the generator and
+//! the `#[track_alloc]` proc-macro:
+//!
+//! - the attribute's spelling ([`is_track_alloc_path`]): `track_alloc`,
+//!   `asmalloc::track_alloc` or `::asmalloc::track_alloc`;
+//! - its grammar ([`parse_track_alloc_args`]): exactly one identifier, the
+//!   site type (`#[track_alloc(cache)]`), an optional trailing comma;
+//! - the function path ([`module_path_for_file`], [`FnPathBuilder`]):
+//!   `module::Type::method`, where the module comes from the file path
+//!   relative to the crate's `src/` (`lib.rs`, `main.rs`, `mod.rs` name their
+//!   directory's module) plus inline `mod` blocks, `Type` is the last path
+//!   segment of an `impl`'s self type (or the trait's name for a trait's
+//!   default method), and a function nested in another function's body gets
+//!   the outer function's name as one more segment;
+//! - the site key ([`rust_site_key`]): `"{fn_path}@{file}"`.
+//!
+//! It depends on `syn` and `proc-macro2` only, so the macro crate can depend
+//! on `asmalloc-gen` with `default-features` trimmed, or the file can move
+//! into a shared crate unchanged.
+
+use proc_macro2::TokenStream;
+use syn::parse::{ParseStream, Parser};
+use syn::visit::Visit;
+use syn::{Attribute, Ident, Token};
+
+use crate::site::{FoundSite, SiteLang, fingerprint};
+
+/// The attribute's name.
+pub const ATTRIBUTE: &str = "track_alloc";
+
+/// Whether an attribute path names `track_alloc`.
+pub fn is_track_alloc_path(path: &syn::Path) -> bool {
+    let segs: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    match segs.as_slice() {
+        [a] => a == ATTRIBUTE,
+        [c, a] => c == "asmalloc" && a == ATTRIBUTE,
+        _ => false,
+    }
+}
+
+/// Parses the attribute's arguments (the tokens inside the parentheses):
+/// one identifier naming the site type. The error carries the span to
+/// report a compile error at.
+pub fn parse_track_alloc_args(tokens: TokenStream) -> syn::Result<Ident> {
+    let parser = |input: ParseStream<'_>| -> syn::Result<Ident> {
+        if input.is_empty() {
+            return Err(
+                input.error("#[track_alloc] needs a site type, for example #[track_alloc(cache)]")
+            );
+        }
+        let ty: Ident = input.call(syn::ext::IdentExt::parse_any).map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "#[track_alloc(..)] takes one identifier naming the site type, \
+                 for example #[track_alloc(cache)]",
+            )
+        })?;
+        if input.peek(Token![,]) {
+            input.parse::<Token![,]>()?;
+        }
+        if !input.is_empty() {
+            return Err(
+                input.error("#[track_alloc(..)] takes exactly one identifier naming the site type")
+            );
+        }
+        Ok(ty)
+    };
+    parser.parse2(tokens)
+}
+
+/// The site type of an attribute, `None` if it is not `track_alloc`.
+pub fn track_alloc_type(attr: &Attribute) -> Option<syn::Result<Ident>> {
+    if !is_track_alloc_path(attr.path()) {
+        return None;
+    }
+    Some(match &attr.meta {
+        syn::Meta::List(list) => parse_track_alloc_args(list.tokens.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "#[track_alloc] needs a site type, for example #[track_alloc(cache)]",
+        )),
+    })
+}
+
+/// Module path segments of a file: `src/a/b.rs` → `[a, b]`,
+/// `src/a/mod.rs` → `[a]`, `src/lib.rs` → `[]`. The path is taken after its
+/// last `src` component if it has one, else as relative to `src/`.
+pub fn module_path_for_file(file_rel: &str) -> Vec<String> {
+    let comps: Vec<&str> = file_rel
+        .split(['/', '\\'])
+        .filter(|c| !c.is_empty())
+        .collect();
+    let after = comps
+        .iter()
+        .rposition(|c| *c == "src")
+        .map_or(&comps[..], |p| &comps[p + 1..]);
+    let mut out: Vec<String> = after.iter().map(|c| (*c).to_owned()).collect();
+    if let Some(last) = out.pop() {
+        let stem = last.strip_suffix(".rs").unwrap_or(&last);
+        if !(matches!(stem, "lib" | "main" | "mod") || (after.len() == 1 && stem == "build")) {
+            out.push(stem.to_owned());
+        }
+    }
+    out
+}
+
+/// The site key both the generator and the macro compute.
+pub fn rust_site_key(file_rel: &str, fn_path: &str) -> String {
+    format!("{fn_path}@{file_rel}")
+}
+
+/// Builds `module::Type::method` paths while walking a file.
+#[derive(Clone, Debug, Default)]
+pub struct FnPathBuilder {
+    segments: Vec<String>,
+}
+
+impl FnPathBuilder {
+    /// Starts at a file's module.
+    pub fn for_file(file_rel: &str) -> FnPathBuilder {
+        FnPathBuilder {
+            segments: module_path_for_file(file_rel),
+        }
+    }
+
+    /// Enters a scope (inline module, impl type, outer function).
+    pub fn push(&mut self, seg: impl Into<String>) {
+        self.segments.push(seg.into());
+    }
+
+    /// Leaves the innermost scope.
+    pub fn pop(&mut self) {
+        self.segments.pop();
+    }
+
+    /// The path of a function named `name` in the current scope.
+    pub fn path_of(&self, name: &str) -> String {
+        let mut s = self.segments.join("::");
+        if !s.is_empty() {
+            s.push_str("::");
+        }
+        s.push_str(name);
+        s
+    }
+}
+
+/// A problem in one Rust file: line, column, message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RustProblem {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Scans one Rust file. A parse failure is an `Err`; a malformed attribute
+/// is reported in the problem list and its function skipped.
+pub fn scan_rust(
+    src: &str,
+    file_rel: &str,
+) -> Result<(Vec<FoundSite>, Vec<RustProblem>), RustProblem> {
+    let file = syn::parse_file(src).map_err(|e| {
+        let start = e.span().start();
+        RustProblem {
+            line: start.line,
+            column: start.column + 1,
+            message: format!("Rust that does not parse: {e}"),
+        }
+    })?;
+    let mut v = Visitor {
+        path: FnPathBuilder::for_file(file_rel),
+        file_rel,
+        sites: Vec::new(),
+        problems: Vec::new(),
+    };
+    v.visit_file(&file);
+    Ok((v.sites, v.problems))
+}
+
+struct Visitor<'a> {
+    path: FnPathBuilder,
+    file_rel: &'a str,
+    sites: Vec<FoundSite>,
+    problems: Vec<RustProblem>,
+}
+
+fn self_type_name(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or_else(String::new, |s| s.ident.to_string()),
+        syn::Type::Reference(r) => self_type_name(&r.elem),
+        other => quote::quote!(#other).to_string().replace(' ', ""),
+    }
+}
+
+impl Visitor<'_> {
+    fn check(&mut self, attrs: &[Attribute], ident: &Ident) {
+        for attr in attrs {
+            match track_alloc_type(attr) {
+                None => {}
+                Some(Err(e)) => {
+                    let start = e.span().start();
+                    self.problems.push(RustProblem {
+                        line: start.line,
+                        column: start.column + 1,
+                        message: e.to_string(),
+                    });
+                }
+                Some(Ok(ty)) => {
+                    let name = ident.to_string();
+                    let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
+                    let function = self.path.path_of(&name);
+                    let start = ident.span().start();
+                    self.sites.push(FoundSite {
+                        file: String::new(),
+                        line: start.line as u32,
+                        column: start.column as u32 + 1,
+                        context: fingerprint(rust_site_key(self.file_rel, &function).as_bytes()),
+                        function,
+                        type_name: ty.to_string().trim_start_matches("r#").to_owned(),
+                        callee: name,
+                        lang: SiteLang::Rust,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Visitor<'_> {
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        if m.content.is_some() {
+            self.path.push(m.ident.to_string());
+            syn::visit::visit_item_mod(self, m);
+            self.path.pop();
+        }
+    }
+
+    fn visit_item_impl(&mut self, i: &'ast syn::ItemImpl) {
+        self.path.push(self_type_name(&i.self_ty));
+        syn::visit::visit_item_impl(self, i);
+        self.path.pop();
+    }
+
+    fn visit_item_trait(&mut self, t: &'ast syn::ItemTrait) {
+        self.path.push(t.ident.to_string());
+        syn::visit::visit_item_trait(self, t);
+        self.path.pop();
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        self.check(&f.attrs, &f.sig.ident);
+        self.path.push(f.sig.ident.to_string());
+        syn::visit::visit_item_fn(self, f);
+        self.path.pop();
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        self.check(&f.attrs, &f.sig.ident);
+        self.path.push(f.sig.ident.to_string());
+        syn::visit::visit_impl_item_fn(self, f);
+        self.path.pop();
+    }
+
+    fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
+        if f.default.is_some() {
+            self.check(&f.attrs, &f.sig.ident);
+        }
+        self.path.push(f.sig.ident.to_string());
+        syn::visit::visit_trait_item_fn(self, f);
+        self.path.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_paths() {
+        assert!(module_path_for_file("src/lib.rs").is_empty());
+        assert!(module_path_for_file("main.rs").is_empty());
+        assert_eq!(module_path_for_file("src/a/mod.rs"), ["a"]);
+        assert_eq!(module_path_for_file("crates/x/src/a/b.rs"), ["a", "b"]);
+        assert_eq!(module_path_for_file("a/b.rs"), ["a", "b"]);
+    }
+
+    #[test]
+    fn args_grammar() {
+        let ok = parse_track_alloc_args(quote::quote!(cache)).unwrap();
+        assert_eq!(ok, "cache");
+        assert!(parse_track_alloc_args(quote::quote!(cache,)).is_ok());
+        assert!(parse_track_alloc_args(quote::quote!()).is_err());
+        assert!(parse_track_alloc_args(quote::quote!(a, b)).is_err());
+        assert!(parse_track_alloc_args(quote::quote!("a")).is_err());
+    }
+
+    #[test]
+    fn paths_and_keys() {
+        let src = "#[track_alloc(cache)] fn top() {}\n\
+                   mod inner { impl<T> Foo<T> { #[asmalloc::track_alloc(buf)] pub fn m(&self) {} } }\n\
+                   trait Tr { #[track_alloc(x)] fn d(&self) {} }\n\
+                   fn outer() { #[track_alloc(y)] fn nested() {} }\n\
+                   #[track_alloc] fn bad() {}\n";
+        let (sites, problems) = scan_rust(src, "src/net/mod.rs").unwrap();
+        let got: Vec<_> = sites
+            .iter()
+            .map(|s| (s.function.as_str(), s.type_name.as_str(), s.line))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("net::top", "cache", 1),
+                ("net::inner::Foo::m", "buf", 2),
+                ("net::Tr::d", "x", 3),
+                ("net::outer::nested", "y", 4)
+            ]
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].line, 5);
+        assert_eq!(
+            rust_site_key("src/net/mod.rs", "net::top"),
+            "net::top@src/net/mod.rs"
+        );
+    }
+
+    #[test]
+    fn parse_error_has_line() {
+        let e = scan_rust("fn a() {}\nfn b( {", "x.rs").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+}
