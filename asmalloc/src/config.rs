@@ -271,6 +271,33 @@ static DELTA_SECONDS: AtomicI64 = AtomicI64::new(Thresholds::DEFAULT.delta_secon
 
 static WARNED_FEATURE_BITS: AtomicBool = AtomicBool::new(false);
 
+// What the allocation path compares against: the block and delta thresholds
+// when their feature is on, `usize::MAX` (never crossed) when it is off, so
+// the common case is two loads and two compares, with no feature test.
+static ARMED_BLOCK: AtomicUsize = AtomicUsize::new(Thresholds::DEFAULT.block_bytes);
+static ARMED_DELTA: AtomicUsize = AtomicUsize::new(Thresholds::DEFAULT.delta_bytes);
+
+fn rearm() {
+    let f = features();
+    let t = thresholds();
+    ARMED_BLOCK.store(
+        if f.contains(Features::BLOCKS) {
+            t.block_bytes
+        } else {
+            usize::MAX
+        },
+        Ordering::Relaxed,
+    );
+    ARMED_DELTA.store(
+        if f.contains(Features::MALLOCATIONS) {
+            t.delta_bytes
+        } else {
+            usize::MAX
+        },
+        Ordering::Relaxed,
+    );
+}
+
 /// The features in force.
 #[inline]
 pub fn features() -> Features {
@@ -280,6 +307,7 @@ pub fn features() -> Features {
 /// Sets the features (`ASM_CMD_SET_FEATURES`).
 pub fn set_features(features: Features) {
     FEATURES.store(features.0, Ordering::Relaxed);
+    rearm();
 }
 
 /// Sets features from raw bits as the C API passes them: unknown bits give a
@@ -301,11 +329,24 @@ pub fn thresholds() -> Thresholds {
     }
 }
 
+/// The block threshold if `BLOCKS` is on, else `usize::MAX`.
+#[inline(always)]
+pub(crate) fn armed_block_threshold() -> usize {
+    ARMED_BLOCK.load(Ordering::Relaxed)
+}
+
+/// The delta threshold if `MALLOCATIONS` is on, else `usize::MAX`.
+#[inline(always)]
+pub(crate) fn armed_delta_threshold() -> usize {
+    ARMED_DELTA.load(Ordering::Relaxed)
+}
+
 /// Sets the thresholds (`ASM_CMD_SET_THRESHOLDS`).
 pub fn set_thresholds(t: Thresholds) {
     BLOCK_BYTES.store(t.block_bytes, Ordering::Relaxed);
     DELTA_BYTES.store(t.delta_bytes, Ordering::Relaxed);
     DELTA_SECONDS.store(t.delta_seconds, Ordering::Relaxed);
+    rearm();
 }
 
 /// Shows a [`ConfigError`] without its `asmalloc: ` prefix (diag adds it).

@@ -152,7 +152,13 @@ fn add_table(
     for id in table.touched_sites() {
         let c = table.site(id);
         let allocs = c.allocs.load(Ordering::Relaxed);
-        let frees = c.frees.load(Ordering::Relaxed);
+        let net_count = c.net_count.load(Ordering::Relaxed);
+        let net_bytes = c.net_bytes.load(Ordering::Relaxed);
+        let alloc_bytes = c.alloc_bytes.load(Ordering::Relaxed);
+        // Per thread, frees = allocs - net (a thread may free more than it
+        // allocated at a site; the wrapping sums come out right).
+        let frees = allocs.wrapping_sub(net_count as u64);
+        let free_bytes = alloc_bytes.wrapping_sub(net_bytes as u64);
         if allocs == 0 && frees == 0 {
             continue;
         }
@@ -160,19 +166,11 @@ fn add_table(
             id,
             ..SiteStats::default()
         });
-        s.net_bytes = s
-            .net_bytes
-            .wrapping_add(c.net_bytes.load(Ordering::Relaxed));
-        s.net_count = s
-            .net_count
-            .wrapping_add(c.net_count.load(Ordering::Relaxed));
+        s.net_bytes = s.net_bytes.wrapping_add(net_bytes);
+        s.net_count = s.net_count.wrapping_add(net_count);
         s.allocs = s.allocs.wrapping_add(allocs);
         s.frees = s.frees.wrapping_add(frees);
-        s.alloc_bytes = s
-            .alloc_bytes
-            .wrapping_add(c.alloc_bytes.load(Ordering::Relaxed));
-        s.free_bytes = s
-            .free_bytes
-            .wrapping_add(c.free_bytes.load(Ordering::Relaxed));
+        s.alloc_bytes = s.alloc_bytes.wrapping_add(alloc_bytes);
+        s.free_bytes = s.free_bytes.wrapping_add(free_bytes);
     }
 }

@@ -13,18 +13,22 @@ use std::ptr::NonNull;
 /// table reserved for every possible `u16` site id costs a few pages in
 /// practice. Returns `None` when the kernel refuses.
 pub(crate) fn map_zeroed(len: usize) -> Option<NonNull<u8>> {
+    // The raw system call, not `libc::mmap`: inside the LD_PRELOAD library
+    // `mmap` is interposed (and counted as the program's), and the runtime's
+    // own tables must neither be counted nor recurse into the tracker.
     // SAFETY: an anonymous private mapping at a kernel-chosen address has no
     // preconditions; the result is checked against MAP_FAILED before use.
     let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
+        libc::syscall(
+            libc::SYS_mmap,
+            std::ptr::null_mut::<libc::c_void>(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
+            -1 as libc::c_int,
+            0 as libc::off_t,
         )
-    };
+    } as *mut libc::c_void;
     if addr == libc::MAP_FAILED {
         None
     } else {
@@ -75,14 +79,4 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> i64 {
     ts.tv_sec
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec)
-}
-
-/// The usable size of a block from the C allocator (glibc or an interposed
-/// one): what `malloc_usable_size` says.
-///
-/// # Safety
-/// `ptr` must be a live block returned by the process's `malloc` family.
-pub(crate) unsafe fn malloc_usable_size(ptr: *mut u8) -> usize {
-    // SAFETY: the caller guarantees `ptr` is a live malloc-family block.
-    unsafe { libc::malloc_usable_size(ptr.cast()) }
 }

@@ -37,7 +37,6 @@ pub(crate) use table::ThreadTable;
 
 /// Charges an allocation of `bytes` made by `op` to the calling thread's
 /// current site and returns that site (to be written into the block's tag).
-#[inline]
 pub fn record_alloc(op: Op, bytes: usize) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
@@ -55,7 +54,6 @@ pub fn record_alloc(op: Op, bytes: usize) -> u16 {
 
 /// Charges a free of `bytes` by `op` back to `site` (read from the block's
 /// tag). Clears a pending one-shot site.
-#[inline]
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
@@ -63,7 +61,7 @@ pub fn record_free(op: Op, site: u16, bytes: usize) {
             Some(t) => {
                 t.count_op(op, bytes);
                 let net = t.charge_free(site, bytes);
-                check_thresholds(s, t, site, site_type(site), -(bytes as i64), net, false);
+                check_thresholds(s, t, site, TYPE_OF_SITE, -(bytes as i64), net, false);
             }
             None => charge_retired(op, site, bytes, false),
         }
@@ -72,7 +70,6 @@ pub fn record_free(op: Op, site: u16, bytes: usize) {
 
 /// Counts a free of a block whose tag did not validate: never charged to a
 /// site (see [`Op::ForeignFree`]). Clears a pending one-shot site.
-#[inline]
 pub fn record_foreign_free(bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
@@ -90,7 +87,6 @@ pub fn record_foreign_free(bytes: usize) {
 /// Charges a reallocation: the old block (`old_site` from its tag, `None`
 /// when the tag was foreign) is freed from its site and the new one is
 /// charged to the current site, which is returned for the new tag.
-#[inline]
 pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes: usize) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
@@ -105,7 +101,7 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
                                 s,
                                 t,
                                 old,
-                                site_type(old),
+                                TYPE_OF_SITE,
                                 -(old_bytes as i64),
                                 net,
                                 true,
@@ -135,7 +131,6 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
 }
 
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).
-#[inline]
 pub fn record_op(op: Op, bytes: usize) {
     thread::with(|s| match s.table() {
         Some(t) => t.count_op(op, bytes),
@@ -155,12 +150,17 @@ fn charge_retired(op: Op, site: u16, bytes: usize, alloc: bool) {
     }
 }
 
+/// Passed as the type of a free: the callback, if it fires, reports the
+/// type the site was registered with (looked up only then).
+const TYPE_OF_SITE: u16 = u16::MAX;
+
 /// The type a site was registered with, for callbacks fired by frees.
 fn site_type(site: u16) -> u16 {
     site::describe(site).map_or(0, |d| d.type_id)
 }
 
-/// Inline part of the threshold check: two comparisons when nothing fires.
+/// Inline part of the threshold check: two loads and two comparisons when
+/// nothing fires (a feature that is off arms its threshold at `usize::MAX`).
 #[inline(always)]
 fn check_thresholds(
     s: &thread::ThreadState,
@@ -171,18 +171,13 @@ fn check_thresholds(
     net: i64,
     block_done: bool,
 ) {
-    let features = config::features();
-    let th = config::thresholds();
-    let block = features.contains(Features::BLOCKS)
-        && !block_done
-        && delta.unsigned_abs() > th.block_bytes as u64;
-    let drift = features.contains(Features::MALLOCATIONS)
-        && net
-            .wrapping_sub(t.site(site).reported_total.load(Ordering::Relaxed))
-            .unsigned_abs()
-            > th.delta_bytes as u64;
+    let block = delta.unsigned_abs() > config::armed_block_threshold() as u64 && !block_done;
+    let drift = net
+        .wrapping_sub(t.site(site).reported_total.load(Ordering::Relaxed))
+        .unsigned_abs()
+        > config::armed_delta_threshold() as u64;
     if block || drift {
-        thresholds_crossed(s, t, site, type_id, delta, net, block, drift, th);
+        thresholds_crossed(s, t, site, type_id, delta, net, block, drift);
     }
 }
 
@@ -198,10 +193,15 @@ fn thresholds_crossed(
     net: i64,
     block: bool,
     drift: bool,
-    th: config::Thresholds,
 ) {
+    let th = config::thresholds();
     let now = clock::now_ns();
     let thread_id = t.thread_id.load(Ordering::Relaxed);
+    let type_id = if type_id == TYPE_OF_SITE {
+        site_type(site)
+    } else {
+        type_id
+    };
     if block {
         fire(s, thread_id, type_id, site, delta, 0, now);
     }

@@ -37,12 +37,13 @@ fn touch_bit(site: u16) -> (usize, u64) {
 /// `mallocation_set` API and by threshold reports.
 #[repr(C, align(64))]
 pub(crate) struct SiteCounters {
+    // Frees and freed bytes are not stored: they are `allocs - net_count`
+    // and `alloc_bytes - net_bytes`, so a free writes two counters.
     pub net_bytes: AtomicI64,
     pub net_count: AtomicI64,
     pub allocs: AtomicU64,
-    pub frees: AtomicU64,
     pub alloc_bytes: AtomicU64,
-    pub free_bytes: AtomicU64,
+    _spare: [AtomicU64; 2],
     /// `net_bytes` when the delta callback last fired for this site.
     pub reported_total: AtomicI64,
     /// Whole seconds (Unix time) of that report; 0 = never.
@@ -174,15 +175,19 @@ impl ThreadTable {
     /// Charges an allocation of `bytes` to `site` (owner only).
     #[inline(always)]
     pub(crate) fn charge_alloc(&self, site: u16, bytes: usize) -> i64 {
-        self.touch(site);
         let c = self.site(site);
+        let allocs = c.allocs.load(Ordering::Relaxed);
+        if allocs == 0 {
+            // First allocation at this site in this table's life.
+            self.touch(site);
+        }
+        c.allocs.store(allocs.wrapping_add(1), Ordering::Relaxed);
         let net = c
             .net_bytes
             .load(Ordering::Relaxed)
             .wrapping_add(bytes as i64);
         c.net_bytes.store(net, Ordering::Relaxed);
         owner_add_i(&c.net_count, 1);
-        owner_add_u(&c.allocs, 1);
         owner_add_u(&c.alloc_bytes, bytes as u64);
         net
     }
@@ -190,16 +195,19 @@ impl ThreadTable {
     /// Charges a free of `bytes` back to `site` (owner only).
     #[inline(always)]
     pub(crate) fn charge_free(&self, site: u16, bytes: usize) -> i64 {
-        self.touch(site);
         let c = self.site(site);
+        let count = c.net_count.load(Ordering::Relaxed);
+        if count == 0 && c.allocs.load(Ordering::Relaxed) == 0 {
+            // A free at a site this table never allocated at (the block
+            // came from another thread): the first write to it.
+            self.touch(site);
+        }
+        c.net_count.store(count.wrapping_sub(1), Ordering::Relaxed);
         let net = c
             .net_bytes
             .load(Ordering::Relaxed)
             .wrapping_sub(bytes as i64);
         c.net_bytes.store(net, Ordering::Relaxed);
-        owner_add_i(&c.net_count, -1);
-        owner_add_u(&c.frees, 1);
-        owner_add_u(&c.free_bytes, bytes as u64);
         net
     }
 
@@ -224,8 +232,6 @@ impl ThreadTable {
         } else {
             c.net_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
             c.net_count.fetch_sub(1, Ordering::Relaxed);
-            c.frees.fetch_add(1, Ordering::Relaxed);
-            c.free_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         }
     }
 
@@ -255,14 +261,8 @@ impl ThreadTable {
                 .fetch_add(from.net_count.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             to.allocs
                 .fetch_add(from.allocs.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-            to.frees
-                .fetch_add(from.frees.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             to.alloc_bytes.fetch_add(
                 from.alloc_bytes.swap(0, Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            to.free_bytes.fetch_add(
-                from.free_bytes.swap(0, Ordering::Relaxed),
                 Ordering::Relaxed,
             );
             // Per-thread report state starts afresh for the next owner.

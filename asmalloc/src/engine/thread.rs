@@ -113,9 +113,19 @@ thread_local! {
 }
 
 /// Runs `f` with the calling thread's state.
+///
+/// The closure given to `LocalKey::with` only takes the address, so it is
+/// always inlined and the TLS access compiles to one `fs:`-relative load;
+/// with the whole body inside, LLVM would keep `with` out of line and reach
+/// the key through a function pointer on every allocation.
 #[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    STATE.with(f)
+    let state: *const ThreadState = STATE.with(|s| s as *const ThreadState);
+    // SAFETY: the pointer is to this thread's own `STATE`, which has no
+    // destructor and so stays valid for the whole life of the thread,
+    // including its TLS destructors; the reference handed to `f` cannot leave
+    // the thread (`ThreadState` is `!Sync`) and does not outlive the call.
+    f(unsafe { &*state })
 }
 
 /// Called from the pthread key destructor as the thread exits.

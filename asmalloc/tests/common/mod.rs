@@ -27,25 +27,10 @@ impl Rng {
     }
 }
 
-/// What the tracker should charge for a block: its usable size less the tag
-/// (glibc's `malloc_usable_size`, as `UsableSize for System` documents).
-pub fn charged(ptr: *mut u8, requested: usize, align: usize) -> usize {
-    // SAFETY: tests only pass live blocks of the system allocator.
-    let usable = unsafe { libc::malloc_usable_size(ptr.cast()) };
-    let charged = usable - asmalloc::tag::TAG_SIZE;
-    assert!(
-        charged >= requested,
-        "charged {charged} < requested {requested}"
-    );
-    // glibc rounds small chunks to 16 bytes and mmap-ed chunks (128 KiB and
-    // up, or shrunk from such) to whole pages, and may leave up to an
-    // alignment's worth of slack on over-aligned blocks.
-    let slack = 4096 + 64 + align;
-    assert!(
-        charged < requested + slack,
-        "charged {charged} far above requested {requested}"
-    );
-    charged
+/// What the tracker should charge for a block over `System`: exactly the
+/// requested bytes (see `asmalloc::UsableSize`).
+pub fn charged(_ptr: *mut u8, requested: usize, _align: usize) -> usize {
+    requested
 }
 
 /// Per-site expected net bytes and blocks.
