@@ -238,7 +238,8 @@ impl Builder {
         opts.names = self.names()?;
         let previous = self.load_previous(default_previous)?;
         let scan = scan(&self.roots, &opts);
-        let table = assign(previous.as_ref(), &scan.sites)?;
+        let kept: std::collections::HashSet<String> = scan.skipped.iter().cloned().collect();
+        let table = assign(previous.as_ref(), &kept, &scan.sites)?;
         // Type names must map to distinct C enumerators.
         let mut seen = BTreeSet::new();
         for t in &table.types {

@@ -395,7 +395,13 @@ impl Finder<'_, '_> {
                         i = end + 1;
                         continue;
                     }
-                    let func = st.func.as_deref().unwrap_or("");
+                    // A call in a C++ constructor's initializer list
+                    // (`A::A() : b(malloc(1))`) belongs to the constructor.
+                    let func = match (&st.func, st.frozen) {
+                        (Some(f), _) => f.as_str(),
+                        (None, true) => st.cand.as_deref().unwrap_or(""),
+                        (None, false) => "",
+                    };
                     // Cheap pre-check before the borrow-heavy call.
                     if self.names.get(self.text(&t)).is_some() {
                         let func = func.to_owned();

@@ -129,10 +129,17 @@ fn number<'a>(items: &mut [Item<'a>]) {
 }
 
 /// Assigns ids to `found` (sorted by file, line, column), keeping those of
-/// `prev`.
-pub fn assign(prev: Option<&Table>, found: &[FoundSite]) -> Result<Table, Error> {
+/// `prev`. The previous sites of files in `kept` (files that could not be
+/// scanned this time) are carried over unchanged, so a file that briefly
+/// fails to parse does not lose its ids.
+pub fn assign(
+    prev: Option<&Table>,
+    kept: &HashSet<String>,
+    found: &[FoundSite],
+) -> Result<Table, Error> {
     let empty = Table::default();
     let prev = prev.unwrap_or(&empty);
+    let carried: Vec<&Entry> = prev.live().filter(|e| kept.contains(&e.file)).collect();
     let mut news: Vec<Item<'_>> = found
         .iter()
         .map(|s| Item {
@@ -147,7 +154,7 @@ pub fn assign(prev: Option<&Table>, found: &[FoundSite]) -> Result<Table, Error>
         .collect();
     number(&mut news);
     let live: Vec<&Entry> = {
-        let mut v: Vec<&Entry> = prev.live().collect();
+        let mut v: Vec<&Entry> = prev.live().filter(|e| !kept.contains(&e.file)).collect();
         v.sort_by(|a, b| (&a.file, a.line, a.column, a.id).cmp(&(&b.file, b.line, b.column, b.id)));
         v
     };
@@ -308,6 +315,9 @@ pub fn assign(prev: Option<&Table>, found: &[FoundSite]) -> Result<Table, Error>
             entries.insert(e.id, e.clone());
         }
     }
+    for e in carried {
+        entries.insert(e.id, e.clone());
+    }
     for (k, e) in live.iter().enumerate() {
         if !old_used[k] {
             let mut r = (*e).clone();
@@ -419,6 +429,10 @@ mod tests {
         }
     }
 
+    fn no() -> HashSet<String> {
+        HashSet::new()
+    }
+
     fn ids(t: &Table) -> Vec<(u16, u32, bool)> {
         t.entries
             .iter()
@@ -430,6 +444,7 @@ mod tests {
     fn insert_before_keeps_ids() {
         let a = assign(
             None,
+            &no(),
             &[
                 site("a.c", 10, "f", "MALLOC", "x"),
                 site("a.c", 20, "f", "MALLOC", "y"),
@@ -439,6 +454,7 @@ mod tests {
         // A new call at the top of f, everything moved by 5 lines.
         let b = assign(
             Some(&a),
+            &no(),
             &[
                 site("a.c", 12, "f", "MALLOC", "z"),
                 site("a.c", 15, "f", "MALLOC", "x"),
@@ -453,16 +469,18 @@ mod tests {
     fn removed_ids_are_not_reused() {
         let a = assign(
             None,
+            &no(),
             &[
                 site("a.c", 10, "f", "MALLOC", "x"),
                 site("a.c", 90, "g", "FREE", "y"),
             ],
         )
         .unwrap();
-        let b = assign(Some(&a), &[site("a.c", 10, "f", "MALLOC", "x")]).unwrap();
+        let b = assign(Some(&a), &no(), &[site("a.c", 10, "f", "MALLOC", "x")]).unwrap();
         assert_eq!(ids(&b), [(1, 10, false), (2, 90, true)]);
         let c = assign(
             Some(&b),
+            &no(),
             &[
                 site("a.c", 10, "f", "MALLOC", "x"),
                 site("a.c", 50, "h", "CALLOC", "q"),
@@ -475,8 +493,8 @@ mod tests {
 
     #[test]
     fn rename_file() {
-        let a = assign(None, &[site("a.c", 10, "f", "MALLOC", "x")]).unwrap();
-        let b = assign(Some(&a), &[site("b.c", 3, "f", "MALLOC", "x")]).unwrap();
+        let a = assign(None, &no(), &[site("a.c", 10, "f", "MALLOC", "x")]).unwrap();
+        let b = assign(Some(&a), &no(), &[site("b.c", 3, "f", "MALLOC", "x")]).unwrap();
         assert_eq!(ids(&b), [(1, 3, false)]);
     }
 }

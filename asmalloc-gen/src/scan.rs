@@ -75,6 +75,9 @@ pub struct ScanResult {
     pub dirs: Vec<PathBuf>,
     /// Skipped inputs.
     pub warnings: Vec<Warning>,
+    /// Files (relative, as in the table) that were skipped with a warning:
+    /// their sites in the previous table keep their ids unchanged.
+    pub skipped: Vec<String>,
     /// Physical lines scanned.
     pub lines: u64,
     /// Bytes scanned.
@@ -176,6 +179,9 @@ pub fn scan_root(root: &Path, opts: &ScanOptions, out: &mut ScanResult) {
 
 fn scan_file(path: &Path, rel: &str, is_rust: bool, opts: &ScanOptions, out: &mut ScanResult) {
     let warn = |out: &mut ScanResult, line: Option<usize>, message: String| {
+        if message.ends_with("; skipped") {
+            out.skipped.push(rel.to_owned());
+        }
         out.warnings.push(Warning {
             path: path.to_path_buf(),
             line,

@@ -52,17 +52,17 @@ pub fn header(table: &Table) -> String {
     let _ = write!(
         o,
         "/* {BANNER}.\n\
- *\n\
- * The mallocation table of this program: every allocation site that\n\
- * asmalloc-gen found, with a stable id (see mallocations.json).\n\
- *\n\
- * Include this header anywhere. Define the table in exactly one translation\n\
- * unit: compile mallocations.c, or write\n\
- *     #define ASMALLOC_MALLOCATIONS_DEFINE\n\
- *     #include \"mallocations.h\"\n\
- * there. The definition registers the table with the asmalloc LD_PRELOAD\n\
- * runtime when it is loaded, and does nothing when it is not.\n\
- */\n\
+\x20*\n\
+\x20* The mallocation table of this program: every allocation site that\n\
+\x20* asmalloc-gen found, with a stable id (see mallocations.json).\n\
+\x20*\n\
+\x20* Include this header anywhere. Define the table in exactly one translation\n\
+\x20* unit: compile mallocations.c, or write\n\
+\x20*     #define ASMALLOC_MALLOCATIONS_DEFINE\n\
+\x20*     #include \"mallocations.h\"\n\
+\x20* there. The definition registers the table with the asmalloc LD_PRELOAD\n\
+\x20* runtime when it is loaded, and does nothing when it is not.\n\
+\x20*/\n\
 #ifndef ASMALLOC_MALLOCATIONS_H\n\
 #define ASMALLOC_MALLOCATIONS_H\n\
 \n\
