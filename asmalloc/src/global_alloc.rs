@@ -41,12 +41,26 @@ pub trait UsableSize {
 /// Requested bytes (see the module docs for why not `malloc_usable_size`).
 impl UsableSize for System {}
 
+/// jemalloc's size class for the layout (`nallocx`): what `sallocx` would
+/// say for the block, computed from the size alone, without the radix-tree
+/// lookup `sallocx` does on every call.
 #[cfg(feature = "jemalloc")]
 impl UsableSize for tikv_jemallocator::Jemalloc {
     #[inline]
-    unsafe fn usable_size(&self, ptr: *mut u8, _layout: Layout) -> usize {
-        // SAFETY: the caller guarantees `ptr` is a live jemalloc block.
-        unsafe { tikv_jemallocator::usable_size(ptr) }
+    unsafe fn usable_size(&self, _ptr: *mut u8, layout: Layout) -> usize {
+        // The flags tikv-jemallocator passes for this layout: no alignment
+        // flag when the natural alignment of the size class suffices.
+        let flags = if layout.align() <= 16 && layout.align() <= layout.size() {
+            0
+        } else {
+            layout.align().trailing_zeros() as libc::c_int // MALLOCX_LG_ALIGN
+        };
+        // SAFETY: nallocx only computes a size; a zero result (size too
+        // large, which cannot be a live block) falls back to the request.
+        match unsafe { tikv_jemalloc_sys::nallocx(layout.size(), flags) } {
+            0 => layout.size(),
+            n => n,
+        }
     }
 }
 
