@@ -211,4 +211,9 @@ fn thresholds_follow_the_original_rules() {
     assert_eq!(take_events(14), vec![]);
     asmalloc::set_callback(None, std::ptr::null_mut());
     asmalloc::clock::set_test_time(None);
+
+    // --- unknown feature bits (as the C API may pass) are dropped with a
+    // warning; the known ones take effect ---
+    asmalloc::set_feature_bits(Features::VM_STATS.bits() | (1 << 40));
+    assert_eq!(asmalloc::features(), Features::VM_STATS);
 }

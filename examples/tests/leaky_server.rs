@@ -55,3 +55,73 @@ fn report_names_the_leaking_site_first() {
         assert_eq!(cols[cols.len() - 1], "0", "{name} keeps nothing: {row}");
     }
 }
+
+#[test]
+fn a_bad_setting_is_named_and_the_program_runs_on() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaky_server"))
+        .args(["500", "2"])
+        .env("ASMALLOC_FEATURES", "DATESTAMP|BOGUS")
+        .env("ASMALLOC_DELTA_THRESHOLD", "12 parsecs")
+        .output()
+        .expect("run leaky_server");
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("asmalloc: ASMALLOC_FEATURES=DATESTAMP|BOGUS: unknown feature 'BOGUS'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("asmalloc: ASMALLOC_DELTA_THRESHOLD=12 parsecs: bad size '12 parsecs'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected bytes with optional K/M/G suffix"),
+        "{stderr}"
+    );
+    // The defaults stayed in force and the report still names the leak.
+    assert!(
+        stderr.contains("threads:"),
+        "default features kept:\n{stderr}"
+    );
+    assert!(stderr.contains("SessionCache::remember"), "{stderr}");
+}
+
+#[test]
+fn every_feature_adds_its_section() {
+    let out = Command::new(env!("CARGO_BIN_EXE_leaky_server"))
+        .args(["200", "2"])
+        .env("ASMALLOC_FEATURES", "all")
+        .output()
+        .expect("run leaky_server");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for section in [
+        " UTC",                                       // DATESTAMP
+        "threads: 1 live",                            // THREAD_STATS (the workers have exited)
+        "operations (calls, bytes):",                 // MEM_COUNT_STATS
+        "mallinfo: arena",                            // MALLINFO
+        "<malloc version=",                           // MALLOC_INFO
+        "malloc_stats: (printed by glibc to stderr)", // MALLOC_STATS
+        "Total (incl. mmap):",                        // glibc's own malloc_stats output
+        "VmHWM",                                      // VM_STATS
+    ] {
+        assert!(
+            stderr.contains(section),
+            "missing {section:?} in:\n{stderr}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_leaky_server"))
+        .args(["200", "2"])
+        .env("ASMALLOC_FEATURES", "none")
+        .output()
+        .expect("run leaky_server");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("threads:") && !stderr.contains("VmHWM"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SessionCache::remember"),
+        "sites are always listed:\n{stderr}"
+    );
+}
