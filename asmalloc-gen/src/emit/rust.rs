@@ -3,7 +3,8 @@
 //! `include!(concat!(env!("OUT_DIR"), "/mallocations.rs"))`.
 //!
 //! The file holds only outer items (no inner attributes or `//!` docs), so
-//! it can be included in any module.
+//! it can be included in any module; every item is `#[allow(dead_code)]` so
+//! a program that uses part of the table gets no warning.
 
 use std::fmt::Write as _;
 
@@ -25,12 +26,15 @@ pub fn module(table: &Table) -> String {
 // and register it with `asmalloc::register_sites(&MALLOCATIONS)`.\n\
 \n\
 /// Number of sites, including entry 0 (no site).\n\
+#[allow(dead_code)]\n\
 pub const NUM_MALLOCATIONS: usize = {n};\n\
 \n\
 /// Number of site types.\n\
+#[allow(dead_code)]\n\
 pub const NUM_MALLOCATION_TYPES: usize = {nt};\n\
 \n\
 /// Type names by type id.\n\
+#[allow(dead_code)]\n\
 pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [\n"
     );
     for t in &table.types {
@@ -38,6 +42,7 @@ pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [\n"
     }
     o.push_str(
         "];\n\n/// Sites by id; entry 0 is no site.\n\
+         #[allow(dead_code)]\n\
          pub const MALLOCATION_SITES: [::asmalloc::Site; NUM_MALLOCATIONS] = [\n    \
          ::asmalloc::Site::new(0, 0, \"\", 0, \"\"),\n",
     );
@@ -62,13 +67,14 @@ pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [\n"
     }
     o.push_str(
         "];\n\n/// The table, for `asmalloc::register_sites(&MALLOCATIONS)`.\n\
+         #[allow(dead_code)]\n\
          pub static MALLOCATIONS: ::asmalloc::SiteTable =\n    \
          ::asmalloc::SiteTable::new(&MALLOCATION_TYPES, &MALLOCATION_SITES);\n",
     );
     for (i, t) in table.types.iter().enumerate() {
         let _ = write!(
             o,
-            "\n/// Type id of `{t}`.\npub const MALLOCATION_TYPE_{}: u16 = {i};\n",
+            "\n/// Type id of `{t}`.\n#[allow(dead_code)]\npub const MALLOCATION_TYPE_{}: u16 = {i};\n",
             type_const_suffix(t)
         );
     }
@@ -80,6 +86,7 @@ pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [\n"
     let _ = write!(
         o,
         "\n/// Rust sites by key (`asmalloc_gen::rust_sites::rust_site_key`), sorted.\n\
+         #[allow(dead_code)]\n\
          pub const MALLOCATION_RUST_KEYS: [(&str, u16); {}] = [\n",
         keys.len()
     );

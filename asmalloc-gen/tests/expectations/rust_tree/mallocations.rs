@@ -5,12 +5,15 @@
 // and register it with `asmalloc::register_sites(&MALLOCATIONS)`.
 
 /// Number of sites, including entry 0 (no site).
+#[allow(dead_code)]
 pub const NUM_MALLOCATIONS: usize = 10;
 
 /// Number of site types.
+#[allow(dead_code)]
 pub const NUM_MALLOCATION_TYPES: usize = 24;
 
 /// Type names by type id.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [
     "NONE",
     "REALLOC",
@@ -39,6 +42,7 @@ pub const MALLOCATION_TYPES: [&str; NUM_MALLOCATION_TYPES] = [
 ];
 
 /// Sites by id; entry 0 is no site.
+#[allow(dead_code)]
 pub const MALLOCATION_SITES: [::asmalloc::Site; NUM_MALLOCATIONS] = [
     ::asmalloc::Site::new(0, 0, "", 0, ""),
     ::asmalloc::Site::new(1, 18, "src/lib.rs", 7, "fill_cache"),
@@ -53,82 +57,108 @@ pub const MALLOCATION_SITES: [::asmalloc::Site; NUM_MALLOCATIONS] = [
 ];
 
 /// The table, for `asmalloc::register_sites(&MALLOCATIONS)`.
+#[allow(dead_code)]
 pub static MALLOCATIONS: ::asmalloc::SiteTable =
     ::asmalloc::SiteTable::new(&MALLOCATION_TYPES, &MALLOCATION_SITES);
 
 /// Type id of `NONE`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_NONE: u16 = 0;
 
 /// Type id of `REALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_REALLOC: u16 = 1;
 
 /// Type id of `FREE`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_FREE: u16 = 2;
 
 /// Type id of `CALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_CALLOC: u16 = 3;
 
 /// Type id of `VALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_VALLOC: u16 = 4;
 
 /// Type id of `STRDUP`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_STRDUP: u16 = 5;
 
 /// Type id of `STRNDUP`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_STRNDUP: u16 = 6;
 
 /// Type id of `MALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_MALLOC: u16 = 7;
 
 /// Type id of `REALLOCARRAY`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_REALLOCARRAY: u16 = 8;
 
 /// Type id of `MEMALIGN`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_MEMALIGN: u16 = 9;
 
 /// Type id of `POSIX_MEMALIGN`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_POSIX_MEMALIGN: u16 = 10;
 
 /// Type id of `ALIGNED_ALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_ALIGNED_ALLOC: u16 = 11;
 
 /// Type id of `PVALLOC`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_PVALLOC: u16 = 12;
 
 /// Type id of `MALLOCX`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_MALLOCX: u16 = 13;
 
 /// Type id of `RALLOCX`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_RALLOCX: u16 = 14;
 
 /// Type id of `XALLOCX`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_XALLOCX: u16 = 15;
 
 /// Type id of `DALLOCX`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_DALLOCX: u16 = 16;
 
 /// Type id of `SDALLOCX`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_SDALLOCX: u16 = 17;
 
 /// Type id of `cache`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_CACHE: u16 = 18;
 
 /// Type id of `conn`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_CONN: u16 = 19;
 
 /// Type id of `pool`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_POOL: u16 = 20;
 
 /// Type id of `scratch`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_SCRATCH: u16 = 21;
 
 /// Type id of `store`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_STORE: u16 = 22;
 
 /// Type id of `type`.
+#[allow(dead_code)]
 pub const MALLOCATION_TYPE_TYPE: u16 = 23;
 
 /// Rust sites by key (`asmalloc_gen::rust_sites::rust_site_key`), sorted.
+#[allow(dead_code)]
 pub const MALLOCATION_RUST_KEYS: [(&str, u16); 9] = [
     ("Pool::generic@src/lib.rs", 4),
     ("Pool::grow@src/lib.rs", 2),

@@ -1,0 +1,181 @@
+//! A real C code base nobody here wrote: jemalloc, as shipped inside the
+//! `tikv-jemalloc-sys` crate in the local cargo registry (the workspace
+//! depends on it). The scanner must read every file without a warning, and
+//! every call an independent reference finds must be in the table.
+//!
+//! The reference: GCC strips the comments (`gcc -fpreprocessed -dD -E`,
+//! which keeps directives and line markers), string and character literals
+//! are blanked with a regex, and every `name (` of the allocation family
+//! not preceded by `.`/`->`/an identifier character counts. It knows nothing
+//! about declarations, `#if 0` or macros, so each difference is explained:
+//! the only allowed one is a call inside a multi-line `#define`, which the
+//! table records at the `#define`'s line (same file, same type).
+//!
+//! Skipped, with a message, when the registry copy or gcc is absent.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use asmalloc_gen::{Builder, Lang};
+
+fn jemalloc_dir() -> Option<PathBuf> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+    let mut found = Vec::new();
+    for index in std::fs::read_dir(home.join("registry/src")).ok()? {
+        let index = index.ok()?.path();
+        for krate in std::fs::read_dir(&index).ok()? {
+            let p = krate.ok()?.path();
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            if name.starts_with("tikv-jemalloc-sys-") && p.join("jemalloc/src").is_dir() {
+                found.push(p.join("jemalloc"));
+            }
+        }
+    }
+    found.sort();
+    found.pop()
+}
+
+const NAMES: &[(&str, &str)] = &[
+    ("malloc", "MALLOC"),
+    ("calloc", "CALLOC"),
+    ("realloc", "REALLOC"),
+    ("reallocarray", "REALLOCARRAY"),
+    ("free", "FREE"),
+    ("strdup", "STRDUP"),
+    ("strndup", "STRNDUP"),
+    ("valloc", "VALLOC"),
+    ("pvalloc", "PVALLOC"),
+    ("memalign", "MEMALIGN"),
+    ("posix_memalign", "POSIX_MEMALIGN"),
+    ("aligned_alloc", "ALIGNED_ALLOC"),
+    ("mallocx", "MALLOCX"),
+    ("rallocx", "RALLOCX"),
+    ("xallocx", "XALLOCX"),
+    ("dallocx", "DALLOCX"),
+    ("sdallocx", "SDALLOCX"),
+];
+
+type Site = (String, u32, String);
+
+/// (file, line, type) of every call the reference finds, plus the lines
+/// that start a multi-line `#define` (file, first line, last line).
+fn reference(
+    root: &std::path::Path,
+    files: &[PathBuf],
+) -> (BTreeSet<Site>, Vec<(String, u32, u32)>) {
+    let alt: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+    let call = regex::Regex::new(&format!(r"\b({})\s*\(", alt.join("|"))).unwrap();
+    let lit = regex::Regex::new(r#""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"#).unwrap();
+    let marker = regex::Regex::new(r#"^# (\d+) ""#).unwrap();
+    let mut out = BTreeSet::new();
+    let mut defines = Vec::new();
+    for path in files {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let pre = Command::new("gcc")
+            .args(["-fpreprocessed", "-dD", "-E", "-x", "c"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&pre.stdout);
+        let mut line = 0u32;
+        let mut define_start: Option<u32> = None;
+        for l in text.split('\n') {
+            if let Some(m) = marker.captures(l) {
+                line = m[1].parse().unwrap();
+                continue;
+            }
+            if define_start.is_none() && l.trim_start().starts_with("#define") && l.ends_with('\\')
+            {
+                define_start = Some(line);
+            }
+            let blank = lit.replace_all(l, "\"\"");
+            for m in call.captures_iter(&blank) {
+                let start = m.get(0).unwrap().start();
+                if blank[..start].ends_with(['.', '>', '$', '_']) {
+                    continue; // member call or a longer name
+                }
+                let ty = NAMES.iter().find(|(n, _)| *n == &m[1]).unwrap().1;
+                out.insert((rel.clone(), line, ty.to_owned()));
+            }
+            if let Some(start) = define_start
+                && !l.ends_with('\\')
+            {
+                defines.push((rel.clone(), start, line));
+                define_start = None;
+            }
+            line += 1;
+        }
+    }
+    (out, defines)
+}
+
+#[test]
+fn jemalloc_every_reference_call_is_in_the_table() {
+    let Some(root) = jemalloc_dir() else {
+        eprintln!("skipped: no tikv-jemalloc-sys sources in the cargo registry (cargo fetch)");
+        return;
+    };
+    if !common::have("gcc") {
+        eprintln!("skipped: gcc not found");
+        return;
+    }
+    let g = Builder::new()
+        .scan(&root)
+        .lang(Lang::C)
+        .default_excludes(false)
+        .cargo_metadata(false)
+        .try_generate()
+        .unwrap();
+    assert!(g.scan.warnings.is_empty(), "{:?}", g.scan.warnings);
+    let files = g.scan.files.clone();
+    assert!(files.len() > 300, "{} files", files.len());
+    let table: BTreeSet<Site> = g
+        .table
+        .live()
+        .map(|e| (e.file.clone(), e.line, e.type_name.clone()))
+        .collect();
+    let (reference, defines) = reference(&root, &files);
+    let only_ref: Vec<&Site> = reference.difference(&table).collect();
+    let only_table: Vec<&Site> = table.difference(&reference).collect();
+    eprintln!(
+        "jemalloc {}: {} files, {} lines; table {} sites, reference {} calls, {} in both; \
+         reference-only {:?}; table-only {:?}",
+        root.display(),
+        files.len(),
+        g.scan.lines,
+        table.len(),
+        reference.len(),
+        reference.intersection(&table).count(),
+        only_ref,
+        only_table
+    );
+    // Every reference call is in the table, except calls inside a
+    // multi-line #define, which the table has at the #define's line.
+    for (file, line, ty) in &only_ref {
+        let (_, start, _) = defines
+            .iter()
+            .find(|(f, s, e)| f == file && s <= line && line <= e)
+            .unwrap_or_else(|| panic!("reference call {file}:{line} {ty} missing from the table"));
+        assert!(
+            table.contains(&(file.clone(), *start, ty.clone())),
+            "{file}:{line} {ty}"
+        );
+    }
+    // And the table has nothing the reference cannot explain.
+    for (file, line, ty) in &only_table {
+        assert!(
+            defines.iter().any(|(f, s, _)| f == file && s == line),
+            "table-only site {file}:{line} {ty}"
+        );
+    }
+    assert!(table.len() > 600);
+}
