@@ -142,6 +142,11 @@ fn dynamic_sites_get_real_names() {
     );
     free(b);
     assert!(!asmalloc::site::same_file("src/xbuffer.rs", "buffer.rs"));
+    // A stale table whose line 19 now holds another function never lends
+    // that function's name.
+    let moved = asmalloc::site::resolve(2, "src/net/buffer.rs", 19, "refill");
+    assert_ne!(moved, 3);
+    assert_eq!(asmalloc::site::describe(moved).unwrap().function, "refill");
 }
 
 #[test]

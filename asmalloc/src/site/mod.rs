@@ -193,6 +193,12 @@ pub fn register_sites(table: &'static SiteTable) -> Result<(), SiteTableError> {
         .map_err(|_| SiteTableError::AlreadyRegistered)
 }
 
+/// 0 before a table is registered, 1 after: lets per-call-site caches of
+/// resolved ids notice that a table arrived after they were filled.
+pub fn generation() -> u32 {
+    u32::from(!REGISTERED.load(Ordering::Acquire).is_null())
+}
+
 /// The registered site table, if any.
 pub fn registered_sites() -> Option<&'static SiteTable> {
     let ptr = REGISTERED.load(Ordering::Acquire);
@@ -204,7 +210,14 @@ pub fn registered_sites() -> Option<&'static SiteTable> {
 // ---------------------------------------------------------------------------
 // Checking ids, naming sites, and dynamic sites.
 
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize};
+mod dynamic;
+mod resolve;
+
+pub(crate) use dynamic::is_dynamic;
+pub use dynamic::{MAX_DYNAMIC_SITES, dynamic_site};
+pub use resolve::{resolve, resolve_rust, same_file, same_function};
+
+use std::sync::atomic::AtomicBool;
 
 /// The original C sample's type names, used when no table is registered.
 pub const C_TYPE_NAMES: [&str; 8] = [
@@ -213,8 +226,6 @@ pub const C_TYPE_NAMES: [&str; 8] = [
 
 static WARNED_SITE: AtomicBool = AtomicBool::new(false);
 static WARNED_TYPE: AtomicBool = AtomicBool::new(false);
-static WARNED_STALE: AtomicBool = AtomicBool::new(false);
-static WARNED_DYN_FULL: AtomicBool = AtomicBool::new(false);
 
 /// `loc` if the registered table (or the dynamic sites) has it, else 0 with a
 /// one-time warning. Without a registered table every id is accepted: old
@@ -298,155 +309,5 @@ pub fn describe(id: u16) -> Option<SiteInfo> {
             dynamic: false,
         });
     }
-    let d = dynamic_slot(id)?;
-    if !d.ready.load(Ordering::Acquire) {
-        return None;
-    }
-    let type_id = d.type_id.load(Ordering::Relaxed);
-    Some(SiteInfo {
-        id,
-        type_id,
-        type_name: type_name(type_id),
-        file: d.file(),
-        line: d.line.load(Ordering::Relaxed),
-        function: d.function(),
-        dynamic: true,
-    })
-}
-
-/// Capacity for sites created at run time; their ids count down from 65535
-/// so they never collide with a table's ids (which count up from 0).
-pub const MAX_DYNAMIC_SITES: usize = 4096;
-
-struct DynamicSite {
-    ready: AtomicBool,
-    type_id: AtomicU16,
-    line: AtomicU32,
-    file: AtomicPtr<u8>,
-    file_len: AtomicUsize,
-    function: AtomicPtr<u8>,
-    function_len: AtomicUsize,
-}
-
-impl DynamicSite {
-    const fn new() -> DynamicSite {
-        DynamicSite {
-            ready: AtomicBool::new(false),
-            type_id: AtomicU16::new(0),
-            line: AtomicU32::new(0),
-            file: AtomicPtr::new(std::ptr::null_mut()),
-            file_len: AtomicUsize::new(0),
-            function: AtomicPtr::new(std::ptr::null_mut()),
-            function_len: AtomicUsize::new(0),
-        }
-    }
-
-    fn file(&self) -> &'static str {
-        load_str(&self.file, &self.file_len)
-    }
-
-    fn function(&self) -> &'static str {
-        load_str(&self.function, &self.function_len)
-    }
-}
-
-fn load_str(ptr: &AtomicPtr<u8>, len: &AtomicUsize) -> &'static str {
-    let p = ptr.load(Ordering::Acquire);
-    if p.is_null() {
-        return "";
-    }
-    // SAFETY: the pointer and length were stored together from a
-    // `&'static str` in `dynamic_site`, and `ready` (checked by callers with
-    // Acquire) was set after both.
-    unsafe {
-        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p, len.load(Ordering::Relaxed)))
-    }
-}
-
-static DYNAMIC: [DynamicSite; MAX_DYNAMIC_SITES] =
-    [const { DynamicSite::new() }; MAX_DYNAMIC_SITES];
-static DYNAMIC_USED: AtomicUsize = AtomicUsize::new(0);
-
-fn dynamic_slot(id: u16) -> Option<&'static DynamicSite> {
-    let index = usize::from(u16::MAX - id);
-    if index < DYNAMIC_USED.load(Ordering::Acquire).min(MAX_DYNAMIC_SITES) {
-        Some(&DYNAMIC[index])
-    } else {
-        None
-    }
-}
-
-fn is_dynamic(id: u16) -> bool {
-    dynamic_slot(id).is_some()
-}
-
-/// Creates (or finds) a site named at run time and returns its id; 0 when
-/// the dynamic capacity is exhausted (with a one-time warning).
-pub fn dynamic_site(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
-    let used = DYNAMIC_USED.load(Ordering::Acquire).min(MAX_DYNAMIC_SITES);
-    for (index, d) in DYNAMIC[..used].iter().enumerate() {
-        if d.ready.load(Ordering::Acquire)
-            && d.line.load(Ordering::Relaxed) == line
-            && d.type_id.load(Ordering::Relaxed) == type_id
-            && d.file() == file
-        {
-            return u16::MAX - index as u16;
-        }
-    }
-    let index = DYNAMIC_USED.fetch_add(1, Ordering::AcqRel);
-    if index >= MAX_DYNAMIC_SITES {
-        crate::diag::warn_once(
-            &WARNED_DYN_FULL,
-            format_args!(
-                "more than {MAX_DYNAMIC_SITES} sites missing from the site table; further ones \
-                 are charged to site 0. Regenerate the table. (warned once)"
-            ),
-        );
-        return 0;
-    }
-    let d = &DYNAMIC[index];
-    d.type_id.store(type_id, Ordering::Relaxed);
-    d.line.store(line, Ordering::Relaxed);
-    d.file_len.store(file.len(), Ordering::Relaxed);
-    d.file.store(file.as_ptr().cast_mut(), Ordering::Release);
-    d.function_len.store(function.len(), Ordering::Relaxed);
-    d.function
-        .store(function.as_ptr().cast_mut(), Ordering::Release);
-    d.ready.store(true, Ordering::Release);
-    u16::MAX - index as u16
-}
-
-/// True when `path` (as the compiler spelled `__FILE__`) names the table's
-/// `table_file` (relative to the scanned root): equal, or `table_file` is a
-/// suffix of it starting at a `/`.
-pub fn same_file(path: &str, table_file: &str) -> bool {
-    let path = path.strip_prefix("./").unwrap_or(path);
-    path == table_file
-        || (path.len() > table_file.len()
-            && path.ends_with(table_file)
-            && path.as_bytes()[path.len() - table_file.len() - 1] == b'/')
-}
-
-/// Resolves a call site (file as `__FILE__` spelled it, line, type) to its id
-/// in the registered table; a site the table lacks gets a dynamic id with
-/// its real name and a one-time "table is stale" warning.
-pub fn resolve(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
-    if let Some(table) = registered_sites() {
-        let found = table
-            .sites
-            .iter()
-            .skip(1)
-            .find(|s| s.line == line && same_file(file, s.file));
-        if let Some(site) = found {
-            return site.id;
-        }
-        crate::diag::warn_once(
-            &WARNED_STALE,
-            format_args!(
-                "{file}:{line} ({function}) is not in the site table; the table is stale — \
-                 regenerate it with asmalloc-gen. Naming such sites at run time. (warned once)"
-            ),
-        );
-    }
-    dynamic_site(type_id, file, line, function)
+    dynamic::describe(id)
 }

@@ -1,0 +1,162 @@
+//! Sites named at run time.
+//!
+//! A call site the registered table does not list (the table is stale, or
+//! there is none) still gets its real name: a *dynamic* site, created once
+//! per call site from the file, line and function the program passed. Their
+//! ids count down from 65535 so they never collide with a table's ids, which
+//! count up from 0. Storage is a fixed static array — no allocation, so a
+//! dynamic site can be made from inside the allocator.
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicUsize, Ordering};
+
+use super::{SiteInfo, type_name};
+
+/// How many dynamic sites a process can have.
+pub const MAX_DYNAMIC_SITES: usize = 4096;
+
+static WARNED_FULL: AtomicBool = AtomicBool::new(false);
+
+/// A `&'static str` in two atomics, readable from any thread once published.
+struct StrCell {
+    ptr: AtomicPtr<u8>,
+    len: AtomicUsize,
+}
+
+impl StrCell {
+    const fn new() -> StrCell {
+        StrCell {
+            ptr: AtomicPtr::new(std::ptr::null_mut()),
+            len: AtomicUsize::new(0),
+        }
+    }
+
+    fn set(&self, s: &'static str) {
+        self.len.store(s.len(), Ordering::Relaxed);
+        self.ptr.store(s.as_ptr().cast_mut(), Ordering::Release);
+    }
+
+    fn get(&self) -> &'static str {
+        let p = self.ptr.load(Ordering::Acquire);
+        if p.is_null() {
+            return "";
+        }
+        // SAFETY: `ptr` and `len` were stored together by `set` from a
+        // `&'static str` (len first, then ptr with Release, read here with
+        // Acquire), so they describe that string, valid forever.
+        unsafe {
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
+                p,
+                self.len.load(Ordering::Relaxed),
+            ))
+        }
+    }
+}
+
+struct DynamicSite {
+    ready: AtomicBool,
+    type_id: AtomicU16,
+    line: AtomicU32,
+    type_name: StrCell,
+    file: StrCell,
+    function: StrCell,
+}
+
+impl DynamicSite {
+    const fn new() -> DynamicSite {
+        DynamicSite {
+            ready: AtomicBool::new(false),
+            type_id: AtomicU16::new(0),
+            line: AtomicU32::new(0),
+            type_name: StrCell::new(),
+            file: StrCell::new(),
+            function: StrCell::new(),
+        }
+    }
+}
+
+static DYNAMIC: [DynamicSite; MAX_DYNAMIC_SITES] =
+    [const { DynamicSite::new() }; MAX_DYNAMIC_SITES];
+static DYNAMIC_USED: AtomicUsize = AtomicUsize::new(0);
+
+fn slot(id: u16) -> Option<&'static DynamicSite> {
+    let index = usize::from(u16::MAX - id);
+    if index < DYNAMIC_USED.load(Ordering::Acquire).min(MAX_DYNAMIC_SITES) {
+        Some(&DYNAMIC[index])
+    } else {
+        None
+    }
+}
+
+/// True for an id handed out by [`dynamic_site`].
+pub(crate) fn is_dynamic(id: u16) -> bool {
+    slot(id).is_some()
+}
+
+/// Names a dynamic site.
+pub(super) fn describe(id: u16) -> Option<SiteInfo> {
+    let d = slot(id)?;
+    if !d.ready.load(Ordering::Acquire) {
+        return None;
+    }
+    let type_id = d.type_id.load(Ordering::Relaxed);
+    let own_type = d.type_name.get();
+    Some(SiteInfo {
+        id,
+        type_id,
+        type_name: if own_type.is_empty() {
+            type_name(type_id)
+        } else {
+            own_type
+        },
+        file: d.file.get(),
+        line: d.line.load(Ordering::Relaxed),
+        function: d.function.get(),
+        dynamic: true,
+    })
+}
+
+/// Creates (or finds) a site named at run time and returns its id; 0 when
+/// the dynamic capacity is exhausted (with a one-time warning).
+pub fn dynamic_site(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
+    dynamic_site_typed(type_id, "", file, line, function)
+}
+
+/// [`dynamic_site`] with a type *name* of its own (Rust categories the table
+/// may not list).
+pub(crate) fn dynamic_site_typed(
+    type_id: u16,
+    type_name: &'static str,
+    file: &'static str,
+    line: u32,
+    function: &'static str,
+) -> u16 {
+    let used = DYNAMIC_USED.load(Ordering::Acquire).min(MAX_DYNAMIC_SITES);
+    for (index, d) in DYNAMIC[..used].iter().enumerate() {
+        if d.ready.load(Ordering::Acquire)
+            && d.line.load(Ordering::Relaxed) == line
+            && d.file.get() == file
+            && d.function.get() == function
+        {
+            return u16::MAX - index as u16;
+        }
+    }
+    let index = DYNAMIC_USED.fetch_add(1, Ordering::AcqRel);
+    if index >= MAX_DYNAMIC_SITES {
+        crate::diag::warn_once(
+            &WARNED_FULL,
+            format_args!(
+                "more than {MAX_DYNAMIC_SITES} sites missing from the site table; further ones \
+                 are charged to site 0. Regenerate the table. (warned once)"
+            ),
+        );
+        return 0;
+    }
+    let d = &DYNAMIC[index];
+    d.type_id.store(type_id, Ordering::Relaxed);
+    d.line.store(line, Ordering::Relaxed);
+    d.type_name.set(type_name);
+    d.file.set(file);
+    d.function.set(function);
+    d.ready.store(true, Ordering::Release);
+    u16::MAX - index as u16
+}
