@@ -27,7 +27,7 @@
 //! 4. [`emit`] writes `mallocations.h` + `mallocations.c` (C, registering
 //!    the table with the LD_PRELOAD runtime), `mallocations.rs` (a `static`
 //!    [`asmalloc::SiteTable`]-typed table) and `mallocations.json`;
-//!    [`write`] writes a file only when its bytes change, atomically.
+//!    [`write`](mod@write) writes a file only when its bytes change, atomically.
 //!
 //! [`Builder`] is the entry point for `build.rs`; the `asmalloc-gen` binary
 //! is a thin command line over it. See `docs/generator.md` for the user
