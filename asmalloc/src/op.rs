@@ -39,6 +39,10 @@ pub enum Op {
     Shmat,
     /// `shmdt` (bytes detached).
     Shmdt,
+    /// `shmget` (bytes requested).
+    Shmget,
+    /// `shmctl` (bytes 0).
+    Shmctl,
     /// `brk`.
     Brk,
     /// `sbrk` (bytes = increment when positive).
@@ -71,6 +75,8 @@ impl Op {
         Op::Mremap,
         Op::Shmat,
         Op::Shmdt,
+        Op::Shmget,
+        Op::Shmctl,
         Op::Brk,
         Op::Sbrk,
         Op::ForeignFree,
@@ -95,6 +101,8 @@ impl Op {
             Op::Mremap => "mremap",
             Op::Shmat => "shmat",
             Op::Shmdt => "shmdt",
+            Op::Shmget => "shmget",
+            Op::Shmctl => "shmctl",
             Op::Brk => "brk",
             Op::Sbrk => "sbrk",
             Op::ForeignFree => "foreign_free",
