@@ -1,0 +1,1102 @@
+//! Every symbol the library exports to C: the interposed allocation family,
+//! memory mapping, shared memory, `brk`/`sbrk`, `pthread_create`, the
+//! original ASMalloc API, and the constructor and destructor.
+//!
+//! **Tags.** Every block handed out by a tracked call is allocated 8 bytes
+//! larger; the last 8 bytes of its real usable size hold the site tag
+//! (`asmalloc::tag`), and our `malloc_usable_size` reports the usable size
+//! less those 8 bytes, so the program can never overwrite the tag. A free
+//! whose tag does not validate (a block from `__libc_malloc` called
+//! directly, one allocated under the reentrancy guard, …) is counted as a
+//! foreign free and forwarded — never a crash, never a wrong site.
+//!
+//! **Charged bytes** of a block = real usable size − 8 = what our
+//! `malloc_usable_size` returns.
+//!
+//! **errno** is kept on every successful path (tracking may call the user's
+//! callback), and failures report exactly what glibc reports.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use rt::Op;
+use rt::engine;
+use rt::tag::{self, TAG_SIZE};
+
+use crate::guard::{self, Guard};
+use crate::syscalls::{self, errno, set_errno};
+use crate::{api, real, report, settings, shm, threads};
+
+// ---------------------------------------------------------------------------
+// Tagging.
+
+/// True when this call is tracked: not inside the library's own work, and
+/// glibc's functions are known.
+#[inline(always)]
+fn tracking() -> bool {
+    !guard::held() && real::ensure()
+}
+
+/// Charges a fresh block of the real allocator to the current site and
+/// writes its tag. Null passes through.
+///
+/// # Safety
+/// `p` is null or a live glibc block at least `TAG_SIZE` bytes larger than
+/// the program asked for.
+#[inline(always)]
+unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: `p` is a live glibc block.
+    let usable = unsafe { real::usable_size(p) };
+    let bytes = usable - TAG_SIZE;
+    let site = engine::record_alloc(op, bytes);
+    // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
+    // program), so the last TAG_SIZE usable bytes are inside the block, and
+    // the program is told it may use only `bytes`.
+    unsafe {
+        tag::write(
+            p.cast::<u8>().add(bytes),
+            tag::encode(p as usize, usable, site),
+        )
+    };
+    p
+}
+
+/// The site in a block's tag (None: foreign) and its real usable size.
+///
+/// # Safety
+/// `p` is a live, non-null glibc block.
+#[inline(always)]
+unsafe fn read_tag(p: *mut c_void) -> (Option<u16>, usize) {
+    // SAFETY: `p` is a live glibc block.
+    let usable = unsafe { real::usable_size(p) };
+    if usable < TAG_SIZE {
+        return (None, usable);
+    }
+    // SAFETY: the block's usable bytes are readable; the tag is its last 8.
+    let word = unsafe { tag::read(p.cast::<u8>().add(usable - TAG_SIZE)) };
+    (tag::decode(p as usize, usable, word), usable)
+}
+
+/// Uncharges a block about to be freed.
+///
+/// # Safety
+/// `p` is a live, non-null glibc block.
+#[inline(always)]
+unsafe fn untrack(op: Op, p: *mut c_void) {
+    // SAFETY: forwarded.
+    match unsafe { read_tag(p) } {
+        (Some(site), usable) => engine::record_free(op, site, usable - TAG_SIZE),
+        (None, usable) => engine::record_foreign_free(usable),
+    }
+}
+
+fn enomem() -> *mut c_void {
+    set_errno(libc::ENOMEM);
+    std::ptr::null_mut()
+}
+
+/// A tracked allocation of `size` bytes made by `alloc` (which receives
+/// the size with room for the tag).
+#[inline(always)]
+fn tracked(op: Op, size: usize, alloc: impl FnOnce(usize) -> *mut c_void) -> *mut c_void {
+    let Some(n) = size.checked_add(TAG_SIZE) else {
+        return enomem();
+    };
+    let saved = errno();
+    let p = alloc(n);
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: `p` is a fresh glibc block of at least `n` bytes.
+    let p = unsafe { track_new(op, p) };
+    set_errno(saved);
+    p
+}
+
+// ---------------------------------------------------------------------------
+// The allocation family.
+
+/// `malloc(3)`.
+///
+/// # Safety
+/// C contract of malloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::malloc(size);
+    }
+    tracked(Op::Malloc, size, real::malloc)
+}
+
+/// `calloc(3)`: overflow of `n * size` gives NULL and ENOMEM, as glibc.
+///
+/// # Safety
+/// C contract of calloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::calloc(n, size);
+    }
+    let Some(total) = n.checked_mul(size) else {
+        return enomem();
+    };
+    tracked(Op::Calloc, total, |bytes| real::calloc(1, bytes))
+}
+
+/// `free(3)`: NULL is a no-op; errno is kept.
+///
+/// # Safety
+/// C contract of free(3): `p` is NULL or a live block of this allocator.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    if !tracking() {
+        // SAFETY: the caller's contract.
+        return unsafe { real::free(p) };
+    }
+    let saved = errno();
+    // SAFETY: `p` is a live block (caller's contract).
+    unsafe {
+        untrack(Op::Free, p);
+        real::free(p);
+    }
+    set_errno(saved);
+}
+
+/// `realloc(3)` with glibc's rules: `realloc(NULL, n)` is `malloc(n)`,
+/// `realloc(p, 0)` frees `p` and returns NULL, a failure leaves `p` intact
+/// (and still charged where it was).
+///
+/// # Safety
+/// C contract of realloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if !tracking() {
+        // SAFETY: the caller's contract.
+        return unsafe { real::realloc(p, size) };
+    }
+    if p.is_null() {
+        return tracked(Op::Realloc, size, real::malloc);
+    }
+    if size == 0 {
+        // SAFETY: `p` is a live block (caller's contract).
+        unsafe { free(p) };
+        return std::ptr::null_mut();
+    }
+    let Some(n) = size.checked_add(TAG_SIZE) else {
+        return enomem();
+    };
+    let saved = errno();
+    // SAFETY: `p` is a live block (caller's contract).
+    let (old_site, old_usable) = unsafe { read_tag(p) };
+    // SAFETY: as above.
+    let q = unsafe { real::realloc(p, n) };
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: `q` is a live glibc block of at least `n` bytes.
+    let usable = unsafe { real::usable_size(q) };
+    let bytes = usable - TAG_SIZE;
+    let old_bytes = match old_site {
+        Some(_) => old_usable - TAG_SIZE,
+        None => old_usable,
+    };
+    let site = engine::record_realloc(Op::Realloc, old_site, old_bytes, bytes);
+    // SAFETY: as in track_new.
+    unsafe {
+        tag::write(
+            q.cast::<u8>().add(bytes),
+            tag::encode(q as usize, usable, site),
+        )
+    };
+    set_errno(saved);
+    q
+}
+
+/// `reallocarray(3)`: overflow of `n * size` gives NULL and ENOMEM and
+/// leaves `p` alone.
+///
+/// # Safety
+/// C contract of reallocarray(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: the caller's contract.
+        Some(total) => unsafe { realloc(p, total) },
+        None => enomem(),
+    }
+}
+
+/// `posix_memalign(3)`: EINVAL for a bad alignment, ENOMEM on failure.
+///
+/// # Safety
+/// C contract of posix_memalign(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !tracking() {
+        // SAFETY: the caller's contract.
+        return unsafe { real::posix_memalign(out, align, size) };
+    }
+    let Some(n) = size.checked_add(TAG_SIZE) else {
+        return libc::ENOMEM;
+    };
+    let saved = errno();
+    // SAFETY: the caller's contract (`out` writable).
+    let rc = unsafe { real::posix_memalign(out, align, n) };
+    if rc == 0 {
+        // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
+        unsafe { track_new(Op::Memalign, *out) };
+        set_errno(saved);
+    }
+    rc
+}
+
+/// `aligned_alloc(3)`.
+///
+/// # Safety
+/// C contract of aligned_alloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::aligned_alloc(align, size);
+    }
+    tracked(Op::Memalign, size, |n| real::aligned_alloc(align, n))
+}
+
+/// `memalign(3)`.
+///
+/// # Safety
+/// C contract of memalign(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::memalign(align, size);
+    }
+    tracked(Op::Memalign, size, |n| real::memalign(align, n))
+}
+
+/// `valloc(3)`.
+///
+/// # Safety
+/// C contract of valloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::valloc(size);
+    }
+    tracked(Op::Valloc, size, real::valloc)
+}
+
+/// `pvalloc(3)`.
+///
+/// # Safety
+/// C contract of pvalloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    if !tracking() {
+        return real::pvalloc(size);
+    }
+    tracked(Op::Valloc, size, real::pvalloc)
+}
+
+/// Copies `len` bytes of `s` into a new tracked block with a final NUL.
+///
+/// # Safety
+/// `s` is readable for `len` bytes.
+unsafe fn dup(op: Op, s: *const c_char, len: usize) -> *mut c_void {
+    let Some(size) = len.checked_add(1) else {
+        return enomem();
+    };
+    // SAFETY: malloc's contract holds for any size.
+    let p = if tracking() {
+        tracked(op, size, real::malloc)
+    } else {
+        real::malloc(size)
+    };
+    if !p.is_null() {
+        // SAFETY: `p` has room for `len + 1` bytes; `s` is readable for
+        // `len` (caller) and cannot overlap a fresh block.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.cast::<u8>(), p.cast::<u8>(), len);
+            p.cast::<u8>().add(len).write(0);
+        }
+    }
+    p
+}
+
+/// `strdup(3)`, charged to a site like any allocation.
+///
+/// # Safety
+/// `s` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strdup(s: *const c_char) -> *mut c_char {
+    // SAFETY: `s` is NUL-terminated (caller), so strlen is in bounds and
+    // `len` bytes are readable.
+    unsafe { dup(Op::Strdup, s, libc::strlen(s)).cast() }
+}
+
+/// `strndup(3)`.
+///
+/// # Safety
+/// `s` is readable up to its NUL or `n` bytes, whichever comes first.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strndup(s: *const c_char, n: usize) -> *mut c_char {
+    // SAFETY: strnlen reads at most `n` bytes and stops at a NUL, both
+    // readable by the caller's contract; so are the `len` bytes copied.
+    unsafe { dup(Op::Strndup, s, libc::strnlen(s, n)).cast() }
+}
+
+/// `malloc_usable_size(3)`: what the program may use — the real usable size
+/// less our tag for tracked blocks.
+///
+/// # Safety
+/// `p` is NULL or a live block of this allocator.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: `p` is a live block (caller's contract).
+    match unsafe { read_tag(p) } {
+        (Some(_), usable) => usable - TAG_SIZE,
+        (None, usable) => usable,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Mappings: net bytes mapped by the program (page-rounded).
+
+fn pages(len: usize) -> i64 {
+    let page = syscalls::page_size();
+    (len.div_ceil(page).saturating_mul(page)) as i64
+}
+
+fn count_mapping(op: Op, bytes: usize, net: i64) {
+    if guard::held() {
+        return;
+    }
+    let saved = errno();
+    engine::record_op(op, bytes);
+    engine::add_net_mapped(net);
+    set_errno(saved);
+}
+
+/// `mmap(2)`.
+///
+/// # Safety
+/// C contract of mmap(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: i64,
+) -> *mut c_void {
+    let p = syscalls::mmap(addr, len, prot, flags, fd, offset);
+    if p != libc::MAP_FAILED {
+        count_mapping(Op::Mmap, len, pages(len));
+    }
+    p
+}
+
+/// `mmap64(2)` (the same call on 64-bit Linux).
+///
+/// # Safety
+/// C contract of mmap(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn mmap64(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: i64,
+) -> *mut c_void {
+    // SAFETY: forwarded contract.
+    unsafe { mmap(addr, len, prot, flags, fd, offset) }
+}
+
+/// `munmap(2)`.
+///
+/// # Safety
+/// C contract of munmap(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
+    let rc = syscalls::munmap(addr, len);
+    if rc == 0 {
+        count_mapping(Op::Munmap, len, -pages(len));
+    }
+    rc
+}
+
+/// `mremap(2)`. C declares it variadic (`...` = the new address, read only
+/// with `MREMAP_FIXED`); on the supported ABIs a variadic pointer argument
+/// arrives exactly like a fifth named one.
+///
+/// # Safety
+/// C contract of mremap(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn mremap(
+    old: *mut c_void,
+    old_len: usize,
+    new_len: usize,
+    flags: c_int,
+    new_addr: *mut c_void,
+) -> *mut c_void {
+    let new_addr = if flags & libc::MREMAP_FIXED != 0 {
+        new_addr
+    } else {
+        std::ptr::null_mut()
+    };
+    let p = syscalls::mremap(old, old_len, new_len, flags, new_addr);
+    if p != libc::MAP_FAILED {
+        count_mapping(Op::Mremap, new_len, pages(new_len) - pages(old_len));
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------
+// System V shared memory: net bytes attached.
+
+fn count_shm(op: Op, bytes: usize, net: i64) {
+    if guard::held() {
+        return;
+    }
+    let saved = errno();
+    engine::record_op(op, bytes);
+    if net != 0 {
+        engine::add_net_shm(net);
+    }
+    set_errno(saved);
+}
+
+/// `shmget(2)`.
+///
+/// # Safety
+/// C contract of shmget(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn shmget(key: libc::key_t, size: usize, flags: c_int) -> c_int {
+    let id = real::shmget(key, size, flags);
+    if id != -1 {
+        count_shm(Op::Shmget, size, 0);
+    }
+    id
+}
+
+/// `shmat(2)`: adds the segment's size (`IPC_STAT`) to net shared memory.
+///
+/// # Safety
+/// C contract of shmat(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn shmat(id: c_int, addr: *const c_void, flags: c_int) -> *mut c_void {
+    let p = real::shmat(id, addr, flags);
+    if p as isize != -1 && !guard::held() {
+        let bytes = real::shm_segment_size(id).unwrap_or(0);
+        let net = if shm::attached(p as usize, bytes) {
+            bytes as i64
+        } else {
+            0
+        };
+        count_shm(Op::Shmat, bytes, net);
+    }
+    p
+}
+
+/// `shmdt(2)`: subtracts what was attached at `addr`.
+///
+/// # Safety
+/// C contract of shmdt(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn shmdt(addr: *const c_void) -> c_int {
+    let rc = real::shmdt(addr);
+    if rc == 0 {
+        let bytes = shm::detached(addr as usize).unwrap_or(0);
+        count_shm(Op::Shmdt, bytes, -(bytes as i64));
+    }
+    rc
+}
+
+/// `shmctl(2)`.
+///
+/// # Safety
+/// C contract of shmctl(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn shmctl(id: c_int, cmd: c_int, buf: *mut libc::shmid_ds) -> c_int {
+    // SAFETY: the caller's contract for `buf`.
+    let rc = unsafe { real::shmctl(id, cmd, buf) };
+    if rc != -1 {
+        count_shm(Op::Shmctl, 0, 0);
+    }
+    rc
+}
+
+// ---------------------------------------------------------------------------
+// The program break: counted.
+
+/// `brk(2)`.
+///
+/// # Safety
+/// C contract of brk(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn brk(addr: *mut c_void) -> c_int {
+    let rc = real::brk(addr);
+    if rc == 0 && !guard::held() {
+        let saved = errno();
+        engine::record_op(Op::Brk, 0);
+        set_errno(saved);
+    }
+    rc
+}
+
+/// `sbrk(2)`.
+///
+/// # Safety
+/// C contract of sbrk(2).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn sbrk(increment: isize) -> *mut c_void {
+    let p = real::sbrk(increment);
+    if p as isize != -1 && !guard::held() {
+        let saved = errno();
+        engine::record_op(Op::Sbrk, increment.max(0) as usize);
+        set_errno(saved);
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------
+// Threads.
+
+/// The launch record the C trampoline (shim.c) reads.
+#[repr(C)]
+struct Launch {
+    start: real::StartRoutine,
+    arg: *mut c_void,
+    started: unsafe extern "C" fn(*mut Launch),
+}
+
+unsafe extern "C" {
+    /// shim.c: runs `launch->started(launch)` then the start routine.
+    fn asmalloc_shim_trampoline(launch: *mut c_void) -> *mut c_void;
+    /// shim.c: pulls `asm_cmd`'s arguments out of the `va_list`.
+    fn asmalloc_shim_cmd_args(cmd: c_int, args: *mut c_void, out: *mut CmdArgs) -> c_int;
+}
+
+/// Runs first on a thread the program created: names it and gives it its
+/// table (and thread id) now, so live/total counts include it.
+unsafe extern "C" fn started_tracked(launch: *mut Launch) {
+    // SAFETY: `launch` is the record pthread_create below filled; read
+    // before it is freed.
+    let start = unsafe { (*launch).start } as usize;
+    // SAFETY: allocated with real::malloc below and used by no one else.
+    unsafe { real::free(launch.cast()) };
+    let id = rt::current_thread_id();
+    if real::with_symbol_name(start, |name| threads::started(id, name)).is_none() {
+        threads::started(id, b"?");
+    }
+}
+
+/// Runs first on a thread the library itself created (the reporter).
+unsafe extern "C" fn started_untracked(launch: *mut Launch) {
+    guard::hold_forever();
+    // SAFETY: as in started_tracked.
+    unsafe { real::free(launch.cast()) };
+}
+
+/// `pthread_create(3)`: the new thread starts in a trampoline that records
+/// its id and start routine name, then runs `start(arg)`.
+///
+/// # Safety
+/// C contract of pthread_create(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: real::StartRoutine,
+    arg: *mut c_void,
+) -> c_int {
+    let launch = real::malloc(std::mem::size_of::<Launch>()).cast::<Launch>();
+    if launch.is_null() {
+        // SAFETY: the caller's contract.
+        return unsafe { real::pthread_create(thread, attr, start, arg) }.unwrap_or(libc::EAGAIN);
+    }
+    let started = if guard::held() {
+        started_untracked
+    } else {
+        started_tracked
+    };
+    // SAFETY: `launch` is a fresh block big and aligned enough for Launch.
+    unsafe {
+        launch.write(Launch {
+            start,
+            arg,
+            started,
+        })
+    };
+    // SAFETY: the caller's contract for `thread` and `attr`; the trampoline
+    // takes ownership of `launch`.
+    let rc = unsafe { real::pthread_create(thread, attr, asmalloc_shim_trampoline, launch.cast()) };
+    match rc {
+        Some(0) => 0,
+        other => {
+            // SAFETY: no thread was started, so `launch` is still ours.
+            unsafe { real::free(launch.cast()) };
+            other.unwrap_or(libc::EAGAIN)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The original ASMalloc API.
+
+/// `asm_stats_t`.
+#[repr(C)]
+struct AsmStats {
+    mem_count: usize,
+    net_mmaps: usize,
+    net_shm: usize,
+}
+
+/// `vm_stats_desc_t`.
+#[repr(C)]
+pub struct VmStatsDesc {
+    name: *const c_char,
+    offset: usize,
+}
+
+// SAFETY: the descriptions are immutable after compilation and point only
+// at string literals, so sharing them between threads is sound.
+unsafe impl Sync for VmStatsDesc {}
+
+/// `vm_stats_t`.
+#[repr(C)]
+struct VmStatsC {
+    desc: *const VmStatsDesc,
+    values: [u64; 12],
+}
+
+/// A C-visible static the library writes and hands out pointers to (as the
+/// original did; concurrent `asm_hook` calls race on it exactly as there).
+struct CStatic<T>(UnsafeCell<T>);
+
+// SAFETY: only written through `get()` by the API functions below; readers
+// are C programs that got the pointer from asm_hook/log_vm_stats, which is
+// the original's contract.
+unsafe impl<T> Sync for CStatic<T> {}
+
+impl<T> CStatic<T> {
+    fn get(&self) -> *mut T {
+        self.0.get()
+    }
+}
+
+static ASM_STATS: CStatic<AsmStats> = CStatic(UnsafeCell::new(AsmStats {
+    mem_count: 0,
+    net_mmaps: 0,
+    net_shm: 0,
+}));
+static VM_STATS: CStatic<VmStatsC> = CStatic(UnsafeCell::new(VmStatsC {
+    desc: std::ptr::null(),
+    values: [u64::MAX; 12],
+}));
+
+const fn desc(name: &'static CStr, index: usize) -> VmStatsDesc {
+    VmStatsDesc {
+        name: name.as_ptr(),
+        offset: std::mem::offset_of!(VmStatsC, values) + index * 8,
+    }
+}
+
+/// `vm_stats_desc[]`: VM_NUM_KEYS entries and a `{NULL, 0}` terminator.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+#[allow(non_upper_case_globals)]
+pub static vm_stats_desc: [VmStatsDesc; 13] = [
+    desc(c"VmPeak", 0),
+    desc(c"VmSize", 1),
+    desc(c"VmLck", 2),
+    desc(c"VmPin", 3),
+    desc(c"VmHWM", 4),
+    desc(c"VmRSS", 5),
+    desc(c"VmData", 6),
+    desc(c"VmStk", 7),
+    desc(c"VmExe", 8),
+    desc(c"VmLib", 9),
+    desc(c"VmPTE", 10),
+    desc(c"VmSwap", 11),
+    VmStatsDesc {
+        name: std::ptr::null(),
+        offset: 0,
+    },
+];
+
+/// Fills a C `vm_stats_t`.
+///
+/// # Safety
+/// `out` is valid for writing a `vm_stats_t`.
+unsafe fn fill_vm(out: *mut VmStatsC, vm: &rt::VmStats) {
+    let values = vm.values.map(|v| v.unwrap_or(u64::MAX));
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe {
+        out.write(VmStatsC {
+            desc: vm_stats_desc.as_ptr(),
+            values,
+        })
+    };
+}
+
+/// `int asm_hook(void *arg, asm_stats_t **asm_stats, vm_stats_t **vm_stats)`.
+///
+/// # Safety
+/// Each out-pointer is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_hook(
+    _arg: *mut c_void,
+    asm_stats: *mut *mut c_void,
+    vm_stats: *mut *mut c_void,
+) -> c_int {
+    let saved = errno();
+    let hook = api::hook();
+    let stats = ASM_STATS.get();
+    // SAFETY: ASM_STATS is our static; the out-pointers are NULL or
+    // writable (caller's contract).
+    unsafe {
+        stats.write(AsmStats {
+            mem_count: hook.mem_count as usize,
+            net_mmaps: hook.net_mmaps as usize,
+            net_shm: hook.net_shm as usize,
+        });
+        if !asm_stats.is_null() {
+            asm_stats.write(stats.cast());
+        }
+        if let Some(vm) = &hook.vm {
+            fill_vm(VM_STATS.get(), vm);
+            if !vm_stats.is_null() {
+                vm_stats.write(VM_STATS.get().cast());
+            }
+        }
+    }
+    set_errno(saved);
+    0
+}
+
+/// What shim.c pulls out of `asm_cmd`'s `va_list`.
+#[repr(C)]
+#[derive(Default)]
+struct CmdArgs {
+    features: u64,
+    block_size: usize,
+    delta_size: usize,
+    delta_time: i64,
+    callback: usize,
+    udata: usize,
+}
+
+/// `int asm_cmd(asm_cmd_t cmd, va_list args)`. A `va_list` parameter is
+/// passed as a pointer; shim.c reads it.
+///
+/// # Safety
+/// `args` is a `va_list` holding the arguments `cmd` takes.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
+    let saved = errno();
+    let mut a = CmdArgs::default();
+    // SAFETY: `args` is the caller's va_list, handed on unchanged; `a` is
+    // writable.
+    if unsafe { asmalloc_shim_cmd_args(cmd, args, &mut a) } != 0 {
+        api::unknown_command(cmd);
+        return 0;
+    }
+    match cmd {
+        0 => rt::set_feature_bits(a.features),
+        1 => api::set_thresholds(a.block_size, a.delta_size, a.delta_time),
+        2 => {
+            let callback = (a.callback != 0).then(|| {
+                // SAFETY: the program passed a function with the original
+                // callback signature (ASM_CMD_SET_CALLBACK's contract).
+                unsafe { std::mem::transmute::<usize, rt::Callback>(a.callback) }
+            });
+            rt::set_callback(callback, a.udata as *mut c_void);
+        }
+        _ => api::print_stats(),
+    }
+    set_errno(saved);
+    0
+}
+
+/// `void asm_mallocation_set(uint16_t type, uint16_t loc, ssize_t delta_size)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn asm_mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
+    let saved = errno();
+    rt::mallocation_set(type_id, loc, delta_size);
+    set_errno(saved);
+}
+
+/// `void asm_mallocation_get(uint16_t *type, uint16_t loc, ssize_t *total_size,
+/// ssize_t *delta_size, struct timespec *last_time)`.
+///
+/// # Safety
+/// Each out-pointer is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_mallocation_get(
+    type_id: *mut u16,
+    loc: u16,
+    total_size: *mut isize,
+    delta_size: *mut isize,
+    last_time: *mut libc::timespec,
+) {
+    let m = rt::mallocation_get(loc);
+    // SAFETY: each pointer is NULL (skipped) or writable (caller's contract).
+    unsafe {
+        if !type_id.is_null() {
+            type_id.write(m.type_id);
+        }
+        if !total_size.is_null() {
+            total_size.write(m.total_size);
+        }
+        if !delta_size.is_null() {
+            delta_size.write(m.delta_size);
+        }
+        if !last_time.is_null() {
+            last_time.write(rt::clock::to_timespec(m.last_time_ns));
+        }
+    }
+}
+
+/// `int get_vm_stats(int pid, vm_stats_t *stats)`.
+///
+/// # Safety
+/// `stats` is NULL or writable.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn get_vm_stats(pid: c_int, stats: *mut c_void) -> c_int {
+    let saved = errno();
+    let rc = match api::vm_stats_of(pid) {
+        Some(vm) if !stats.is_null() => {
+            // SAFETY: `stats` is writable (caller's contract).
+            unsafe { fill_vm(stats.cast(), &vm) };
+            0
+        }
+        _ => -1,
+    };
+    set_errno(saved);
+    rc
+}
+
+/// `vm_stats_t *log_vm_stats(int pid)`.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn log_vm_stats(pid: c_int) -> *mut c_void {
+    let saved = errno();
+    let out = match api::vm_stats_of(pid) {
+        Some(vm) => {
+            api::log_vm_stats(pid, &vm);
+            // SAFETY: VM_STATS is our static, writable.
+            unsafe { fill_vm(VM_STATS.get(), &vm) };
+            VM_STATS.get().cast()
+        }
+        None => std::ptr::null_mut(),
+    };
+    set_errno(saved);
+    out
+}
+
+/// One entry of the generated C table (`mallocation_t`, 32 bytes on LP64).
+#[repr(C)]
+struct CMallocation {
+    type_id: c_int,
+    file: *const c_char,
+    line: c_int,
+    id: c_int,
+    function: *const c_char,
+}
+
+const _: () =
+    assert!(std::mem::size_of::<CMallocation>() == 32 || cfg!(not(target_pointer_width = "64")));
+
+/// A C string from a table or call site as `&'static str`: the generated
+/// code passes string literals. NULL gives `""`; invalid UTF-8 is replaced
+/// (and the replacement kept for the process's life).
+///
+/// # Safety
+/// `s` is NULL or a NUL-terminated string that lives as long as the process.
+unsafe fn static_str(s: *const c_char) -> &'static str {
+    if s.is_null() {
+        return "";
+    }
+    // SAFETY: NUL-terminated and never freed (caller's contract).
+    let bytes: &'static [u8] = unsafe { CStr::from_ptr(s) }.to_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            let _guard = Guard::enter();
+            String::leak(String::from_utf8_lossy(bytes).into_owned())
+        }
+    }
+}
+
+/// `int asm_register_mallocations(const char *const *type_names, size_t
+/// num_types, const mallocation_t *table, size_t num_mallocations)`.
+///
+/// # Safety
+/// `type_names` holds `num_types` string pointers and `table` holds
+/// `num_mallocations` entries; all strings live as long as the process.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_register_mallocations(
+    type_names: *const *const c_char,
+    num_types: usize,
+    table: *const c_void,
+    num_mallocations: usize,
+) -> c_int {
+    let saved = errno();
+    let result = if type_names.is_null() || table.is_null() {
+        Err("asm_register_mallocations: NULL type names or table".to_string())
+    } else {
+        let _guard = Guard::enter();
+        let table = table.cast::<CMallocation>();
+        // SAFETY: the arrays have the lengths the caller passed.
+        let (types, entries) = unsafe {
+            let types: Vec<&'static str> = (0..num_types)
+                .map(|i| static_str(*type_names.add(i)))
+                .collect();
+            let entries: Vec<api::Entry> = (0..num_mallocations)
+                .map(|i| {
+                    let e = &*table.add(i);
+                    api::Entry {
+                        type_id: i64::from(e.type_id),
+                        file: static_str(e.file),
+                        line: i64::from(e.line),
+                        id: i64::from(e.id),
+                        function: static_str(e.function),
+                    }
+                })
+                .collect();
+            (types, entries)
+        };
+        api::register(types, entries)
+    };
+    set_errno(saved);
+    match result {
+        Ok(()) => 0,
+        Err(text) => {
+            rt::warn(format_args!("{text}"));
+            -1
+        }
+    }
+}
+
+/// `void asm_site_enter(uint16_t *cache, uint16_t type, const char *file,
+/// int line, const char *function)`: the call-site header's hook.
+///
+/// # Safety
+/// `cache` is NULL or a `uint16_t` only ever accessed through this function;
+/// `file` and `function` are NULL or string literals.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_site_enter(
+    cache: *mut u16,
+    type_id: u16,
+    file: *const c_char,
+    line: c_int,
+    function: *const c_char,
+) {
+    let saved = errno();
+    let cache = (!cache.is_null()).then(|| {
+        // SAFETY: a static uint16_t of the call site, aligned, accessed
+        // only atomically here (several threads may pass the same one).
+        unsafe { AtomicU16::from_ptr(cache) }
+    });
+    let mut id = cache.map_or(0, |c| c.load(Ordering::Relaxed));
+    if id == 0 {
+        // SAFETY: string literals (caller's contract).
+        let (file, function) = unsafe { (static_str(file), static_str(function)) };
+        id = api::resolve_site(type_id, file, u32::try_from(line).unwrap_or(0), function);
+        if let Some(c) = cache {
+            c.store(id, Ordering::Relaxed);
+        }
+    }
+    rt::mallocation_set(type_id, id, 0);
+    set_errno(saved);
+}
+
+// ---------------------------------------------------------------------------
+// Constructor, destructor, fork.
+
+/// Walks a NULL-terminated `envp` as (name, value) byte pairs.
+///
+/// # Safety
+/// `envp` is NULL or a NULL-terminated array of NUL-terminated strings that
+/// stay unchanged while the iterator is used.
+unsafe fn env_pairs<'a>(envp: *const *const c_char) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if envp.is_null() {
+            return None;
+        }
+        // SAFETY: the array is NULL-terminated and we stop at the NULL.
+        let entry = unsafe { *envp.add(i) };
+        if entry.is_null() {
+            return None;
+        }
+        i += 1;
+        // SAFETY: each entry is NUL-terminated (caller's contract).
+        let bytes = unsafe { CStr::from_ptr(entry) }.to_bytes();
+        let eq = bytes.iter().position(|&b| b == b'=').unwrap_or(bytes.len());
+        Some((&bytes[..eq], bytes.get(eq + 1..).unwrap_or(&[])))
+    })
+}
+
+unsafe extern "C" {
+    static environ: *const *const c_char;
+}
+
+extern "C" fn on_fork_child() {
+    report::start_reporter();
+}
+
+/// The library constructor (glibc passes argc, argv, envp).
+extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *const c_char) {
+    let saved = errno();
+    real::ensure();
+    let envp = if envp.is_null() {
+        // SAFETY: reading the process's environ pointer.
+        unsafe { environ }
+    } else {
+        envp
+    };
+    {
+        let _guard = Guard::enter();
+        // SAFETY: the environment is not modified while the constructor
+        // runs (no other thread of the program runs yet).
+        let warnings = settings::configure(unsafe { env_pairs(envp) });
+        for w in &warnings {
+            rt::warn(format_args!("{w}"));
+        }
+        // SAFETY: registering a plain extern "C" handler.
+        unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
+    }
+    report::start_reporter();
+    set_errno(saved);
+}
+
+/// The library destructor: the report at exit.
+extern "C" fn fini() {
+    if settings::report_at_exit() {
+        let saved = errno();
+        report::emit(report::Reason::Exit);
+        set_errno(saved);
+    }
+}
+
+#[cfg(not(test))]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INIT: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = init;
+
+#[cfg(not(test))]
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static FINI: extern "C" fn() = fini;

@@ -1,0 +1,38 @@
+//! # libasmalloc.so — asmalloc for unmodified C programs
+//!
+//! Loaded with `LD_PRELOAD`, this library interposes the C allocation family
+//! (`malloc` … `malloc_usable_size`), `mmap`/`munmap`/`mremap`, System V
+//! shared memory, `brk`/`sbrk` and `pthread_create`, and charges every heap
+//! block to the allocation site the program named (with the original
+//! ASMalloc calls `asm_mallocation_set`, or the call-site header of
+//! `asmalloc-gen`), using the accounting engine of the `asmalloc` crate. It
+//! exports the original ASMalloc C API (`asm_hook`, `asm_cmd`,
+//! `asm_mallocation_set`, `asm_mallocation_get`, `get_vm_stats`,
+//! `log_vm_stats`, `vm_stats_desc`) and the table registration used by
+//! generated code. See `docs/preload.md` for the user manual and
+//! `docs/preload-hazards.md` for what it takes to be safe inside any process.
+//!
+//! ## Layout
+//!
+//! * `exports` — every exported C symbol (the only place with `no_mangle`).
+//! * `real` — forwarding to glibc (`__libc_malloc` & co.; `dlsym` for the rest).
+//! * `syscalls` — raw system calls and `errno`.
+//! * `guard` — the per-thread reentrancy guard.
+//! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
+//!
+//! `unsafe` lives only in `exports`, `real` and `syscalls`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+// In unit tests the exports are not `no_mangle`, so nothing calls them.
+#![cfg_attr(test, allow(dead_code))]
+
+mod api;
+mod exports;
+mod guard;
+mod output;
+mod real;
+mod report;
+mod settings;
+mod shm;
+mod syscalls;
+mod threads;

@@ -1,0 +1,113 @@
+//! Reports: at exit, periodically (the reporter thread), and on request
+//! (`asm_hook`, `ASM_CMD_PRINT_STATS`). Always built with the reentrancy
+//! guard held, so the report's own allocations are not the program's.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use crate::guard::{self, Guard};
+use crate::settings::{self, Format};
+use crate::{output, syscalls, threads};
+
+/// Why a report is written (shown in its first line).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reason {
+    Exit,
+    Periodic,
+    Hook,
+    Command,
+}
+
+impl Reason {
+    fn name(self) -> &'static str {
+        match self {
+            Reason::Exit => "at exit",
+            Reason::Periodic => "periodic",
+            Reason::Hook => "asm_hook",
+            Reason::Command => "ASM_CMD_PRINT_STATS",
+        }
+    }
+}
+
+fn program_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The report text (or JSON line) for `reason`.
+fn render(reason: Reason) -> Vec<u8> {
+    use std::io::Write;
+    let snap = rt::Snapshot::take();
+    let mut out = Vec::with_capacity(4096);
+    match settings::format() {
+        Format::Json => {
+            let _ = rt::report::write_json_line(&mut out, &snap);
+        }
+        Format::Text => {
+            let _ = writeln!(
+                out,
+                "asmalloc: ---- pid {} ({}) {} ----",
+                syscalls::getpid(),
+                program_name(),
+                reason.name()
+            );
+            let _ = rt::report::write_text(&mut out, &snap, settings::top_sites());
+            if snap.features.contains(rt::Features::THREAD_STATS) {
+                let names = threads::names();
+                if !names.is_empty() {
+                    let _ = write!(
+                        out,
+                        "  threads started with pthread_create: {}; names:",
+                        threads::started_count()
+                    );
+                    for (id, name) in names.iter().rev().take(16).rev() {
+                        let _ = write!(out, " #{id} {name}");
+                    }
+                    let _ = writeln!(out);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Writes a report now.
+pub(crate) fn emit(reason: Reason) {
+    let _guard = Guard::enter();
+    let text = render(reason);
+    output::emit(&text);
+}
+
+/// The process in which the reporter thread runs (0 = none).
+static REPORTER_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Starts the periodic reporter if `ASMALLOC_REPORT_INTERVAL` asks for one
+/// and this process has none yet (a forked child calls this again).
+pub(crate) fn start_reporter() {
+    let ms = settings::interval_ms();
+    if ms == 0 {
+        return;
+    }
+    let pid = syscalls::getpid();
+    if REPORTER_PID.swap(pid, Ordering::AcqRel) == pid {
+        return;
+    }
+    let _guard = Guard::enter();
+    let spawned = std::thread::Builder::new()
+        .name("asmalloc-report".into())
+        .spawn(move || {
+            // Everything this thread does is the library's own work.
+            guard::hold_forever();
+            loop {
+                std::thread::sleep(Duration::from_millis(ms));
+                emit(Reason::Periodic);
+            }
+        });
+    if let Err(e) = spawned {
+        REPORTER_PID.store(0, Ordering::Release);
+        rt::warn(format_args!(
+            "cannot start the reporter thread ({e}); no periodic reports"
+        ));
+    }
+}

@@ -1,0 +1,77 @@
+//! Names of the threads the program started with `pthread_create`: the
+//! start routine's symbol (`dladdr`), kept by our thread id (the one
+//! callbacks report) in a fixed table written without lock or allocation.
+
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+const SLOTS: usize = 256;
+const NAME: usize = 40;
+const EMPTY: u64 = u64::MAX;
+const WRITING: u64 = u64::MAX - 1;
+
+struct Slot {
+    id: AtomicU64,
+    len: AtomicU8,
+    name: [AtomicU8; NAME],
+}
+
+static TABLE: [Slot; SLOTS] = [const {
+    Slot {
+        id: AtomicU64::new(EMPTY),
+        len: AtomicU8::new(0),
+        name: [const { AtomicU8::new(0) }; NAME],
+    }
+}; SLOTS];
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// Records that thread `id` started running `name` (cut to 40 bytes).
+pub(crate) fn started(id: u64, name: &[u8]) {
+    STARTED.fetch_add(1, Ordering::Relaxed);
+    let slot = &TABLE[(id % SLOTS as u64) as usize];
+    slot.id.store(WRITING, Ordering::Relaxed);
+    let n = name.len().min(NAME);
+    for (dst, &b) in slot.name.iter().zip(&name[..n]) {
+        dst.store(b, Ordering::Relaxed);
+    }
+    slot.len.store(n as u8, Ordering::Relaxed);
+    slot.id.store(id, Ordering::Release);
+}
+
+/// Threads started through our `pthread_create` so far.
+pub(crate) fn started_count() -> u64 {
+    STARTED.load(Ordering::Relaxed)
+}
+
+/// (id, name) of the most recent threads we know, by id.
+pub(crate) fn names() -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for slot in &TABLE {
+        let id = slot.id.load(Ordering::Acquire);
+        if id >= WRITING {
+            continue;
+        }
+        let len = usize::from(slot.len.load(Ordering::Relaxed)).min(NAME);
+        let bytes: Vec<u8> = slot.name[..len]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        if slot.id.load(Ordering::Acquire) == id {
+            out.push((id, String::from_utf8_lossy(&bytes).into_owned()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_by_id() {
+        super::started(3, b"worker");
+        super::started(4, b"a_very_long_start_routine_name_that_goes_on_and_on");
+        let names = super::names();
+        assert!(names.contains(&(3, "worker".to_string())));
+        let long = &names.iter().find(|(id, _)| *id == 4).unwrap().1;
+        assert_eq!(long.len(), 40);
+    }
+}
