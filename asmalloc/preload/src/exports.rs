@@ -18,7 +18,7 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
 use rt::Op;
 use rt::engine;
@@ -598,9 +598,7 @@ unsafe extern "C" fn started_tracked(launch: *mut Launch) {
     // SAFETY: allocated with real::malloc below and used by no one else.
     unsafe { real::free(launch.cast()) };
     let id = rt::current_thread_id();
-    if real::with_symbol_name(start, |name| threads::started(id, name)).is_none() {
-        threads::started(id, b"?");
-    }
+    threads::started_at(id, start);
 }
 
 /// Runs first on a thread the library itself created (the reporter).
@@ -817,17 +815,43 @@ pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
         0 => rt::set_feature_bits(a.features),
         1 => api::set_thresholds(a.block_size, a.delta_size, a.delta_time),
         2 => {
-            let callback = (a.callback != 0).then(|| {
-                // SAFETY: the program passed a function with the original
-                // callback signature (ASM_CMD_SET_CALLBACK's contract).
-                unsafe { std::mem::transmute::<usize, rt::Callback>(a.callback) }
-            });
+            USER_CALLBACK.store(a.callback, Ordering::Release);
+            let callback: Option<rt::Callback> = (a.callback != 0).then_some(guarded_callback);
             rt::set_callback(callback, a.udata as *mut c_void);
         }
         _ => api::print_stats(),
     }
     set_errno(saved);
     0
+}
+
+/// The program's callback (0 = none); the engine calls `guarded_callback`.
+static USER_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+
+/// Calls the program's callback with the reentrancy guard held: what the
+/// callback allocates (printf's buffers, …) is the library's business, so
+/// it neither consumes a pending `asm_mallocation_set` site nor shows up
+/// in the program's numbers.
+extern "C" fn guarded_callback(
+    thread_id: u64,
+    type_id: u16,
+    loc: u16,
+    delta: isize,
+    total: isize,
+    last_time: *const libc::timespec,
+    udata: *mut c_void,
+) {
+    let f = USER_CALLBACK.load(Ordering::Acquire);
+    if f == 0 {
+        return;
+    }
+    // SAFETY: USER_CALLBACK only holds a function the program passed with
+    // ASM_CMD_SET_CALLBACK, whose contract is the original callback type.
+    let f = unsafe { std::mem::transmute::<usize, rt::Callback>(f) };
+    let saved = errno();
+    let _guard = Guard::enter();
+    f(thread_id, type_id, loc, delta, total, last_time, udata);
+    set_errno(saved);
 }
 
 /// `void asm_mallocation_set(uint16_t type, uint16_t loc, ssize_t delta_size)`.
@@ -1069,6 +1093,7 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
     };
     {
         let _guard = Guard::enter();
+        crate::output::save_stderr();
         // SAFETY: the environment is not modified while the constructor
         // runs (no other thread of the program runs yet).
         let warnings = settings::configure(unsafe { env_pairs(envp) });

@@ -12,7 +12,7 @@
 //! FAILED, when glibc's `malloc_usable_size` cannot be found: then the
 //! library forwards everything untracked and says so once).
 
-use std::ffi::{CStr, c_char, c_int, c_void};
+use std::ffi::{CStr, c_int, c_void};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use crate::guard::Guard;
@@ -230,7 +230,7 @@ fn sym(slot: &AtomicUsize) -> usize {
 pub(crate) unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     match sym(&SYMS.posix_memalign) {
         0 => {
-            if !align.is_power_of_two() || align % std::mem::size_of::<usize>() != 0 {
+            if !align.is_power_of_two() || !align.is_multiple_of(std::mem::size_of::<usize>()) {
                 return libc::EINVAL;
             }
             let p = memalign(align, size);
@@ -388,18 +388,39 @@ pub(crate) unsafe fn pthread_create(
     }
 }
 
-/// Calls `f` with the name of the symbol at `addr` (dladdr), if the
-/// dynamic symbol table has one.
-pub(crate) fn with_symbol_name<R>(addr: usize, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+/// What dladdr knows about `addr`: the symbol name if the dynamic symbol
+/// table has one, else the object's file name and the offset in it.
+pub(crate) enum CodeName<'a> {
+    Symbol(&'a [u8]),
+    Offset(&'a [u8], usize),
+}
+
+/// Calls `f` with what dladdr says about `addr`; `None` if nothing.
+pub(crate) fn with_code_name<R>(addr: usize, f: impl FnOnce(CodeName<'_>) -> R) -> Option<R> {
     // SAFETY: Dl_info is plain data; all-zero is valid.
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr reads no memory at `addr`; `info` is writable.
-    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 || info.dli_sname.is_null() {
+    if unsafe { libc::dladdr(addr as *const c_void, &mut info) } == 0 {
         return None;
     }
-    let name: *const c_char = info.dli_sname;
-    // SAFETY: dli_sname points into the loaded object's string table,
-    // NUL-terminated, valid while the object is loaded — which it is while
-    // one of its functions runs as a thread's start routine.
-    Some(f(unsafe { CStr::from_ptr(name) }.to_bytes()))
+    // SAFETY: dli_sname and dli_fname are null or point into the loaded
+    // object's string table / link map, NUL-terminated, valid while the
+    // object is loaded — which it is while one of its functions runs as a
+    // thread's start routine, and `f` does not keep them.
+    unsafe {
+        if !info.dli_sname.is_null() {
+            return Some(f(CodeName::Symbol(
+                CStr::from_ptr(info.dli_sname).to_bytes(),
+            )));
+        }
+        if !info.dli_fname.is_null() {
+            let file = CStr::from_ptr(info.dli_fname).to_bytes();
+            let base = file.rsplit(|&b| b == b'/').next().unwrap_or(file);
+            return Some(f(CodeName::Offset(
+                base,
+                addr.wrapping_sub(info.dli_fbase as usize),
+            )));
+        }
+    }
+    None
 }

@@ -116,3 +116,23 @@ pub(crate) fn close(fd: c_int) {
     unsafe { libc::close(fd) };
     set_errno(saved);
 }
+
+/// A close-on-exec duplicate of `fd` numbered 100 or above, keeping errno.
+pub(crate) fn dup_high(fd: c_int) -> Option<c_int> {
+    let saved = errno();
+    // SAFETY: F_DUPFD_CLOEXEC on any fd number is safe; failure is -1.
+    let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+    set_errno(saved);
+    (new >= 0).then_some(new)
+}
+
+/// (device, inode) of the file `fd` refers to, keeping errno.
+pub(crate) fn file_id(fd: c_int) -> Option<(u64, u64)> {
+    let saved = errno();
+    // SAFETY: stat is plain data; all-zero is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable; fstat on a closed fd just fails.
+    let rc = unsafe { libc::fstat(fd, &mut st) };
+    set_errno(saved);
+    (rc == 0).then_some((st.st_dev, st.st_ino))
+}

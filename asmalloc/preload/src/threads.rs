@@ -37,6 +37,45 @@ pub(crate) fn started(id: u64, name: &[u8]) {
     slot.id.store(id, Ordering::Release);
 }
 
+/// Records thread `id` by what dladdr says about its start routine:
+/// `worker`, or `prog+0x1139` for a routine without a dynamic symbol.
+pub(crate) fn started_at(id: u64, start: usize) {
+    let named = crate::real::with_code_name(start, |name| match name {
+        crate::real::CodeName::Symbol(sym) => started(id, sym),
+        crate::real::CodeName::Offset(file, offset) => {
+            let mut buf = [0u8; NAME];
+            let mut w = Cursor {
+                buf: &mut buf,
+                len: 0,
+            };
+            let _ = std::fmt::Write::write_fmt(
+                &mut w,
+                format_args!("{}+{offset:#x}", String::from_utf8_lossy(file)),
+            );
+            let len = w.len;
+            started(id, &buf[..len]);
+        }
+    });
+    if named.is_none() {
+        started(id, b"?");
+    }
+}
+
+/// Formats into a fixed buffer, cutting what does not fit.
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl std::fmt::Write for Cursor<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let take = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
+    }
+}
+
 /// Threads started through our `pthread_create` so far.
 pub(crate) fn started_count() -> u64 {
     STARTED.load(Ordering::Relaxed)

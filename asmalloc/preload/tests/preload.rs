@@ -1,0 +1,611 @@
+//! End-to-end tests of libasmalloc.so: small C programs (tests/c/*.c) and
+//! real programs (python3, perl, git, sort) run with and without
+//! `LD_PRELOAD`, asserting on their output and on asmalloc's reports.
+//!
+//! The library is built by the first test that needs it, with the same
+//! profile and target directory as this test binary, so a plain
+//! `cargo test --workspace` works from a clean checkout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn include_dir() -> PathBuf {
+    manifest_dir().join("../../include")
+}
+
+/// `target/<profile>` of this test binary (`…/<profile>/deps/preload-…`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds libasmalloc.so (a no-op when fresh) and returns its path.
+fn lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let profile = profile_dir();
+        let name = profile.file_name().unwrap().to_str().unwrap().to_string();
+        let mut target = profile.parent().unwrap().to_path_buf();
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "asmalloc-preload", "--lib"]);
+        // <target>/<triple>/<profile> when built with --target.
+        if !target.join("CACHEDIR.TAG").exists() && target.parent().is_some() {
+            let triple = target.file_name().unwrap().to_str().unwrap().to_string();
+            if target.parent().unwrap().join("CACHEDIR.TAG").exists() {
+                cmd.args(["--target", &triple]);
+                target = target.parent().unwrap().to_path_buf();
+            }
+        }
+        match name.as_str() {
+            "debug" => {}
+            "release" => {
+                cmd.arg("--release");
+            }
+            other => {
+                cmd.args(["--profile", other]);
+            }
+        }
+        let status = cmd
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(manifest_dir())
+            .status()
+            .expect("run cargo build for the preload library");
+        assert!(status.success(), "building libasmalloc.so failed");
+        let so = profile.join("libasmalloc.so");
+        assert!(so.exists(), "{} missing after build", so.display());
+        so
+    })
+}
+
+fn scratch() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("asmalloc-preload-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+    .clone()
+}
+
+/// Compiles tests/c/<name>.c with extra flags; returns the executable.
+fn compile(name: &str, flags: &[&str]) -> PathBuf {
+    let src = manifest_dir().join("tests/c").join(format!("{name}.c"));
+    // One executable per (program, flags); tests run in parallel.
+    let tag: u32 = flags
+        .iter()
+        .flat_map(|f| f.bytes())
+        .fold(17, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let exe = scratch().join(format!("{name}-{tag:08x}"));
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-O1")
+        // Keep every malloc: GCC may drop an unused one, or a malloc+free pair.
+        .arg("-fno-builtin")
+        .arg("-g")
+        .arg("-pthread")
+        .arg("-I")
+        .arg(include_dir())
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .args(flags)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling {name}.c failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Links against libasmalloc.so (for programs calling the API directly).
+fn compile_linked(name: &str, flags: &[&str]) -> PathBuf {
+    let dir = lib().parent().unwrap().to_str().unwrap().to_string();
+    let mut all: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    all.extend([
+        format!("-L{dir}"),
+        format!("-Wl,-rpath,{dir}"),
+        "-l:libasmalloc.so".into(),
+    ]);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    compile(name, &refs)
+}
+
+struct Run {
+    stdout: String,
+    stderr: String,
+    code: Option<i32>,
+}
+
+fn run_cmd(mut cmd: Command, preload: bool, env: &[(&str, &str)]) -> Run {
+    cmd.env_remove("LD_PRELOAD");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if preload {
+        cmd.env("LD_PRELOAD", lib());
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run the program");
+    Run {
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        code: status.code(),
+    }
+}
+
+fn run(exe: &Path, preload: bool, env: &[(&str, &str)]) -> Run {
+    run_cmd(Command::new(exe), preload, env)
+}
+
+/// Runs `make()` without and with the preload: same stdout, same status.
+fn same_with_and_without(what: &str, make: impl Fn() -> Command) -> Run {
+    let plain = run_cmd(make(), false, &[]);
+    let traced = run_cmd(make(), true, &[]);
+    assert_eq!(
+        plain.code,
+        Some(0),
+        "{what} failed without the preload:\n{}",
+        plain.stderr
+    );
+    assert_eq!(
+        traced.code, plain.code,
+        "{what}: exit status differs:\n{}",
+        traced.stderr
+    );
+    assert_eq!(traced.stdout, plain.stdout, "{what}: stdout differs");
+    assert!(
+        traced.stderr.contains("asmalloc: ---- pid"),
+        "{what}: no exit report:\n{}",
+        traced.stderr
+    );
+    traced
+}
+
+/// The last report's row of the top-sites table that contains `needle`.
+fn site_row<'a>(report: &'a str, needle: &str) -> Option<&'a str> {
+    report.lines().rev().find(|l| l.contains(needle))
+}
+
+/// The last report's row of the top-sites table for site `id`.
+fn site_row_by_id(report: &str, id: u16) -> Option<&str> {
+    let id = id.to_string();
+    report
+        .lines()
+        .rev()
+        .find(|l| l.split_whitespace().next() == Some(id.as_str()) && l.starts_with("    "))
+}
+
+// ---------------------------------------------------------------------------
+
+#[test]
+fn callback_names_the_leaking_site_and_both_thresholds_fire() {
+    let exe = compile_linked("leaky", &[]);
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    // Block threshold (256 KiB): the 1 MiB block, reported at the set.
+    let block = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("block "))
+        .unwrap_or_else(|| panic!("no block callback:\n{}", r.stdout));
+    assert!(block.contains("loc=2 site=src/bigbuf.c:88"), "{block}");
+    assert!(
+        block.contains("delta=1048576 total=0 udata=ud time=1"),
+        "{block}"
+    );
+    // Delta threshold (64 KiB, 0 s): the leaking site grows past it (and
+    // the big block's site, by its 1 MiB); the healthy site never does.
+    let all: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("delta "))
+        .collect();
+    assert!(
+        all.iter()
+            .all(|d| d.contains("loc=3 ") || d.contains("loc=2 ")),
+        "{all:?}"
+    );
+    let deltas: Vec<&str> = all.into_iter().filter(|d| d.contains("loc=3 ")).collect();
+    assert!(
+        !deltas.is_empty(),
+        "no delta callback for the leak:\n{}",
+        r.stdout
+    );
+    for d in &deltas {
+        assert!(
+            d.contains("thread=0 type=1 loc=3 site=src/leaky.c:42"),
+            "{d}"
+        );
+    }
+    let total: i64 = deltas[0]
+        .split("total=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    assert!(
+        total > 64 * 1024 && total < 100 * 1024 + 100 * 64,
+        "{total}"
+    );
+    // The exit report names the leak from the table.
+    let row = site_row(&r.stderr, "src/leaky.c:42").unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(row.contains("leak_grow") && row.contains("MALLOC"), "{row}");
+    assert!(row.trim_end().ends_with(" 100"), "100 blocks live: {row}");
+    // The healthy site is back to zero.
+    let row = site_row(&r.stderr, "src/cache.c:17");
+    assert!(row.is_none_or(|r| r.contains(" 0 ")), "{row:?}");
+}
+
+#[test]
+fn per_site_net_bytes_exact_when_threads_free_each_others_blocks() {
+    let exe = compile_linked("xthread", &["-rdynamic"]);
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let first = r.stdout.lines().next().unwrap();
+    let field = |name: &str| -> i64 {
+        first
+            .split(&format!("{name}="))
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {first}"))
+    };
+    let expect = field("expect_bytes");
+    assert!(expect > 0);
+    assert_eq!(field("sum_of_thread_totals"), expect, "{}", r.stdout);
+    // Each thread's own record is far from the sum: the frees went
+    // elsewhere, and still add up.
+    for l in r.stdout.lines().skip(1) {
+        let net: i64 = l.rsplit("net=").next().unwrap().parse().unwrap();
+        assert_ne!(net, 0, "{l}");
+    }
+    // The exit report (all threads folded) has the exact bytes and blocks.
+    let row = site_row_by_id(&r.stderr, 5).unwrap_or_else(|| panic!("{}", r.stderr));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[cols.len() - 2], expect.to_string(), "{row}");
+    assert_eq!(
+        cols[cols.len() - 1],
+        field("expect_count").to_string(),
+        "{row}"
+    );
+    assert!(
+        r.stderr.contains("threads: 1 live, 5 total"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("#1 worker"), "thread names: {}", r.stderr);
+}
+
+#[test]
+fn original_api_compiles_with_wall_werror_and_works() {
+    let exe = compile_linked(
+        "api",
+        &["-Wall", "-Wextra", "-Werror", "-pedantic", "-std=gnu11"],
+    );
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let out = &r.stdout;
+    for want in [
+        "asm_cmd rv=0",
+        "callback type=7 loc=12 delta=100000 total=0 udata=user-data",
+        "get type=7 total_ok=1 delta=100000 time_ok=1",
+        "asm_hook rv=0 mem_count_ok=1 net_mmaps=0 net_shm=0",
+        "vm_stats set rss_ok=1",
+        "get_vm_stats rv=0 desc_ok=1",
+        "keys: VmPeak VmSize VmLck VmPin VmHWM VmRSS VmData VmStk VmExe VmLib VmPTE VmSwap",
+        "set_key VmSwap=42 field=42",
+        "log_vm_stats ok",
+        "site_enter cache_set=1",
+    ] {
+        assert!(out.contains(want), "missing '{want}' in:\n{out}");
+    }
+    // ASM_CMD_PRINT_STATS and asm_hook printed reports; log_vm_stats a line.
+    assert!(
+        r.stderr.contains("ASM_CMD_PRINT_STATS ----"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("asm_hook ----"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("asmalloc: vm stats (kB) of pid"),
+        "{}",
+        r.stderr
+    );
+    // The call-site entry named its site at run time.
+    assert!(r.stderr.contains("api.c:"), "{}", r.stderr);
+}
+
+#[test]
+fn alignment_usable_size_realloc_edges_and_overflow() {
+    let exe = compile("edges", &[]);
+    let plain = run(&exe, false, &[]);
+    assert_eq!(plain.stdout.trim(), "edges ok", "{}", plain.stdout);
+    let traced = run(&exe, true, &[]);
+    assert_eq!(traced.code, Some(0), "{}\n{}", traced.stdout, traced.stderr);
+    assert_eq!(traced.stdout.trim(), "edges ok", "{}", traced.stdout);
+    // Filling every usable byte never touched a tag: no foreign frees.
+    assert!(!traced.stderr.contains("foreign_free"), "{}", traced.stderr);
+    assert!(traced.stderr.contains("memalign"), "{}", traced.stderr);
+}
+
+#[test]
+fn blocks_from_outside_the_tracker_are_freed_safely() {
+    let exe = compile("foreign", &[]);
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "foreign ok 50");
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("foreign_free"))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    let n: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(n >= 101, "{line}");
+}
+
+#[test]
+fn fork_child_keeps_reporting_and_exec_works() {
+    let exe = compile("forks", &[]);
+    let plain = run(&exe, false, &[]);
+    let r = run(&exe, true, &[("ASMALLOC_REPORT_INTERVAL", "100ms")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let strip = |s: &str| -> String {
+        s.lines()
+            .filter(|l| !l.starts_with("child pid"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(strip(&r.stdout), strip(&plain.stdout));
+    assert!(r.stdout.contains("exec child says hello"));
+    let child: i32 = r
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("child pid "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The forked child restarted the reporter and reported at exit.
+    assert!(
+        r.stderr.contains(&format!("pid {child} (forks-")),
+        "{}",
+        r.stderr
+    );
+    let child_reports: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&format!("pid {child} (forks-")))
+        .collect();
+    assert!(
+        child_reports.iter().any(|l| l.ends_with("periodic ----")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        child_reports.iter().any(|l| l.ends_with("at exit ----")),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn net_mmap_and_shm_are_exact() {
+    let exe = compile_linked("maps", &[]);
+    let r = run(&exe, true, &[("ASMALLOC_FEATURES", "none")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let page = 4096;
+    let want = [
+        "start net_mmaps=0 net_shm=0".to_string(),
+        format!("mapped net_mmaps={} net_shm=0", 14 * page),
+        format!("unmapped net_mmaps={} net_shm=0", 4 * page),
+        format!("remapped net_mmaps={} net_shm=0", 8 * page),
+        format!("attached net_mmaps=0 net_shm={}", 2 << 20),
+        format!("detached one net_mmaps=0 net_shm={}", 1 << 20),
+        "detached all net_mmaps=0 net_shm=0".to_string(),
+    ];
+    if r.stdout.contains("shmget failed") {
+        eprintln!("System V shared memory unavailable here; mmap part checked only");
+        assert!(r.stdout.contains(&want[3]), "{}", r.stdout);
+        return;
+    }
+    let got: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(got, want, "{}", r.stderr);
+}
+
+#[test]
+fn call_sites_are_named_without_a_table() {
+    let exe = compile_linked("sites", &[]);
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let row = site_row(&r.stderr, "sites.c:9").unwrap_or_else(|| panic!("{}", r.stderr));
+    assert!(row.contains("grow") && row.contains("MALLOC"), "{row}");
+    assert!(row.trim_end().ends_with(" 10"), "{row}");
+}
+
+#[test]
+fn bad_environment_values_are_named_and_the_program_runs() {
+    let exe = compile("mt", &[]);
+    let plain = run(&exe, false, &[]);
+    let r = run(
+        &exe,
+        true,
+        &[
+            ("ASMALLOC_BLOCK_THRESHOLD", "12Q"),
+            ("ASMALLOC_REPORT_INTERVAL", "soon"),
+            ("ASMALLOC_FEATURES", "DATESTAMP|BOGUS"),
+            ("ASMALLOC_REPORT_AT_EXIT", "0"),
+        ],
+    );
+    assert_eq!(r.code, Some(0));
+    assert_eq!(r.stdout, plain.stdout);
+    for want in [
+        "asmalloc: ASMALLOC_BLOCK_THRESHOLD=12Q: bad size '12Q'",
+        "; expected bytes with optional K/M/G suffix",
+        "asmalloc: ASMALLOC_REPORT_INTERVAL=soon: bad duration 'soon'",
+        "asmalloc: ASMALLOC_FEATURES=DATESTAMP|BOGUS: unknown feature 'BOGUS'",
+    ] {
+        assert_eq!(
+            r.stderr.matches(want).count(),
+            1,
+            "'{want}' once in:\n{}",
+            r.stderr
+        );
+    }
+    assert!(
+        !r.stderr.contains("---- pid"),
+        "ASMALLOC_REPORT_AT_EXIT=0 is honoured"
+    );
+}
+
+#[test]
+fn output_file_and_json_format() {
+    let exe = compile("mt", &[]);
+    let path = scratch().join("report.%p.jsonl");
+    let r = run(
+        &exe,
+        true,
+        &[
+            ("ASMALLOC_OUTPUT", path.to_str().unwrap()),
+            ("ASMALLOC_REPORT_FORMAT", "json"),
+        ],
+    );
+    assert_eq!(r.code, Some(0));
+    assert!(!r.stderr.contains("asmalloc"), "{}", r.stderr);
+    let files: Vec<PathBuf> = std::fs::read_dir(scratch())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.to_str().unwrap().contains("report.") && p.to_str().unwrap().ends_with(".jsonl")
+        })
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let line = text.lines().last().unwrap();
+    assert!(
+        line.starts_with('{') && line.contains("\"threads\":{\"live\":1,\"total\":5}"),
+        "{line}"
+    );
+    assert!(line.contains("\"ops\":{\"calloc\":{"), "{line}");
+}
+
+// --- real programs: same stdout and status with and without the preload.
+
+#[test]
+fn real_python3_allocation_heavy() {
+    let script = "import json, collections\n\
+        d = {}\n\
+        for i in range(60000):\n    d[str(i) * 3] = [i, str(i), {'k': i}]\n\
+        s = json.dumps(d)\n\
+        c = collections.Counter(s)\n\
+        l = sorted(d.items(), key=lambda kv: kv[1][1])[:5]\n\
+        print(len(s), c.most_common(3), l[0][0], sum(len(k) for k in d))\n";
+    same_with_and_without("python3", || {
+        let mut c = Command::new("python3");
+        c.arg("-c").arg(script);
+        c
+    });
+}
+
+#[test]
+fn real_perl() {
+    same_with_and_without("perl", || {
+        let mut c = Command::new("perl");
+        c.arg("-e").arg(
+            "my %h; for my $i (1..100000) { $h{\"k$i\"} = [$i, \"v\" x ($i % 50)] } \
+             my @k = sort keys %h; print scalar(@k), \" $k[0] $k[-1]\\n\"; \
+             my $s = join(',', map { $h{$_}[0] } @k[0..999]); print length($s), \"\\n\";",
+        );
+        c
+    });
+}
+
+#[test]
+fn real_git_on_a_scratch_repository() {
+    let repo = scratch().join("gitrepo");
+    let _ = std::fs::remove_dir_all(&repo);
+    std::fs::create_dir_all(&repo).unwrap();
+    for i in 0..50 {
+        std::fs::write(
+            repo.join(format!("f{i}.txt")),
+            format!("line {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+    }
+    let git = |args: &[&str]| {
+        let mut c = Command::new("git");
+        c.arg("-C")
+            .arg(&repo)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("GIT_AUTHOR_DATE", "2020-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2020-01-01T00:00:00Z");
+        c
+    };
+    let setup = run_cmd(
+        git(&["init", "-q"]),
+        true,
+        &[("ASMALLOC_REPORT_AT_EXIT", "0")],
+    );
+    assert_eq!(setup.code, Some(0), "{}", setup.stderr);
+    let add = run_cmd(
+        git(&["add", "."]),
+        true,
+        &[("ASMALLOC_REPORT_AT_EXIT", "0")],
+    );
+    assert_eq!(add.code, Some(0), "{}", add.stderr);
+    let commit = run_cmd(git(&["commit", "-q", "-m", "first"]), true, &[]);
+    assert_eq!(commit.code, Some(0), "{}", commit.stderr);
+    same_with_and_without("git log", || git(&["log", "--stat", "--format=%H %s"]));
+    same_with_and_without("git status", || git(&["status", "--porcelain=v1"]));
+    same_with_and_without("git fsck", || git(&["fsck", "--no-progress"]));
+}
+
+#[test]
+fn real_sort_on_a_large_input() {
+    let input = scratch().join("sort-input.txt");
+    let mut text = String::with_capacity(4 << 20);
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..200_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        text.push_str(&format!("{:x} {}\n", x, x % 1000));
+    }
+    std::fs::write(&input, text).unwrap();
+    same_with_and_without("sort", || {
+        let mut c = Command::new("sort");
+        c.args(["-k2,2n", "-k1,1"]).arg(&input).env("LC_ALL", "C");
+        c
+    });
+}
+
+#[test]
+fn real_multithreaded_c_program() {
+    let exe = compile("mt", &["-rdynamic"]);
+    let traced = same_with_and_without("mt", || Command::new(&exe));
+    assert!(
+        traced.stderr.contains("threads: 1 live, 5 total"),
+        "{}",
+        traced.stderr
+    );
+    assert!(traced.stderr.contains("#4 worker"), "{}", traced.stderr);
+}
