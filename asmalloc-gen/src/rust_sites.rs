@@ -2,13 +2,10 @@
 //!
 //! # Single source of truth
 //!
-//! This module is the one place that defines, for both the generator and
-//! the `#[track_alloc]` proc-macro:
-//!
-//! - the attribute's spelling ([`is_track_alloc_path`]): `track_alloc`,
-//!   `asmalloc::track_alloc` or `::asmalloc::track_alloc`;
-//! - its grammar ([`parse_track_alloc_args`]): exactly one identifier, the
-//!   site type (`#[track_alloc(cache)]`), an optional trailing comma;
+//! The attribute's spelling ([`is_track_alloc_path`]) and grammar
+//! ([`parse_track_alloc_args`]) come from `asmalloc-attr`, which the
+//! `#[track_alloc]` proc-macro uses too. This module adds what only the
+//! generator needs:
 //! - the function path ([`module_path_for_file`], [`FnPathBuilder`]):
 //!   `module::Type::method`, where the module comes from the file path
 //!   relative to the crate's `src/` (`lib.rs`, `main.rs`, `mod.rs` name their
@@ -18,73 +15,19 @@
 //!   the outer function's name as one more segment;
 //! - the site key ([`rust_site_key`]): `"{fn_path}@{file}"`.
 //!
-//! It depends on `syn` and `proc-macro2` only, so the macro crate can depend
-//! on `asmalloc-gen` with `default-features` trimmed, or the file can move
-//! into a shared crate unchanged.
+//! At run time the macro's site is matched to the table's entry by file,
+//! line of the function's name and the function's last path segment (see
+//! `asmalloc::site::resolve_rust`), so the line recorded here must be the
+//! line of the function's name.
 
-use proc_macro2::TokenStream;
-use syn::parse::{ParseStream, Parser};
 use syn::visit::Visit;
-use syn::{Attribute, Ident, Token};
+use syn::{Attribute, Ident};
 
 use crate::site::{FoundSite, SiteLang, fingerprint};
 
-/// The attribute's name.
-pub const ATTRIBUTE: &str = "track_alloc";
-
-/// Whether an attribute path names `track_alloc`.
-pub fn is_track_alloc_path(path: &syn::Path) -> bool {
-    let segs: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-    match segs.as_slice() {
-        [a] => a == ATTRIBUTE,
-        [c, a] => c == "asmalloc" && a == ATTRIBUTE,
-        _ => false,
-    }
-}
-
-/// Parses the attribute's arguments (the tokens inside the parentheses):
-/// one identifier naming the site type. The error carries the span to
-/// report a compile error at.
-pub fn parse_track_alloc_args(tokens: TokenStream) -> syn::Result<Ident> {
-    let parser = |input: ParseStream<'_>| -> syn::Result<Ident> {
-        if input.is_empty() {
-            return Err(
-                input.error("#[track_alloc] needs a site type, for example #[track_alloc(cache)]")
-            );
-        }
-        let ty: Ident = input.call(syn::ext::IdentExt::parse_any).map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "#[track_alloc(..)] takes one identifier naming the site type, \
-                 for example #[track_alloc(cache)]",
-            )
-        })?;
-        if input.peek(Token![,]) {
-            input.parse::<Token![,]>()?;
-        }
-        if !input.is_empty() {
-            return Err(
-                input.error("#[track_alloc(..)] takes exactly one identifier naming the site type")
-            );
-        }
-        Ok(ty)
-    };
-    parser.parse2(tokens)
-}
-
-/// The site type of an attribute, `None` if it is not `track_alloc`.
-pub fn track_alloc_type(attr: &Attribute) -> Option<syn::Result<Ident>> {
-    if !is_track_alloc_path(attr.path()) {
-        return None;
-    }
-    Some(match &attr.meta {
-        syn::Meta::List(list) => parse_track_alloc_args(list.tokens.clone()),
-        other => Err(syn::Error::new_spanned(
-            other,
-            "#[track_alloc] needs a site type, for example #[track_alloc(cache)]",
-        )),
-    })
-}
+// The attribute's spelling and grammar live in `asmalloc-attr`, shared with
+// the proc-macro, so the two can never disagree on what is a tracked fn.
+pub use asmalloc_attr::{ATTRIBUTE, is_track_alloc_path, parse_track_alloc_args, track_alloc_type};
 
 /// Module path segments of a file: `src/a/b.rs` → `[a, b]`,
 /// `src/a/mod.rs` → `[a]`, `src/lib.rs` → `[]`. The path is taken after its
@@ -226,7 +169,7 @@ impl Visitor<'_> {
                         column: start.column as u32 + 1,
                         context: fingerprint(rust_site_key(self.file_rel, &function).as_bytes()),
                         function,
-                        type_name: ty.to_string().trim_start_matches("r#").to_owned(),
+                        type_name: asmalloc_attr::type_name(&ty),
                         callee: name,
                         lang: SiteLang::Rust,
                     });

@@ -74,6 +74,9 @@
 
 #![warn(missing_docs)]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod clock;
 pub mod config;
 mod diag;
@@ -103,6 +106,11 @@ pub use vm_stats::VmStats;
 
 #[cfg(feature = "jemalloc")]
 pub use tikv_jemallocator::Jemalloc;
+
+/// `#[track_alloc(type)]`: charges the allocations a function (and its
+/// callees) makes to the function's site. See the `asmalloc-macros` docs.
+#[cfg(feature = "macros")]
+pub use asmalloc_macros::track_alloc;
 
 /// Warnings that go through asmalloc's allocation-free stderr path.
 pub use diag::{warn, warn_once};

@@ -341,6 +341,16 @@ pub fn enter_scope(site: u16, type_id: u16) -> SiteScope {
     })
 }
 
+/// [`enter_scope`] for ids already resolved against the table (the
+/// `#[track_alloc]` path): no range check.
+#[inline]
+pub(crate) fn enter_resolved_scope(site: u16, type_id: u16) -> SiteScope {
+    thread::with(|s| SiteScope {
+        prev_site: s.scope_site.replace(site),
+        prev_type: s.scope_type.replace(type_id),
+    })
+}
+
 impl Drop for SiteScope {
     #[inline]
     fn drop(&mut self) {
