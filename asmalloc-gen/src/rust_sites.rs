@@ -37,10 +37,18 @@ pub fn module_path_for_file(file_rel: &str) -> Vec<String> {
         .split(['/', '\\'])
         .filter(|c| !c.is_empty())
         .collect();
-    let after = comps
+    let mut after = comps
         .iter()
         .rposition(|c| *c == "src")
         .map_or(&comps[..], |p| &comps[p + 1..]);
+    // `src/bin/NAME.rs` is the root of binary NAME; in `src/bin/NAME/`,
+    // `main.rs` is its root and `m.rs` its module `m`.
+    if after.len() >= 2 && after[0] == "bin" {
+        if after.len() == 2 {
+            return Vec::new();
+        }
+        after = &after[2..];
+    }
     let mut out: Vec<String> = after.iter().map(|c| (*c).to_owned()).collect();
     if let Some(last) = out.pop() {
         let stem = last.strip_suffix(".rs").unwrap_or(&last);
@@ -235,6 +243,10 @@ mod tests {
         assert_eq!(module_path_for_file("src/a/mod.rs"), ["a"]);
         assert_eq!(module_path_for_file("crates/x/src/a/b.rs"), ["a", "b"]);
         assert_eq!(module_path_for_file("a/b.rs"), ["a", "b"]);
+        assert!(module_path_for_file("src/bin/server.rs").is_empty());
+        assert!(module_path_for_file("bin/server.rs").is_empty());
+        assert!(module_path_for_file("src/bin/server/main.rs").is_empty());
+        assert_eq!(module_path_for_file("src/bin/server/net.rs"), ["net"]);
     }
 
     #[test]

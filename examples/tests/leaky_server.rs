@@ -35,7 +35,7 @@ fn report_names_the_leaking_site_first() {
     let line = source_line("fn remember(");
     assert!(
         top.contains("SessionCache::remember")
-            && top.contains(&format!("examples/src/bin/leaky_server.rs:{line} "))
+            && top.contains(&format!("src/bin/leaky_server.rs:{line} "))
             && top.contains(" cache "),
         "top row should be the leak at line {line}:\n{stderr}"
     );

@@ -13,64 +13,27 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use asmalloc::{AsmAlloc, Site, SiteTable};
+use asmalloc::{AsmAlloc, track_alloc};
 
 #[global_allocator]
 static GLOBAL: AsmAlloc = AsmAlloc::system();
 
-// The site table. asmalloc-gen writes this from `#[track_alloc]` functions;
-// here it is spelled out, with each function's real line from `line!()`.
-const TYPE_REQUEST: u16 = 1;
-const TYPE_CACHE: u16 = 2;
-const TYPE_LOG: u16 = 3;
-const SITE_PARSE: u16 = 1;
-const SITE_RENDER: u16 = 2;
-const SITE_REMEMBER: u16 = 3;
-const SITE_LOG: u16 = 4;
-
-static SITES: SiteTable = SiteTable::new(
-    &["NONE", "request", "cache", "log"],
-    &[
-        Site::NONE,
-        Site::new(
-            SITE_PARSE,
-            TYPE_REQUEST,
-            file!(),
-            PARSE_LINE,
-            "parse_request",
-        ),
-        Site::new(
-            SITE_RENDER,
-            TYPE_REQUEST,
-            file!(),
-            RENDER_LINE,
-            "render_response",
-        ),
-        Site::new(
-            SITE_REMEMBER,
-            TYPE_CACHE,
-            file!(),
-            REMEMBER_LINE,
-            "SessionCache::remember",
-        ),
-        Site::new(SITE_LOG, TYPE_LOG, file!(), LOG_LINE, "access_log"),
-    ],
-);
+// The site table, generated from this crate's sources by build.rs
+// (asmalloc_gen::Builder): one site per #[track_alloc] function.
+include!(concat!(env!("OUT_DIR"), "/mallocations.rs"));
 
 struct Request {
     id: u64,
     body: String,
 }
 
-const PARSE_LINE: u32 = line!() + 1;
+#[track_alloc(request)]
 fn parse_request(req: &Request) -> Vec<String> {
-    let _site = asmalloc::enter_scope(SITE_PARSE, TYPE_REQUEST);
     req.body.split('&').map(str::to_owned).collect()
 }
 
-const RENDER_LINE: u32 = line!() + 1;
+#[track_alloc(request)]
 fn render_response(fields: &[String]) -> String {
-    let _site = asmalloc::enter_scope(SITE_RENDER, TYPE_REQUEST);
     let mut out = String::with_capacity(4096);
     for f in fields {
         out.push_str("<td>");
@@ -85,20 +48,17 @@ struct SessionCache {
 }
 
 impl SessionCache {
-    const REMEMBER_LINE: u32 = line!() + 1;
+    #[track_alloc(cache)]
     fn remember(&mut self, id: u64, response: &str) {
-        let _site = asmalloc::enter_scope(SITE_REMEMBER, TYPE_CACHE);
         // The bug: every session is kept forever (~1 KiB each).
         let mut entry = Vec::with_capacity(1024);
         entry.extend_from_slice(&response.as_bytes()[..response.len().min(1024)]);
         self.entries.insert(id, entry);
     }
 }
-const REMEMBER_LINE: u32 = SessionCache::REMEMBER_LINE;
 
-const LOG_LINE: u32 = line!() + 1;
+#[track_alloc(log)]
 fn access_log(id: u64, bytes: usize) -> String {
-    let _site = asmalloc::enter_scope(SITE_LOG, TYPE_LOG);
     format!("request {id}: {bytes} bytes")
 }
 
@@ -106,7 +66,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let requests: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
-    asmalloc::register_sites(&SITES).expect("the site table is valid");
+    asmalloc::register_sites(&MALLOCATIONS).expect("the generated site table is valid");
     asmalloc::configure_from_env();
 
     let cache = Arc::new(Mutex::new(SessionCache {
