@@ -1,1 +1,193 @@
-fn main() {}
+//! Multi-threaded C allocation churn, raw and under libasmalloc.so, in one
+//! run: alternating repetitions, median wall time, and the ratio. Then
+//! heaptrack and valgrind (memcheck) on a smaller input, where installed.
+//!
+//! `cargo bench -p asmalloc-preload --bench churn` (env `CHURN_OPS`,
+//! `CHURN_THREADS`, `CHURN_REPS` to change the size).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds libasmalloc.so with this bench binary's profile and target dir.
+fn build_lib() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let name = profile.file_name().unwrap().to_str().unwrap().to_string();
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(["build", "-p", "asmalloc-preload", "--lib"]);
+    match name.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd
+        .env("CARGO_TARGET_DIR", profile.parent().unwrap())
+        .current_dir(manifest_dir())
+        .status()
+        .expect("cargo build");
+    assert!(status.success());
+    profile.join("libasmalloc.so")
+}
+
+fn compile() -> PathBuf {
+    let out = std::env::temp_dir().join(format!("asmalloc-churn-{}", std::process::id()));
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-pthread", "-fno-builtin"])
+        .arg(manifest_dir().join("benches/churn.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("cc");
+    assert!(status.success());
+    out
+}
+
+fn time(mut cmd: Command) -> (Duration, String) {
+    let start = Instant::now();
+    let out = cmd.stderr(Stdio::null()).output().expect("run");
+    let took = start.elapsed();
+    assert!(out.status.success(), "{cmd:?} failed");
+    (took, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent; stay quick then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("churn: run with `cargo bench` to measure");
+        return;
+    }
+    let lib = build_lib();
+    let prog = compile();
+    let threads = env_num("CHURN_THREADS", 2).to_string();
+    let ops = env_num("CHURN_OPS", 3_000_000).to_string();
+    let reps = env_num("CHURN_REPS", 7) as usize;
+    println!(
+        "churn: {threads} threads x {ops} ops, {reps} alternating repetitions, median wall time"
+    );
+    for (label, mode, work) in [
+        ("allocator only, no API calls", "plain", "0"),
+        ("program-like (block read back once)", "plain", "1"),
+        ("program-like + asm_mallocation_set per call", "sites", "1"),
+    ] {
+        let run = |preload: bool| {
+            let mut c = Command::new(&prog);
+            c.args([&threads, &ops, mode, work])
+                .env_remove("LD_PRELOAD");
+            if preload {
+                c.env("LD_PRELOAD", &lib);
+            }
+            c
+        };
+        let (mut raw, mut traced) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let (a, out_a) = time(run(false));
+            let (b, out_b) = time(run(true));
+            assert_eq!(out_a, out_b, "same output with and without the preload");
+            raw.push(a);
+            traced.push(b);
+        }
+        let (r, t) = (median(raw), median(traced));
+        println!(
+            "  {label:<45} raw {:>7.1} ms  preload {:>7.1} ms  ratio {:.3}x",
+            r.as_secs_f64() * 1e3,
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / r.as_secs_f64()
+        );
+    }
+
+    // Other tools, on a smaller input (they are much slower).
+    let small = (env_num("CHURN_OPS", 3_000_000) / 20).max(1000).to_string();
+    let small_cmd = || {
+        let mut c = Command::new(&prog);
+        c.args([&threads, &small, "plain"]).env_remove("LD_PRELOAD");
+        c
+    };
+    let base = median((0..3).map(|_| time(small_cmd()).0).collect());
+    println!(
+        "tools on {threads} threads x {small} ops: raw {:.1} ms",
+        base.as_secs_f64() * 1e3
+    );
+    let dir = std::env::temp_dir().join(format!("asmalloc-churn-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lib_small = small_cmd();
+    lib_small.env("LD_PRELOAD", &lib);
+    let t = time(lib_small).0;
+    println!(
+        "  asmalloc  {:>9.1} ms  {:.2}x",
+        t.as_secs_f64() * 1e3,
+        t.as_secs_f64() / base.as_secs_f64()
+    );
+    if have("heaptrack") {
+        let mut c = Command::new("heaptrack");
+        c.arg("-o")
+            .arg(dir.join("ht"))
+            .arg(&prog)
+            .args([&threads, &small, "plain"]);
+        let t = time(c).0;
+        println!(
+            "  heaptrack {:>9.1} ms  {:.2}x",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / base.as_secs_f64()
+        );
+    } else {
+        println!("  heaptrack: not installed, skipped");
+    }
+    if have("valgrind") {
+        let mut c = Command::new("valgrind");
+        c.args(["--tool=memcheck", "-q", "--leak-check=no"])
+            .arg(&prog)
+            .args([&threads, &small, "plain"]);
+        let t = time(c).0;
+        println!(
+            "  memcheck  {:>9.1} ms  {:.2}x",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / base.as_secs_f64()
+        );
+        let mut c = Command::new("valgrind");
+        c.args(["--tool=massif", "-q"])
+            .arg(format!(
+                "--massif-out-file={}",
+                dir.join("massif.out").display()
+            ))
+            .arg(&prog)
+            .args([&threads, &small, "plain"]);
+        let t = time(c).0;
+        println!(
+            "  massif    {:>9.1} ms  {:.2}x",
+            t.as_secs_f64() * 1e3,
+            t.as_secs_f64() / base.as_secs_f64()
+        );
+    } else {
+        println!("  valgrind: not installed, skipped");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&prog);
+}

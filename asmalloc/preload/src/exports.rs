@@ -13,8 +13,9 @@
 //! **Charged bytes** of a block = real usable size − 8 = what our
 //! `malloc_usable_size` returns.
 //!
-//! **errno** is kept on every successful path (tracking may call the user's
-//! callback), and failures report exactly what glibc reports.
+//! **errno**: tracking itself never sets it (the user's callback runs with
+//! errno saved and restored), so successful calls keep it, and failures
+//! report exactly what glibc reports.
 
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -106,15 +107,9 @@ fn tracked(op: Op, size: usize, alloc: impl FnOnce(usize) -> *mut c_void) -> *mu
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
     };
-    let saved = errno();
     let p = alloc(n);
-    if p.is_null() {
-        return p;
-    }
-    // SAFETY: `p` is a fresh glibc block of at least `n` bytes.
-    let p = unsafe { track_new(op, p) };
-    set_errno(saved);
-    p
+    // SAFETY: `p` is null or a fresh glibc block of at least `n` bytes.
+    unsafe { track_new(op, p) }
 }
 
 // ---------------------------------------------------------------------------
@@ -160,13 +155,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         // SAFETY: the caller's contract.
         return unsafe { real::free(p) };
     }
-    let saved = errno();
     // SAFETY: `p` is a live block (caller's contract).
     unsafe {
         untrack(Op::Free, p);
         real::free(p);
     }
-    set_errno(saved);
 }
 
 /// `realloc(3)` with glibc's rules: `realloc(NULL, n)` is `malloc(n)`,
@@ -192,7 +185,6 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
     };
-    let saved = errno();
     // SAFETY: `p` is a live block (caller's contract).
     let (old_site, old_usable) = unsafe { read_tag(p) };
     // SAFETY: as above.
@@ -215,7 +207,6 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
             tag::encode(q as usize, usable, site),
         )
     };
-    set_errno(saved);
     q
 }
 
@@ -246,13 +237,11 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return libc::ENOMEM;
     };
-    let saved = errno();
     // SAFETY: the caller's contract (`out` writable).
     let rc = unsafe { real::posix_memalign(out, align, n) };
     if rc == 0 {
         // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
         unsafe { track_new(Op::Memalign, *out) };
-        set_errno(saved);
     }
     rc
 }

@@ -13,7 +13,7 @@
 //! library forwards everything untracked and says so once).
 
 use std::ffi::{CStr, c_int, c_void};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 use crate::guard::Guard;
 
@@ -173,6 +173,9 @@ fn resolve() {
     SYMS.sbrk.store(lookup(c"sbrk"), Ordering::Relaxed);
     SYMS.pthread_create
         .store(lookup(c"pthread_create"), Ordering::Relaxed);
+    if usable != 0 && header_formula_agrees() {
+        HEADER_FAST.store(true, Ordering::Relaxed);
+    }
     if usable == 0 {
         STATE.store(FAILED, Ordering::Release);
         rt::warn(format_args!(
@@ -183,6 +186,50 @@ fn resolve() {
     }
 }
 
+/// True when glibc's chunk header gives the usable size (checked once).
+static HEADER_FAST: AtomicBool = AtomicBool::new(false);
+
+/// Checks, on blocks of every kind (small, large, mmapped, aligned), that
+/// the chunk-header formula gives what glibc's `malloc_usable_size` says.
+/// glibc's function also reads the *next* chunk's header to confirm the
+/// block is in use — a cache miss on every free; for a block we know is
+/// live the header alone is enough. If any block disagrees (another glibc
+/// layout, memory tagging), we keep calling glibc's function.
+fn header_formula_agrees() -> bool {
+    let f = SYMS.malloc_usable_size.load(Ordering::Relaxed);
+    // SAFETY: `f` is glibc's malloc_usable_size (non-zero, checked by the
+    // caller).
+    let real: unsafe extern "C" fn(*mut c_void) -> usize = unsafe { std::mem::transmute(f) };
+    let mut ok = true;
+    for &(align, size) in &[
+        (0, 1),
+        (0, 24),
+        (0, 100),
+        (0, 1000),
+        (0, 5000),
+        (0, 70_000),
+        (0, 300_000),
+        (0, 4 << 20),
+        (64, 100),
+        (4096, 5000),
+    ] {
+        let p = if align == 0 {
+            malloc(size)
+        } else {
+            memalign(align, size)
+        };
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: `p` is a live glibc block.
+        unsafe {
+            ok &= real(p) == usable_size_from_header(p);
+            free(p);
+        }
+    }
+    ok
+}
+
 /// The usable size of a glibc block (what glibc's `malloc_usable_size`
 /// says, our tag included).
 ///
@@ -190,6 +237,10 @@ fn resolve() {
 /// `ptr` is a live, non-null block of glibc's allocator.
 #[inline(always)]
 pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
+    if HEADER_FAST.load(Ordering::Relaxed) {
+        // SAFETY: forwarded; the formula was checked against glibc's.
+        return unsafe { usable_size_from_header(ptr) };
+    }
     let f = SYMS.malloc_usable_size.load(Ordering::Relaxed);
     if f == 0 {
         // Only reachable while resolving (from inside dlsym).
@@ -204,12 +255,13 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     }
 }
 
-/// glibc's own computation (`musable`), for the moment before dlsym has
-/// answered: the chunk size word before the block, less the header; an
-/// mmapped chunk (bit 1) has a two-word header.
+/// glibc's own computation (`musable`) for a block known to be in use: the
+/// chunk size word before the block, less the header; an mmapped chunk
+/// (bit 1) has a two-word header. Also used before dlsym has answered.
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of glibc's allocator.
+#[inline(always)]
 unsafe fn usable_size_from_header(ptr: *mut c_void) -> usize {
     // SAFETY: every glibc block is preceded by its chunk's size word.
     let word = unsafe { ptr.cast::<usize>().sub(1).read() };
