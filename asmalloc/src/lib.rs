@@ -79,6 +79,7 @@
 pub mod __private;
 pub mod clock;
 pub mod config;
+pub mod detector;
 mod diag;
 pub mod engine;
 mod global_alloc;
