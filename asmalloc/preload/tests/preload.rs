@@ -609,3 +609,52 @@ fn real_multithreaded_c_program() {
     );
     assert!(traced.stderr.contains("#4 worker"), "{}", traced.stderr);
 }
+
+#[test]
+fn the_c_example_runs_with_and_without_the_library() {
+    let src = manifest_dir().join("../../examples/c/pool_server.c");
+    let exe = scratch().join("pool_server");
+    let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+        .arg(include_dir())
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .arg("-ldl")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = run(&exe, false, &[]);
+    assert_eq!(plain.code, Some(0));
+    assert!(plain.stderr.contains("running untracked"));
+    let r = run(&exe, true, &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, plain.stdout);
+    assert!(
+        r.stderr
+            .contains("MALLOC site 3 examples/c/pool_server.c:99 session_cache_put(): +"),
+        "{}",
+        r.stderr
+    );
+    // The leak tops the exit report; the request sites are back to zero.
+    let report = &r.stderr[r.stderr.rfind("at exit ----").unwrap()..];
+    let first_site = report
+        .lines()
+        .skip_while(|l| !l.contains("file:line"))
+        .nth(1)
+        .unwrap();
+    assert!(
+        first_site.contains("pool_server.c:99") && first_site.contains("session_cache_put"),
+        "{first_site}"
+    );
+    assert!(
+        site_row(report, "pool_server.c:110")
+            .unwrap()
+            .contains(" 0 "),
+        "{report}"
+    );
+}
