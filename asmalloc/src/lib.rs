@@ -83,6 +83,7 @@ pub mod detector;
 mod diag;
 pub mod engine;
 mod global_alloc;
+pub mod monitor;
 pub mod op;
 pub mod report;
 pub mod site;

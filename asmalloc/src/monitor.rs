@@ -1,0 +1,406 @@
+//! The monitor: samples every site at an interval, runs the progressive leak
+//! detector, writes the JSON-lines log, and announces verdicts.
+//!
+//! One monitor per process, installed with [`install`]. Samples come from a
+//! thread started with [`start_thread`] (Rust programs), from the LD_PRELOAD
+//! library's reporter thread, and from every [`sample_now`] call (`asm_hook`
+//! in C programs). All of it runs off the allocation path: a sample takes a
+//! snapshot (reading every thread's table), so it allocates and takes the
+//! monitor's lock.
+//!
+//! # The log
+//!
+//! One JSON object per line, appended with a single `write(2)` per line so
+//! `tail -f` and concurrent writers (a forked child) never see a torn line.
+//! Lines are bounded: at most `max_sites` sites each (those whose net bytes
+//! changed most), with `sites_truncated` counting the rest. Schema, version 1
+//! (fields are only ever added):
+//!
+//! ```text
+//! {"v":1, "pid":i32, "seq":u64, "time_ns":i64,
+//!  "net_bytes":i64, "net_count":i64, "net_mapped":i64, "net_shm":i64,
+//!  "threads":{"live":u64,"total":u64},
+//!  "sites":[{"id":u16,"type":str,"file":str,"line":u32,"function":str,
+//!            "net_bytes":i64,"net_count":i64}],      // changed since the last line
+//!  "sites_truncated":u64,
+//!  "verdicts":[{"kind":"possible_leak"|"still_growing"|"never_mind",
+//!               "id":u16,"type":str,"file":str,"line":u32,"function":str,
+//!               "net_bytes":i64,"growth_bytes":i64,"over_ns":i64,
+//!               "rate_bytes_per_s":i64}]}
+//! ```
+//! The first line of a process lists every active site.
+
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
+use crate::report::human_bytes;
+use crate::site;
+use crate::snapshot::Snapshot;
+
+/// Monitor settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MonitorConfig {
+    /// Detector sensitivity.
+    pub detector: DetectorConfig,
+    /// Where the JSON-lines log goes (`%p` is replaced by the pid); `None`
+    /// for no log.
+    pub log_path: Option<String>,
+    /// At most this many sites per log line.
+    pub max_sites: usize,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            detector: DetectorConfig::DEFAULT,
+            log_path: None,
+            max_sites: 256,
+        }
+    }
+}
+
+/// The monitor's state.
+#[derive(Debug)]
+pub struct Monitor {
+    detector: Detector,
+    log: Option<File>,
+    max_sites: usize,
+    last: HashMap<u16, (i64, i64)>,
+    seq: u64,
+}
+
+impl Monitor {
+    /// A monitor; opens (appends to) the log if one is configured.
+    pub fn new(config: MonitorConfig) -> io::Result<Monitor> {
+        let log = match &config.log_path {
+            Some(path) => {
+                let path = path.replace("%p", &std::process::id().to_string());
+                Some(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .map_err(|e| {
+                            io::Error::new(e.kind(), format!("asmalloc: log {path}: {e}"))
+                        })?,
+                )
+            }
+            None => None,
+        };
+        Ok(Monitor {
+            detector: Detector::new(config.detector),
+            log,
+            max_sites: config.max_sites.max(1),
+            last: HashMap::new(),
+            seq: 0,
+        })
+    }
+
+    /// Feeds one snapshot: runs the detector, writes a log line, returns the
+    /// verdicts.
+    pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
+        let verdicts = self
+            .detector
+            .observe(snap.time_ns, snap.sites.iter().map(|s| (s.id, s.net_bytes)));
+        if let Some(log) = &mut self.log {
+            let line = log_line(snap, &mut self.last, self.max_sites, self.seq, &verdicts);
+            // One write per line: appends from several writers stay whole.
+            let _ = log.write_all(&line);
+        }
+        self.seq += 1;
+        verdicts
+    }
+
+    /// Sites currently judged possible leaks.
+    pub fn leaking(&self) -> Vec<u16> {
+        self.detector.leaking()
+    }
+}
+
+fn site_json(id: u16) -> (Value, Value, Value, Value) {
+    match site::describe(id) {
+        Some(i) if id != 0 => (
+            json!(i.type_name),
+            json!(i.file),
+            json!(i.line),
+            json!(i.function),
+        ),
+        _ => (json!(""), json!(""), json!(0), json!("")),
+    }
+}
+
+fn log_line(
+    snap: &Snapshot,
+    last: &mut HashMap<u16, (i64, i64)>,
+    max_sites: usize,
+    seq: u64,
+    verdicts: &[Verdict],
+) -> Vec<u8> {
+    let mut changed: Vec<(u16, i64, i64, i64)> = snap
+        .sites
+        .iter()
+        .filter_map(|s| {
+            let prev = last.get(&s.id).copied();
+            (prev != Some((s.net_bytes, s.net_count))).then(|| {
+                let moved = (s.net_bytes - prev.map_or(0, |p| p.0)).abs();
+                (s.id, s.net_bytes, s.net_count, moved)
+            })
+        })
+        .collect();
+    changed.sort_by(|a, b| b.3.cmp(&a.3).then(a.0.cmp(&b.0)));
+    let truncated = changed.len().saturating_sub(max_sites);
+    changed.truncate(max_sites);
+    for &(id, bytes, count, _) in &changed {
+        last.insert(id, (bytes, count));
+    }
+    changed.sort_by_key(|c| c.0);
+    let sites: Vec<Value> = changed
+        .iter()
+        .map(|&(id, bytes, count, _)| {
+            let (ty, file, line, function) = site_json(id);
+            json!({"id": id, "type": ty, "file": file, "line": line, "function": function,
+                   "net_bytes": bytes, "net_count": count})
+        })
+        .collect();
+    let verdicts: Vec<Value> = verdicts
+        .iter()
+        .map(|v| {
+            let (ty, file, line, function) = site_json(v.site);
+            json!({"kind": v.kind.name(), "id": v.site, "type": ty, "file": file, "line": line,
+                   "function": function, "net_bytes": v.net_bytes, "growth_bytes": v.growth_bytes,
+                   "over_ns": v.over_ns, "rate_bytes_per_s": v.rate_bytes_per_s})
+        })
+        .collect();
+    let value = json!({
+        "v": 1,
+        "pid": std::process::id(),
+        "seq": seq,
+        "time_ns": snap.time_ns,
+        "net_bytes": snap.net_bytes,
+        "net_count": snap.net_count,
+        "net_mapped": snap.net_mapped,
+        "net_shm": snap.net_shm,
+        "threads": {"live": snap.threads_live, "total": snap.threads_total},
+        "sites": sites,
+        "sites_truncated": truncated,
+        "verdicts": verdicts,
+    });
+    let mut line = serde_json::to_vec(&value).unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// One verdict as a line of text, naming the site:
+/// `asmalloc: possible progressive leak: site 7 (cache) src/cache.rs:52 Cache::insert grew by 30.2 MiB over 38 s (812.0 KiB/s); now 31.0 MiB`.
+pub fn verdict_text(v: &Verdict) -> String {
+    let name = match site::describe(v.site) {
+        Some(i) if v.site != 0 => format!(
+            "site {} ({}) {}:{} {}",
+            v.site, i.type_name, i.file, i.line, i.function
+        ),
+        _ if v.site == 0 => "site 0 (allocations with no site)".to_string(),
+        _ => format!("site {} (not in the site table)", v.site),
+    };
+    let secs = v.over_ns as f64 / 1e9;
+    match v.kind {
+        VerdictKind::PossibleLeak => format!(
+            "asmalloc: possible progressive leak: {name} grew by {} over {secs:.0} s ({}/s); now {}\n",
+            human_bytes(v.growth_bytes),
+            human_bytes(v.rate_bytes_per_s),
+            human_bytes(v.net_bytes)
+        ),
+        VerdictKind::StillGrowing => format!(
+            "asmalloc: still growing: {name} has grown by {} over {secs:.0} s ({}/s); now {}\n",
+            human_bytes(v.growth_bytes),
+            human_bytes(v.rate_bytes_per_s),
+            human_bytes(v.net_bytes)
+        ),
+        VerdictKind::NeverMind => format!(
+            "asmalloc: never mind: {name} fell back (growth now {}); now {}\n",
+            human_bytes(v.growth_bytes),
+            human_bytes(v.net_bytes)
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The process's monitor and the verdict callback.
+
+static MONITOR: Mutex<Option<Monitor>> = Mutex::new(None);
+
+/// `void cb(uint32_t kind, uint16_t loc, int64_t net_bytes, int64_t growth_bytes,
+///          int64_t over_ns, int64_t rate_bytes_per_s, void *udata)`;
+/// kind 0 = possible leak, 1 = still growing, 2 = never mind.
+pub type VerdictCallback = extern "C" fn(
+    kind: u32,
+    loc: u16,
+    net_bytes: i64,
+    growth_bytes: i64,
+    over_ns: i64,
+    rate_bytes_per_s: i64,
+    user_data: *mut c_void,
+);
+
+static VERDICT_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+static VERDICT_DATA: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets (or clears) the function called for every verdict.
+pub fn set_verdict_callback(callback: Option<VerdictCallback>, user_data: *mut c_void) {
+    VERDICT_DATA.store(user_data as usize, Ordering::Relaxed);
+    VERDICT_CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
+}
+
+fn call_verdict_callback(v: &Verdict) {
+    let raw = VERDICT_CALLBACK.load(Ordering::Acquire);
+    if raw == 0 {
+        return;
+    }
+    // SAFETY: VERDICT_CALLBACK holds 0 or a VerdictCallback stored by
+    // set_verdict_callback; function pointers round-trip through usize.
+    let f: VerdictCallback = unsafe { std::mem::transmute::<usize, VerdictCallback>(raw) };
+    let kind = match v.kind {
+        VerdictKind::PossibleLeak => 0,
+        VerdictKind::StillGrowing => 1,
+        VerdictKind::NeverMind => 2,
+    };
+    f(
+        kind,
+        v.site,
+        v.net_bytes,
+        v.growth_bytes,
+        v.over_ns,
+        v.rate_bytes_per_s,
+        VERDICT_DATA.load(Ordering::Relaxed) as *mut c_void,
+    );
+}
+
+/// Installs the process's monitor (replacing one installed before).
+pub fn install(config: MonitorConfig) -> io::Result<()> {
+    let monitor = Monitor::new(config)?;
+    *MONITOR.lock().unwrap_or_else(|e| e.into_inner()) = Some(monitor);
+    Ok(())
+}
+
+/// True once [`install`] succeeded.
+pub fn installed() -> bool {
+    MONITOR.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+/// Takes a sample now if a monitor is installed: returns the verdicts as
+/// text lines (already passed to the verdict callback); empty otherwise.
+pub fn sample_now() -> String {
+    let mut guard = MONITOR.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(monitor) = guard.as_mut() else {
+        return String::new();
+    };
+    let verdicts = monitor.observe(&Snapshot::take());
+    drop(guard);
+    let mut text = String::new();
+    for v in &verdicts {
+        call_verdict_callback(v);
+        text.push_str(&verdict_text(v));
+    }
+    text
+}
+
+/// Sites the installed monitor currently judges possible leaks.
+pub fn leaking() -> Vec<u16> {
+    MONITOR
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map_or_else(Vec::new, Monitor::leaking)
+}
+
+/// Starts a thread that calls [`sample_now`] every `interval` and writes
+/// verdicts to stderr. For Rust programs; the LD_PRELOAD library runs its
+/// own reporter thread.
+pub fn start_thread(interval: Duration) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("asmalloc-monitor".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let text = sample_now();
+                if !text.is_empty() {
+                    let _ = io::stderr().write_all(text.as_bytes());
+                }
+            }
+        })
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SiteStats;
+
+    fn snap(time_s: i64, sites: &[(u16, i64)]) -> Snapshot {
+        let mut s = Snapshot::take();
+        s.time_ns = time_s * 1_000_000_000;
+        s.sites = sites
+            .iter()
+            .map(|&(id, b)| SiteStats {
+                id,
+                net_bytes: b,
+                net_count: 1,
+                ..SiteStats::default()
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn log_lines_list_changed_sites_bounded_and_verdicts() {
+        let dir = std::env::temp_dir().join(format!("asmalloc-monitor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log.jsonl");
+        let mut m = Monitor::new(MonitorConfig {
+            log_path: Some(path.to_string_lossy().into_owned()),
+            max_sites: 2,
+            ..MonitorConfig::default()
+        })
+        .unwrap();
+        let mut verdicts = Vec::new();
+        for t in 0..60 {
+            verdicts.extend(m.observe(&snap(t, &[(1, 5), (2, t * 1_000_000), (3, 7), (4, 9)])));
+        }
+        assert_eq!(
+            verdicts.first().map(|v| (v.site, v.kind)),
+            Some((2, VerdictKind::PossibleLeak))
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 60);
+        assert_eq!(lines[0]["sites"].as_array().unwrap().len(), 2, "bounded");
+        assert_eq!(lines[0]["sites_truncated"], 2);
+        // Later lines carry only what changed: site 2 (growing) and the
+        // truncated ones catching up.
+        assert_eq!(lines[10]["sites"].as_array().unwrap().len(), 1);
+        assert_eq!(lines[10]["sites"][0]["id"], 2);
+        let with_verdict: Vec<&Value> = lines
+            .iter()
+            .filter(|l| !l["verdicts"].as_array().unwrap().is_empty())
+            .collect();
+        assert_eq!(with_verdict[0]["verdicts"][0]["kind"], "possible_leak");
+        assert_eq!(with_verdict[0]["verdicts"][0]["id"], 2);
+        assert_eq!(m.leaking(), vec![2]);
+        let t = verdict_text(&verdicts[0]);
+        assert!(
+            t.starts_with("asmalloc: possible progressive leak: site 2"),
+            "{t}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
