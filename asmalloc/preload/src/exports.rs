@@ -48,6 +48,9 @@ fn tracking() -> bool {
 #[inline(always)]
 unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
     if p.is_null() {
+        // A failed call still uses up a pending one-shot site, so it does
+        // not land on the thread's next, unrelated allocation.
+        engine::clear_pending();
         return p;
     }
     // SAFETY: `p` is a live glibc block.
@@ -1031,7 +1034,7 @@ pub unsafe extern "C" fn asm_site_enter(
             c.store(id, Ordering::Relaxed);
         }
     }
-    rt::mallocation_set(type_id, id, 0);
+    rt::engine::set_next_site(type_id, id);
     set_errno(saved);
 }
 

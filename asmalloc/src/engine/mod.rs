@@ -260,10 +260,6 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
     let loc = site::checked_site(loc);
     let type_id = site::checked_type(type_id);
     thread::with(|s| {
-        s.pending_site.set(loc);
-        s.pending_type.set(type_id);
-        s.has_pending.set(true);
-        s.pending_block_reported.set(false);
         let now = clock::now_ns();
         let t = s.table();
         if let Some(t) = t {
@@ -273,14 +269,41 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
             c.last_time_ns.store(now, Ordering::Relaxed);
             t.touch(loc);
         }
-        if config::features().contains(Features::BLOCKS)
-            && delta_size.unsigned_abs() > config::thresholds().block_bytes
-        {
+        // The callback runs before the site becomes pending, so whatever it
+        // allocates cannot use the site up.
+        let block = config::features().contains(Features::BLOCKS)
+            && delta_size.unsigned_abs() > config::thresholds().block_bytes;
+        if block {
             let thread_id = t.map_or(0, |t| t.thread_id.load(Ordering::Relaxed));
             fire(s, thread_id, type_id, loc, delta_size as i64, 0, now);
-            s.pending_block_reported.set(true);
         }
+        s.pending_site.set(loc);
+        s.pending_type.set(type_id);
+        s.has_pending.set(true);
+        s.pending_block_reported.set(block);
     })
+}
+
+/// Makes `loc` the site of the calling thread's next allocation-family call,
+/// like [`mallocation_set`] but without its bookkeeping (no clock read, no
+/// per-site record, no callback): the fast path for call sites resolved
+/// through the generated table (`asm_site_enter`). `loc` must be a resolved
+/// id (from [`crate::site::resolve`]).
+#[inline]
+pub fn set_next_site(type_id: u16, loc: u16) {
+    thread::with(|s| {
+        s.pending_site.set(loc);
+        s.pending_type.set(type_id);
+        s.has_pending.set(true);
+        s.pending_block_reported.set(false);
+    })
+}
+
+/// Drops a pending one-shot site without charging it: for an allocation
+/// call that failed, so the site does not move on to a later allocation.
+#[inline]
+pub fn clear_pending() {
+    thread::with(|s| s.has_pending.set(false))
 }
 
 /// The calling thread's record for one site (`asm_mallocation_get`).
