@@ -236,6 +236,27 @@ pub fn verdict_text(v: &Verdict) -> String {
 
 static MONITOR: Mutex<Option<Monitor>> = Mutex::new(None);
 
+thread_local! {
+    /// The monitor's lock, held by the forking thread across `fork` (see
+    /// [`before_fork`]).
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Option<Monitor>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Call just before `fork` (a `pthread_atfork` prepare handler): takes the
+/// monitor's lock so the child never inherits it held by a thread that does
+/// not exist there (the sampling thread), nor a monitor half-updated.
+pub fn before_fork() {
+    let guard = MONITOR.lock().unwrap_or_else(|e| e.into_inner());
+    HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(guard));
+}
+
+/// Call right after `fork`, in the parent and in the child (the `parent` and
+/// `child` handlers): releases the lock [`before_fork`] took.
+pub fn after_fork() {
+    HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
+}
+
 /// `void cb(uint32_t kind, uint16_t loc, int64_t net_bytes, int64_t growth_bytes,
 ///          int64_t over_ns, int64_t rate_bytes_per_s, void *udata)`;
 /// kind 0 = possible leak, 1 = still growing, 2 = never mind.

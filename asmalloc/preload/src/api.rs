@@ -26,6 +26,8 @@ pub(crate) fn hook() -> Hook {
     if features & LOGGING != 0 {
         report::emit(Reason::Hook);
     }
+    // Every asm_hook call is also a sample for the leak monitor.
+    report::sample();
     let snap = rt::Snapshot::take();
     Hook {
         mem_count: snap.net_bytes,

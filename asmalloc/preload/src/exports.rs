@@ -1069,8 +1069,23 @@ unsafe extern "C" {
     static environ: *const *const c_char;
 }
 
+extern "C" fn on_fork_prepare() {
+    let _guard = Guard::enter();
+    rt::monitor::before_fork();
+}
+
+extern "C" fn on_fork_parent() {
+    let _guard = Guard::enter();
+    rt::monitor::after_fork();
+}
+
 extern "C" fn on_fork_child() {
+    {
+        let _guard = Guard::enter();
+        rt::monitor::after_fork();
+    }
     report::start_reporter();
+    report::start_monitor();
 }
 
 /// The library constructor (glibc passes argc, argv, envp).
@@ -1093,14 +1108,27 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
             rt::warn(format_args!("{w}"));
         }
         // SAFETY: registering a plain extern "C" handler.
-        unsafe { libc::pthread_atfork(None, None, Some(on_fork_child)) };
+        unsafe {
+            libc::pthread_atfork(
+                Some(on_fork_prepare),
+                Some(on_fork_parent),
+                Some(on_fork_child),
+            )
+        };
     }
     report::start_reporter();
+    report::start_monitor();
     set_errno(saved);
 }
 
-/// The library destructor: the report at exit.
+/// The library destructor: a last leak-monitor sample, and the report at
+/// exit.
 extern "C" fn fini() {
+    if rt::monitor::installed() {
+        let saved = errno();
+        report::sample();
+        set_errno(saved);
+    }
     if settings::report_at_exit() {
         let saved = errno();
         report::emit(report::Reason::Exit);

@@ -79,6 +79,63 @@ pub(crate) fn emit(reason: Reason) {
     output::emit(&text);
 }
 
+/// Takes a leak-monitor sample (if the monitor runs) and writes its
+/// verdicts to the report output.
+pub(crate) fn sample() {
+    let _guard = Guard::enter();
+    let text = rt::monitor::sample_now();
+    if !text.is_empty() {
+        output::emit(text.as_bytes());
+    }
+}
+
+/// The process in which the monitor thread runs (0 = none).
+static MONITOR_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Starts the leak monitor (detector + JSON-lines log) if
+/// `ASMALLOC_SAMPLE_INTERVAL` or `ASMALLOC_LOG` asks for it and this process
+/// has none yet (a forked child calls this again and starts its own, with
+/// its own log if the path has `%p`).
+pub(crate) fn start_monitor() {
+    let ms = settings::sample_interval_ms();
+    if ms == 0 {
+        return;
+    }
+    let pid = syscalls::getpid();
+    if MONITOR_PID.swap(pid, Ordering::AcqRel) == pid {
+        return;
+    }
+    let _guard = Guard::enter();
+    let config = rt::monitor::MonitorConfig {
+        detector: settings::detector_config(),
+        log_path: settings::log_path().map(|p| output::expand(p, pid)),
+        ..rt::monitor::MonitorConfig::default()
+    };
+    if let Err(e) = rt::monitor::install(config) {
+        MONITOR_PID.store(0, Ordering::Release);
+        rt::warn(format_args!(
+            "{}; no leak monitor",
+            e.to_string().trim_start_matches("asmalloc: ")
+        ));
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("asmalloc-monitor".into())
+        .spawn(move || {
+            guard::hold_forever();
+            loop {
+                std::thread::sleep(Duration::from_millis(ms));
+                sample();
+            }
+        });
+    if let Err(e) = spawned {
+        MONITOR_PID.store(0, Ordering::Release);
+        rt::warn(format_args!(
+            "cannot start the leak monitor thread ({e}); no leak detection"
+        ));
+    }
+}
+
 /// The process in which the reporter thread runs (0 = none).
 static REPORTER_PID: AtomicI32 = AtomicI32::new(0);
 

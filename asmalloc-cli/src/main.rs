@@ -1,0 +1,74 @@
+//! `asmalloc`: the one command for users.
+//!
+//! * `asmalloc run [OPTIONS] -- PROGRAM ARGS…` runs a program under the
+//!   LD_PRELOAD library with the leak monitor on, forwards its exit status,
+//!   and prints a final leak summary;
+//! * `asmalloc report LOG [--svg FILE]` reads a JSON-lines log: top sites,
+//!   verdicts, and a plot of net bytes per site over time;
+//! * `asmalloc gen ARGS…` runs `asmalloc-gen` (the site-table generator).
+//!
+//! Exit status: `run` exits as the program did (128 + signal number when a
+//! signal killed it, as a shell reports it; 127 when it could not be
+//! started); `report` exits 0, or 1 when the log had unreadable lines (they
+//! are named and skipped), or 2 when it cannot be read at all; usage errors
+//! exit 2.
+#![deny(unsafe_code)]
+
+mod gen_cmd;
+mod log;
+mod report;
+mod run;
+#[allow(unsafe_code)]
+mod signals;
+mod svg;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "asmalloc",
+    version,
+    about = "Find the allocation site whose live memory keeps growing, while the program runs",
+    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc report server.jsonl --svg server.svg\n  asmalloc gen --root src --out gen --lang c"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run PROGRAM under libasmalloc.so with the leak monitor on.
+    Run(run::RunArgs),
+    /// Summarise a JSON-lines log written by `asmalloc run` or ASMALLOC_LOG.
+    Report {
+        /// The log file.
+        log: PathBuf,
+        /// How many sites to list and plot.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Also draw net bytes per site over time into this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+    /// Run asmalloc-gen (the site-table generator) with these arguments.
+    #[command(disable_help_flag = true)]
+    Gen {
+        /// Arguments for asmalloc-gen (try `asmalloc gen --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Report { log, top, svg } => report::report(&log, top, svg.as_deref()),
+        Command::Gen { args } => gen_cmd::gen_cmd(args),
+    }
+}

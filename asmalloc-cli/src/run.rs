@@ -1,0 +1,198 @@
+//! `asmalloc run -- PROGRAM ARGS…`: the program under the preload library,
+//! with the leak monitor on, then a summary of what the monitor concluded.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::Args;
+
+use crate::log::{Log, human, verdict_sentence};
+use crate::signals;
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// How often the monitor samples every site (e.g. 500ms, 1s, 5s).
+    #[arg(long, default_value = "1s")]
+    interval: String,
+    /// Write the JSON-lines log here (default: a new file in the temporary
+    /// directory, whose path is printed).
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Growth of a site's floor over the window that counts as a leak
+    /// (e.g. 4M; default: the runtime's).
+    #[arg(long)]
+    threshold: Option<String>,
+    /// The detector's window (e.g. 30s; default: the runtime's).
+    #[arg(long)]
+    window: Option<String>,
+    /// Use the jemalloc build of the library (libasmalloc_jem.so).
+    #[arg(long)]
+    jemalloc: bool,
+    /// The library to preload (default: next to this executable, or
+    /// $ASMALLOC_LIB).
+    #[arg(long)]
+    lib: Option<PathBuf>,
+    /// The program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    program: Vec<OsString>,
+}
+
+/// Finds the preload library: `--lib`, `$ASMALLOC_LIB`, next to this
+/// executable, or in `../lib` beside it.
+fn find_lib(args: &RunArgs) -> Result<PathBuf, String> {
+    let name = if args.jemalloc {
+        "libasmalloc_jem.so"
+    } else {
+        "libasmalloc.so"
+    };
+    let mut tried = Vec::new();
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(lib) = &args.lib {
+        candidates.push(lib.clone());
+    } else {
+        if let Some(env) = std::env::var_os("ASMALLOC_LIB") {
+            candidates.push(PathBuf::from(env));
+        }
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf))
+        {
+            candidates.push(dir.join(name));
+            candidates.push(dir.join("../lib").join(name));
+        }
+    }
+    for c in candidates {
+        if c.is_file() {
+            return std::fs::canonicalize(&c).map_err(|e| format!("{}: {e}", c.display()));
+        }
+        tried.push(c.display().to_string());
+    }
+    Err(format!(
+        "cannot find {name} (looked at: {}); build it with `cargo build --release -p {}` or pass --lib PATH",
+        if tried.is_empty() {
+            "nothing".to_string()
+        } else {
+            tried.join(", ")
+        },
+        if args.jemalloc {
+            "asmalloc-preload-jem"
+        } else {
+            "asmalloc-preload"
+        }
+    ))
+}
+
+pub(crate) fn run(args: RunArgs) -> ExitCode {
+    let lib = match find_lib(&args) {
+        Ok(lib) => lib,
+        Err(why) => {
+            eprintln!("asmalloc: {why}");
+            return ExitCode::from(127);
+        }
+    };
+    let log_path = args.log.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("asmalloc-{}.jsonl", std::process::id()))
+    });
+    // Start a fresh log: the monitor appends.
+    let _ = std::fs::remove_file(&log_path);
+    let mut preload = lib.as_os_str().to_owned();
+    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+        preload.push(":");
+        preload.push(existing);
+    }
+    let mut cmd = Command::new(&args.program[0]);
+    cmd.args(&args.program[1..])
+        .env("LD_PRELOAD", preload)
+        .env("ASMALLOC_SAMPLE_INTERVAL", &args.interval)
+        .env("ASMALLOC_LOG", &log_path);
+    if let Some(t) = &args.threshold {
+        cmd.env("ASMALLOC_LEAK_THRESHOLD", t);
+    }
+    if let Some(w) = &args.window {
+        cmd.env("ASMALLOC_LEAK_WINDOW", w);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!(
+                "asmalloc: cannot run {}: {e}",
+                Path::new(&args.program[0]).display()
+            );
+            return ExitCode::from(if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            });
+        }
+    };
+    // Like a shell waiting for a foreground job: ^C and ^\ reach the program
+    // (same process group) but not us, so we can still summarise. Set only
+    // after the spawn: an ignored disposition would be inherited.
+    let ignore = signals::IgnoreInterrupts::new();
+    let status = match child.wait() {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("asmalloc: waiting for the program failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    drop(ignore);
+    summarise(&log_path, &args.program[0]);
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
+        (None, Some(sig)) => {
+            eprintln!(
+                "asmalloc: {} was killed by signal {sig}",
+                Path::new(&args.program[0]).display()
+            );
+            ExitCode::from((128 + sig).clamp(0, 255) as u8)
+        }
+        (None, None) => ExitCode::from(1),
+    }
+}
+
+/// The final leak summary, from the log the program wrote.
+fn summarise(log_path: &Path, program: &OsString) {
+    let program = Path::new(program).display();
+    let log = match Log::read(log_path) {
+        Ok(log) if log.lines > 0 => log,
+        _ => {
+            eprintln!(
+                "asmalloc: {program} wrote no log at {} (it ran too briefly for a sample, or \
+                 is statically linked / setuid, which ignores LD_PRELOAD)",
+                log_path.display()
+            );
+            return;
+        }
+    };
+    let start = log.start_ns();
+    eprintln!(
+        "asmalloc: summary: {} samples over {:.1} s; log: {}",
+        log.lines,
+        (log.end_ns() - start) as f64 / 1e9,
+        log_path.display()
+    );
+    for v in &log.verdicts {
+        eprintln!("asmalloc: {}", verdict_sentence(v, start));
+    }
+    let leaking = log.leaking();
+    if leaking.is_empty() {
+        eprintln!("asmalloc: no progressive leak at exit");
+    }
+    for v in leaking {
+        let now = log
+            .sites
+            .get(&(v.pid, v.id))
+            .map_or(v.net_bytes, |s| s.last_bytes());
+        eprintln!(
+            "asmalloc: LEAK at exit: site {} ({}) {} — {} live, growing {}/s",
+            v.id,
+            v.name.type_name,
+            v.name,
+            human(now),
+            human(v.rate_bytes_per_s)
+        );
+    }
+}
