@@ -44,7 +44,10 @@ fn build_preload() {
             }
             None => panic!("unexpected target layout {}", profile_dir.display()),
         }
-        assert!(cmd.status().unwrap().success(), "building libasmalloc.so failed");
+        assert!(
+            cmd.status().unwrap().success(),
+            "building libasmalloc.so failed"
+        );
         assert!(profile_dir.join("libasmalloc.so").exists());
     });
 }
@@ -74,7 +77,9 @@ fn server() -> &'static Path {
         asmalloc_gen::write_sites_header(&gen_dir).expect("write asmalloc_sites.h");
         let exe = scratch().join("server");
         let out = Command::new("cc")
-            .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-include"])
+            .args([
+                "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-include",
+            ])
             .arg(gen_dir.join("asmalloc_sites.h"))
             .arg("-I")
             .arg(&gen_dir)
@@ -87,7 +92,11 @@ fn server() -> &'static Path {
             .arg(&exe)
             .output()
             .unwrap();
-        assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "cc failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         exe
     })
 }
@@ -108,7 +117,10 @@ fn text(bytes: &[u8]) -> String {
 
 /// The report row (text) of the exit report for `place` (`file:line`).
 fn row<'a>(stderr: &'a str, place: &str) -> Option<&'a str> {
-    stderr.lines().rev().find(|l| l.contains(&format!("{place} ")))
+    stderr
+        .lines()
+        .rev()
+        .find(|l| l.contains(&format!("{place} ")))
 }
 
 fn cols(row: &str) -> Vec<&str> {
@@ -128,27 +140,53 @@ fn the_generated_table_names_every_call_site_under_the_preload() {
         .output()
         .unwrap();
     assert!(plain.status.success() && traced.status.success());
-    assert_eq!(text(&plain.stdout), text(&traced.stdout), "same output with and without");
-    assert_eq!(text(&plain.stdout), "handled 3000 requests, 2001 messages, 3000 cached\n");
+    assert_eq!(
+        text(&plain.stdout),
+        text(&traced.stdout),
+        "same output with and without"
+    );
+    assert_eq!(
+        text(&plain.stdout),
+        "handled 3000 requests, 2001 messages, 3000 cached\n"
+    );
     let err = text(&traced.stderr);
     assert!(!err.contains("stale"), "the table is current:\n{err}");
     // The leak: 3000 entries and 3000 data blocks in cache_put.
-    let entry = row(&err, &format!("cache.c:{}", line_of("cache.c", "malloc(sizeof *e)")))
-        .unwrap_or_else(|| panic!("entry row in:\n{err}"));
-    assert!(entry.contains("cache_put") && entry.contains("MALLOC"), "{entry}");
+    let entry = row(
+        &err,
+        &format!("cache.c:{}", line_of("cache.c", "malloc(sizeof *e)")),
+    )
+    .unwrap_or_else(|| panic!("entry row in:\n{err}"));
+    assert!(
+        entry.contains("cache_put") && entry.contains("MALLOC"),
+        "{entry}"
+    );
     assert_eq!(cols(entry).last(), Some(&"3000"), "{entry}");
-    let data = row(&err, &format!("cache.c:{}", line_of("cache.c", "malloc(len)")))
-        .unwrap_or_else(|| panic!("data row in:\n{err}"));
+    let data = row(
+        &err,
+        &format!("cache.c:{}", line_of("cache.c", "malloc(len)")),
+    )
+    .unwrap_or_else(|| panic!("data row in:\n{err}"));
     assert_eq!(cols(data).last(), Some(&"3000"), "{data}");
-    assert!(cols(data)[cols(data).len() - 2].parse::<i64>().unwrap() >= 3000 * 1024, "{data}");
+    assert!(
+        cols(data)[cols(data).len() - 2].parse::<i64>().unwrap() >= 3000 * 1024,
+        "{data}"
+    );
     // Messages are allocated by the producer and freed by the consumer
     // thread: charged back to msg_new, nothing left.
-    let msg = row(&err, &format!("server.c:{}", line_of("server.c", "malloc(sizeof *m)")))
-        .unwrap_or_else(|| panic!("msg_new row in:\n{err}"));
+    let msg = row(
+        &err,
+        &format!("server.c:{}", line_of("server.c", "malloc(sizeof *m)")),
+    )
+    .unwrap_or_else(|| panic!("msg_new row in:\n{err}"));
     assert!(msg.contains("msg_new"), "{msg}");
     assert_eq!(cols(msg)[cols(msg).len() - 2..], ["0", "0"], "{msg}");
     // Request buffers (malloc, calloc, strdup) in handle: all freed.
-    for (needle, ty) in [("malloc(4096)", "MALLOC"), ("calloc(32", "CALLOC"), ("strdup(", "STRDUP")] {
+    for (needle, ty) in [
+        ("malloc(4096)", "MALLOC"),
+        ("calloc(32", "CALLOC"),
+        ("strdup(", "STRDUP"),
+    ] {
         let r = row(&err, &format!("server.c:{}", line_of("server.c", needle)))
             .unwrap_or_else(|| panic!("{needle} row in:\n{err}"));
         assert!(r.contains("handle") && r.contains(ty), "{r}");
@@ -195,7 +233,9 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
         );
     }
     assert!(
-        verdicts.iter().any(|v| v.contains(&format!("cache.c:{leak_line} cache_put"))),
+        verdicts
+            .iter()
+            .any(|v| v.contains(&format!("cache.c:{leak_line} cache_put"))),
         "the data block site is named:\n{err}"
     );
     assert!(!err.contains("server.c:") || !verdicts.iter().any(|v| v.contains("server.c")));
@@ -214,13 +254,23 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
         .find(|l| !l["verdicts"].as_array().unwrap().is_empty())
         .expect("a verdict in the log");
     let after = (first["time_ns"].as_i64().unwrap() - start) as f64 / 1e9;
-    assert!(after <= 2.8, "first verdict {after:.2} s after the first sample");
+    assert!(
+        after <= 2.8,
+        "first verdict {after:.2} s after the first sample"
+    );
     assert_eq!(first["verdicts"][0]["kind"], "possible_leak");
     assert_eq!(first["verdicts"][0]["file"], "cache.c");
 
     // asmalloc report: the table, the verdicts, the plot.
     let svg = scratch().join("leak.svg");
-    let out = asmalloc(&["report", log.to_str().unwrap(), "--top", "5", "--svg", svg.to_str().unwrap()]);
+    let out = asmalloc(&[
+        "report",
+        log.to_str().unwrap(),
+        "--top",
+        "5",
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = text(&out.stdout);
     let table: Vec<&str> = report
@@ -236,7 +286,10 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
         "{report}"
     );
     assert!(!table[2..].iter().any(|r| r.contains("leak")), "{report}");
-    assert!(report.contains("still leaking at the end: site"), "{report}");
+    assert!(
+        report.contains("still leaking at the end: site"),
+        "{report}"
+    );
     let check = Command::new("python3")
         .arg("-c")
         .arg(
@@ -249,7 +302,11 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
         .arg(&svg)
         .output()
         .unwrap();
-    assert!(check.status.success(), "SVG is not well-formed XML: {}", text(&check.stderr));
+    assert!(
+        check.status.success(),
+        "SVG is not well-formed XML: {}",
+        text(&check.stderr)
+    );
     assert_eq!(
         text(&check.stdout).trim(),
         "5 1",
@@ -259,11 +316,18 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
     // A bad line is named and skipped; the rest is still read.
     let bad = scratch().join("bad.jsonl");
     let mut content = std::fs::read_to_string(&log).unwrap();
-    content.insert_str(0, "{\"v\":1,\"pid\":1,\"time_ns\":0,\"sites\":[],\"verdicts\":[]}\nnot json at all\n");
+    content.insert_str(
+        0,
+        "{\"v\":1,\"pid\":1,\"time_ns\":0,\"sites\":[],\"verdicts\":[]}\nnot json at all\n",
+    );
     std::fs::write(&bad, content).unwrap();
     let out = asmalloc(&["report", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("bad.jsonl:2: not JSON"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.jsonl:2: not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stdout).contains("cache.c:"), "the rest is read");
 }
 
@@ -273,7 +337,9 @@ fn a_temporary_rise_is_reported_then_never_minded() {
     let out = run_server("rise", "3", &log);
     assert!(out.status.success());
     let err = text(&out.stderr);
-    let leak = err.find("possible progressive leak").unwrap_or_else(|| panic!("{err}"));
+    let leak = err
+        .find("possible progressive leak")
+        .unwrap_or_else(|| panic!("{err}"));
     let never = err.find("never mind").unwrap_or_else(|| panic!("{err}"));
     assert!(leak < never, "{err}");
     assert!(err.contains("no progressive leak at exit"), "{err}");
@@ -297,7 +363,8 @@ fn exit_statuses_and_signals_are_forwarded() {
     let nolib = asmalloc(&["run", "--lib", "/no/such/libasmalloc.so", "--", "true"]);
     assert_eq!(nolib.status.code(), Some(127));
     assert!(
-        text(&nolib.stderr).contains("cannot find libasmalloc.so (looked at: /no/such/libasmalloc.so)"),
+        text(&nolib.stderr)
+            .contains("cannot find libasmalloc.so (looked at: /no/such/libasmalloc.so)"),
         "{}",
         text(&nolib.stderr)
     );

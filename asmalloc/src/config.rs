@@ -183,6 +183,8 @@ pub enum ConfigError {
     BadSize(String),
     /// A duration that does not parse.
     BadDuration(String),
+    /// A value that parses but is out of range (the message says why).
+    OutOfRange(String),
 }
 
 impl fmt::Display for ConfigError {
@@ -203,6 +205,7 @@ impl fmt::Display for ConfigError {
                 "asmalloc: bad size '{text}'; use a byte count with an optional K, M or G \
                  suffix (powers of 1024), e.g. 512K"
             ),
+            ConfigError::OutOfRange(why) => write!(f, "asmalloc: {why}"),
             ConfigError::BadDuration(text) => write!(
                 f,
                 "asmalloc: bad duration '{text}'; use a number with an optional ms, s, m or h \
@@ -406,7 +409,7 @@ pub(crate) fn callback() -> Option<(Callback, *mut c_void)> {
 
 /// The settings this module reads from the environment, with the accepted
 /// form of each (for error messages and `--help`).
-pub const ENV_VARS: [(&str, &str); 4] = [
+pub const ENV_VARS: [(&str, &str); 9] = [
     (
         "ASMALLOC_FEATURES",
         "feature names joined by '|' or ',' (DATESTAMP, THREAD_STATS, MEM_COUNT_STATS, \
@@ -424,6 +427,27 @@ pub const ENV_VARS: [(&str, &str); 4] = [
     (
         "ASMALLOC_TIME_THRESHOLD",
         "seconds, or a duration with ms/s/m/h suffix (default 60s)",
+    ),
+    (
+        "ASMALLOC_SAMPLE_INTERVAL",
+        "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 1s; 0 or off \
+         disables the leak monitor",
+    ),
+    (
+        "ASMALLOC_LOG",
+        "a file path for the JSON-lines log (%p is replaced by the process id)",
+    ),
+    (
+        "ASMALLOC_LEAK_THRESHOLD",
+        "bytes with optional K/M/G suffix, more than 0 (default 4M)",
+    ),
+    (
+        "ASMALLOC_LEAK_WINDOW",
+        "a duration with optional ms, s, m or h suffix, more than 0 (default 30s)",
+    ),
+    (
+        "ASMALLOC_LEAK_MIN_SAMPLES",
+        "a number of samples, at least 4 (default 6)",
     ),
 ];
 
@@ -452,14 +476,16 @@ pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
                 ..thresholds()
             });
         }
-        _ => return Ok(false),
+        _ => return crate::monitor::apply_env_setting(name, value),
     }
     Ok(true)
 }
 
-/// Applies every `ASMALLOC_*` setting of this module found in the process
-/// environment. A bad value is reported on stderr (naming the variable and
-/// the accepted form) and ignored; the rest still apply. Returns the errors.
+/// Applies every `ASMALLOC_*` setting found in the process environment
+/// (features, thresholds, and the leak monitor's), and starts the leak
+/// monitor if `ASMALLOC_SAMPLE_INTERVAL` or `ASMALLOC_LOG` asks for it. A bad
+/// value is reported on stderr (naming the variable and the accepted form)
+/// and ignored; the rest still apply. Returns the errors.
 pub fn configure_from_env() -> Vec<(String, ConfigError)> {
     let mut errors = Vec::new();
     for (name, accepted) in ENV_VARS {
@@ -473,6 +499,12 @@ pub fn configure_from_env() -> Vec<(String, ConfigError)> {
                 errors.push((name.to_string(), err));
             }
         }
+    }
+    if let Err(e) = crate::monitor::start_from_settings() {
+        crate::diag::warn(format_args!(
+            "{}; no leak monitor",
+            e.to_string().trim_start_matches("asmalloc: ")
+        ));
     }
     errors
 }

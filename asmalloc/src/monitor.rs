@@ -40,6 +40,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use std::sync::atomic::AtomicU64;
+
+use crate::config::{ConfigError, parse_duration_ms, parse_size};
 use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
 use crate::report::human_bytes;
 use crate::site;
@@ -229,6 +232,108 @@ pub fn verdict_text(v: &Verdict) -> String {
             human_bytes(v.net_bytes)
         ),
     }
+}
+
+// ---------------------------------------------------------------------------
+// Settings from the environment (shared by Rust programs and the preload).
+
+static SAMPLE_MS: AtomicU64 = AtomicU64::new(0);
+static LOG_PATH: Mutex<Option<String>> = Mutex::new(None);
+static LEAK_THRESHOLD: AtomicU64 = AtomicU64::new(DetectorConfig::DEFAULT.threshold_bytes);
+static LEAK_WINDOW_MS: AtomicU64 =
+    AtomicU64::new((DetectorConfig::DEFAULT.window_ns / 1_000_000) as u64);
+static LEAK_MIN_SAMPLES: AtomicUsize = AtomicUsize::new(DetectorConfig::DEFAULT.min_samples);
+
+/// Applies one of the monitor's `ASMALLOC_*` variables (see
+/// [`crate::config::ENV_VARS`]); `Ok(false)` for a name it does not own.
+pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match name {
+        "ASMALLOC_SAMPLE_INTERVAL" => {
+            let ms = match value.trim() {
+                "off" | "0" => 0,
+                v => parse_duration_ms(v)?,
+            };
+            SAMPLE_MS.store(ms, Ordering::Relaxed);
+        }
+        "ASMALLOC_LOG" => {
+            let v = value.trim();
+            if v.is_empty() || v.contains('\0') {
+                return Err(ConfigError::OutOfRange(
+                    "an empty path or a NUL byte".into(),
+                ));
+            }
+            *LOG_PATH.lock().unwrap_or_else(|e| e.into_inner()) = Some(v.to_string());
+        }
+        "ASMALLOC_LEAK_THRESHOLD" => match parse_size(value)? {
+            0 => {
+                return Err(ConfigError::OutOfRange(
+                    "a threshold of 0 calls everything a leak".into(),
+                ));
+            }
+            n => LEAK_THRESHOLD.store(n as u64, Ordering::Relaxed),
+        },
+        "ASMALLOC_LEAK_WINDOW" => match parse_duration_ms(value)? {
+            0 => {
+                return Err(ConfigError::OutOfRange(
+                    "the window must be longer than 0".into(),
+                ));
+            }
+            ms => LEAK_WINDOW_MS.store(ms, Ordering::Relaxed),
+        },
+        "ASMALLOC_LEAK_MIN_SAMPLES" => {
+            let n: usize = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|&n| n >= 4)
+                .ok_or_else(|| {
+                    ConfigError::OutOfRange(format!("'{value}' is not a number of at least 4"))
+                })?;
+            LEAK_MIN_SAMPLES.store(n, Ordering::Relaxed);
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// The monitor the settings ask for: its sampling interval and config, or
+/// `None` when it is off (no `ASMALLOC_SAMPLE_INTERVAL` and no
+/// `ASMALLOC_LOG`; with only a log, samples are taken every 5 s).
+pub fn configured() -> Option<(Duration, MonitorConfig)> {
+    let log_path = LOG_PATH.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let ms = match SAMPLE_MS.load(Ordering::Relaxed) {
+        0 if log_path.is_some() => 5_000,
+        0 => return None,
+        ms => ms,
+    };
+    let window_ms = LEAK_WINDOW_MS.load(Ordering::Relaxed);
+    Some((
+        Duration::from_millis(ms),
+        MonitorConfig {
+            detector: DetectorConfig {
+                threshold_bytes: LEAK_THRESHOLD.load(Ordering::Relaxed),
+                window_ns: i64::try_from(window_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
+                min_samples: LEAK_MIN_SAMPLES.load(Ordering::Relaxed),
+                ..DetectorConfig::DEFAULT
+            },
+            log_path,
+            ..MonitorConfig::default()
+        },
+    ))
+}
+
+/// Installs the monitor the settings ask for and starts its sampling
+/// thread (Rust programs; [`crate::config::configure_from_env`] calls it).
+/// Does nothing when the monitor is off or already installed.
+pub fn start_from_settings() -> io::Result<()> {
+    let Some((interval, config)) = configured() else {
+        return Ok(());
+    };
+    if installed() {
+        return Ok(());
+    }
+    install(config)?;
+    start_thread(interval)
 }
 
 // ---------------------------------------------------------------------------

@@ -97,20 +97,15 @@ static MONITOR_PID: AtomicI32 = AtomicI32::new(0);
 /// has none yet (a forked child calls this again and starts its own, with
 /// its own log if the path has `%p`).
 pub(crate) fn start_monitor() {
-    let ms = settings::sample_interval_ms();
-    if ms == 0 {
+    let _guard = Guard::enter();
+    let Some((interval, mut config)) = rt::monitor::configured() else {
         return;
-    }
+    };
     let pid = syscalls::getpid();
     if MONITOR_PID.swap(pid, Ordering::AcqRel) == pid {
         return;
     }
-    let _guard = Guard::enter();
-    let config = rt::monitor::MonitorConfig {
-        detector: settings::detector_config(),
-        log_path: settings::log_path().map(|p| output::expand(p, pid)),
-        ..rt::monitor::MonitorConfig::default()
-    };
+    config.log_path = config.log_path.map(|p| output::expand(&p, pid));
     if let Err(e) = rt::monitor::install(config) {
         MONITOR_PID.store(0, Ordering::Release);
         rt::warn(format_args!(
@@ -124,7 +119,7 @@ pub(crate) fn start_monitor() {
         .spawn(move || {
             guard::hold_forever();
             loop {
-                std::thread::sleep(Duration::from_millis(ms));
+                std::thread::sleep(interval);
                 sample();
             }
         });

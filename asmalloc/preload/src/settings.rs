@@ -21,39 +21,6 @@ static AT_EXIT: AtomicBool = AtomicBool::new(true);
 static FORMAT: AtomicU8 = AtomicU8::new(0);
 static TOP: AtomicUsize = AtomicUsize::new(rt::report::DEFAULT_TOP_SITES);
 static OUTPUT: OnceLock<Box<str>> = OnceLock::new();
-static SAMPLE_MS: AtomicU64 = AtomicU64::new(0);
-static LOG: OnceLock<Box<str>> = OnceLock::new();
-static LEAK_THRESHOLD: AtomicU64 =
-    AtomicU64::new(rt::detector::DetectorConfig::DEFAULT.threshold_bytes);
-static LEAK_WINDOW_MS: AtomicU64 =
-    AtomicU64::new((rt::detector::DetectorConfig::DEFAULT.window_ns / 1_000_000) as u64);
-static LEAK_MIN_SAMPLES: AtomicUsize =
-    AtomicUsize::new(rt::detector::DetectorConfig::DEFAULT.min_samples);
-
-/// The leak monitor's sampling interval in milliseconds: as set, else 5 s
-/// when a log is asked for, else 0 (off).
-pub(crate) fn sample_interval_ms() -> u64 {
-    match SAMPLE_MS.load(Ordering::Relaxed) {
-        0 if LOG.get().is_some() => 5_000,
-        ms => ms,
-    }
-}
-
-/// The JSON-lines log file (`%p` = pid), if any.
-pub(crate) fn log_path() -> Option<&'static str> {
-    LOG.get().map(|s| &**s)
-}
-
-/// The leak detector's settings.
-pub(crate) fn detector_config() -> rt::detector::DetectorConfig {
-    rt::detector::DetectorConfig {
-        threshold_bytes: LEAK_THRESHOLD.load(Ordering::Relaxed),
-        window_ns: (LEAK_WINDOW_MS.load(Ordering::Relaxed) as i64).saturating_mul(1_000_000),
-        min_samples: LEAK_MIN_SAMPLES.load(Ordering::Relaxed),
-        ..rt::detector::DetectorConfig::DEFAULT
-    }
-}
-
 /// Periodic report interval in milliseconds (0 = off, the default).
 pub(crate) fn interval_ms() -> u64 {
     INTERVAL_MS.load(Ordering::Relaxed)
@@ -83,7 +50,7 @@ pub(crate) fn output_path() -> Option<&'static str> {
 }
 
 /// The variables this module owns and the form each accepts.
-pub(crate) const VARS: [(&str, &str); 10] = [
+pub(crate) const VARS: [(&str, &str); 5] = [
     (
         "ASMALLOC_REPORT_INTERVAL",
         "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 10s; 0 or off disables",
@@ -98,26 +65,6 @@ pub(crate) const VARS: [(&str, &str); 10] = [
     ),
     ("ASMALLOC_REPORT_FORMAT", "text or json"),
     ("ASMALLOC_TOP_SITES", "a number of sites, e.g. 20"),
-    (
-        "ASMALLOC_SAMPLE_INTERVAL",
-        "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 1s; 0 or off disables the leak monitor",
-    ),
-    (
-        "ASMALLOC_LOG",
-        "a file path for the JSON-lines log (%p is replaced by the process id)",
-    ),
-    (
-        "ASMALLOC_LEAK_THRESHOLD",
-        "bytes with optional K/M/G suffix (default 4M)",
-    ),
-    (
-        "ASMALLOC_LEAK_WINDOW",
-        "a duration with optional ms, s, m or h suffix (default 30s)",
-    ),
-    (
-        "ASMALLOC_LEAK_MIN_SAMPLES",
-        "a number of samples, at least 4 (default 6)",
-    ),
 ];
 
 /// The form every known variable accepts, for messages.
@@ -173,43 +120,6 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
                 _ => return Err(format!("unknown format '{value}'")),
             };
             FORMAT.store(f, Ordering::Relaxed);
-        }
-        "ASMALLOC_SAMPLE_INTERVAL" => {
-            let ms = match value.trim() {
-                "off" | "0" => 0,
-                v => rt::config::parse_duration_ms(v).map_err(|e| bare(&e))?,
-            };
-            SAMPLE_MS.store(ms, Ordering::Relaxed);
-        }
-        "ASMALLOC_LOG" => {
-            let v = value.trim();
-            if v.is_empty() || v.contains('\0') {
-                return Err("empty path or NUL byte".into());
-            }
-            let _ = LOG.set(v.into());
-        }
-        "ASMALLOC_LEAK_THRESHOLD" => {
-            let bytes = rt::config::parse_size(value).map_err(|e| bare(&e))?;
-            if bytes == 0 {
-                return Err("a zero threshold would call everything a leak".into());
-            }
-            LEAK_THRESHOLD.store(bytes as u64, Ordering::Relaxed);
-        }
-        "ASMALLOC_LEAK_WINDOW" => {
-            let ms = rt::config::parse_duration_ms(value).map_err(|e| bare(&e))?;
-            if ms == 0 {
-                return Err("the window must be longer than 0".into());
-            }
-            LEAK_WINDOW_MS.store(ms, Ordering::Relaxed);
-        }
-        "ASMALLOC_LEAK_MIN_SAMPLES" => {
-            let n: usize = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|&n| n >= 4)
-                .ok_or_else(|| format!("'{value}' is not a number of at least 4"))?;
-            LEAK_MIN_SAMPLES.store(n, Ordering::Relaxed);
         }
         "ASMALLOC_TOP_SITES" => {
             let n: usize = value
