@@ -34,6 +34,11 @@ pub(crate) struct RunArgs {
     /// $ASMALLOC_LIB).
     #[arg(long)]
     lib: Option<PathBuf>,
+    /// The program links asmalloc itself (a Rust program with the `AsmAlloc`
+    /// global allocator that calls `asmalloc::configure_from_env()`): set
+    /// the monitor up through the environment, preload nothing.
+    #[arg(long, conflicts_with_all = ["lib", "jemalloc"])]
+    linked: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     program: Vec<OsString>,
@@ -85,11 +90,15 @@ fn find_lib(args: &RunArgs) -> Result<PathBuf, String> {
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
-    let lib = match find_lib(&args) {
-        Ok(lib) => lib,
-        Err(why) => {
-            eprintln!("asmalloc: {why}");
-            return ExitCode::from(127);
+    let lib = if args.linked {
+        None
+    } else {
+        match find_lib(&args) {
+            Ok(lib) => Some(lib),
+            Err(why) => {
+                eprintln!("asmalloc: {why}");
+                return ExitCode::from(127);
+            }
         }
     };
     let log_path = args.log.clone().unwrap_or_else(|| {
@@ -97,16 +106,18 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     });
     // Start a fresh log: the monitor appends.
     let _ = std::fs::remove_file(&log_path);
-    let mut preload = lib.as_os_str().to_owned();
-    if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
-        preload.push(":");
-        preload.push(existing);
-    }
     let mut cmd = Command::new(&args.program[0]);
     cmd.args(&args.program[1..])
-        .env("LD_PRELOAD", preload)
         .env("ASMALLOC_SAMPLE_INTERVAL", &args.interval)
         .env("ASMALLOC_LOG", &log_path);
+    if let Some(lib) = lib {
+        let mut preload = lib.into_os_string();
+        if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
+            preload.push(":");
+            preload.push(existing);
+        }
+        cmd.env("LD_PRELOAD", preload);
+    }
     if let Some(t) = &args.threshold {
         cmd.env("ASMALLOC_LEAK_THRESHOLD", t);
     }

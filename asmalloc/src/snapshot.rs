@@ -3,7 +3,10 @@
 //! Taking a snapshot reads the live threads' tables with relaxed loads while
 //! they keep running, so counts of a thread in the middle of an allocation
 //! may be one operation behind; once threads are quiet (joined, or between
-//! phases) the sums are exact. A snapshot allocates: take it from a reporter
+//! phases) the sums are exact. A thread that exits while a snapshot is read
+//! moves its counters into the shared retired table; the snapshot is retried
+//! until it saw no such move, so an exiting thread is never counted twice
+//! or missed. A snapshot allocates: take it from a reporter
 //! or the application, never from the allocation path.
 
 use std::collections::BTreeMap;
@@ -81,13 +84,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// Sums every thread's table now.
     pub fn take() -> Snapshot {
-        let mut sites: BTreeMap<u16, SiteStats> = BTreeMap::new();
-        let mut op_count = [0u64; Op::COUNT];
-        let mut op_bytes = [0u64; Op::COUNT];
         let retired = engine::retired();
-        for table in engine::tables().chain(retired) {
-            add_table(table, &mut sites, &mut op_count, &mut op_bytes);
-        }
+        let (sites, op_count, op_bytes) = engine::read_consistently(|| {
+            let mut sites: BTreeMap<u16, SiteStats> = BTreeMap::new();
+            let mut op_count = [0u64; Op::COUNT];
+            let mut op_bytes = [0u64; Op::COUNT];
+            for table in engine::tables().chain(retired) {
+                add_table(table, &mut sites, &mut op_count, &mut op_bytes);
+            }
+            (sites, op_count, op_bytes)
+        });
         let (threads_live, threads_total) = engine::thread_counts();
         let (net_mapped, net_shm) = engine::net_mapped_and_shm();
         let mut sites: Vec<SiteStats> = sites

@@ -32,7 +32,7 @@ use crate::config::{self, Features};
 use crate::op::Op;
 use crate::site;
 
-pub(crate) use registry::{retired, tables, thread_counts};
+pub(crate) use registry::{read_consistently, retired, tables, thread_counts};
 pub(crate) use table::ThreadTable;
 
 /// Charges an allocation of `bytes` made by `op` to the calling thread's

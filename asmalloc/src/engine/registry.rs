@@ -104,11 +104,41 @@ fn push_new() -> Option<&'static ThreadTable> {
     }
 }
 
+/// Folds started and finished. A snapshot is consistent when no fold
+/// started while it read and none was running when it began (a seqlock
+/// with many writers; see `Snapshot::take`). Folds are rare — one per
+/// thread exit — so readers seldom retry.
+static FOLDS_STARTED: AtomicU64 = AtomicU64::new(0);
+static FOLDS_FINISHED: AtomicU64 = AtomicU64::new(0);
+
+/// Reads `read` at a moment when no exiting thread is moving its counters
+/// into the retired table, so nothing is counted twice or missed; after 1000
+/// interrupted attempts (threads exiting without pause) the last read is
+/// returned as is.
+pub(crate) fn read_consistently<R>(mut read: impl FnMut() -> R) -> R {
+    for _ in 0..1000 {
+        let started = FOLDS_STARTED.load(Ordering::Acquire);
+        if FOLDS_FINISHED.load(Ordering::Acquire) != started {
+            std::thread::yield_now();
+            continue;
+        }
+        let value = read();
+        std::sync::atomic::fence(Ordering::Acquire);
+        if FOLDS_STARTED.load(Ordering::Relaxed) == started {
+            return value;
+        }
+    }
+    read()
+}
+
 /// Folds an exiting thread's counters into the retired table and frees its
 /// table for adoption.
 pub(crate) fn release(table: &'static ThreadTable) {
     if let Some(retired) = retired() {
+        FOLDS_STARTED.fetch_add(1, Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Release);
         table.fold_into(retired);
+        FOLDS_FINISHED.fetch_add(1, Ordering::Release);
     }
     THREADS_EXITED.fetch_add(1, Ordering::Relaxed);
     table.in_use.store(false, Ordering::Release);

@@ -7,7 +7,9 @@
 //! At the end (and every `--report-every` requests) the report names the
 //! leaking function and line at the top.
 //!
-//! Run: `cargo run --release -p asmalloc-examples --bin leaky_server -- [REQUESTS] [WORKERS]`
+//! Run: `cargo run --release -p asmalloc-examples --bin leaky_server -- [REQUESTS] [WORKERS] [RATE]`
+//! (RATE: requests per second, 0 = as fast as it can). Under
+//! `asmalloc run --linked`, the leak monitor names the leak while it runs.
 
 use std::collections::HashMap;
 use std::sync::mpsc;
@@ -66,6 +68,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let requests: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+    let rate: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     asmalloc::register_sites(&MALLOCATIONS).expect("the generated site table is valid");
     asmalloc::configure_from_env();
 
@@ -94,6 +97,7 @@ fn main() {
             })
         })
         .collect();
+    let start = std::time::Instant::now();
     for id in 0..requests {
         let body = format!(
             "user={id}&item={}&qty={}&note=hello-world-{id}",
@@ -101,6 +105,13 @@ fn main() {
             id % 7
         );
         tx.send(Request { id, body }).unwrap();
+        if rate > 0 && id % 100 == 99 {
+            // Pace the load: request `id` is due at id / rate seconds.
+            let due = std::time::Duration::from_secs_f64(id as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
     }
     drop(tx);
     let served: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
