@@ -125,3 +125,44 @@ fn every_feature_adds_its_section() {
         "sites are always listed:\n{stderr}"
     );
 }
+
+#[test]
+fn the_monitor_names_the_leak_while_the_server_runs() {
+    // 6000 requests at 2000/s: ~3 s of load, ~2 MB/s kept by the cache.
+    let out = Command::new(env!("CARGO_BIN_EXE_leaky_server"))
+        .args(["6000", "2", "2000"])
+        .env("ASMALLOC_SAMPLE_INTERVAL", "100ms")
+        .env("ASMALLOC_LEAK_WINDOW", "1s")
+        .env("ASMALLOC_LEAK_THRESHOLD", "256K")
+        .output()
+        .expect("run leaky_server");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = source_line("fn remember(");
+    let verdicts: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("asmalloc: possible progressive leak")
+                || l.starts_with("asmalloc: still growing")
+        })
+        .collect();
+    assert!(!verdicts.is_empty(), "no verdict while running:\n{stderr}");
+    assert!(
+        verdicts[0].contains(&format!(
+            "(cache) src/bin/leaky_server.rs:{line} SessionCache::remember grew by"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        verdicts
+            .iter()
+            .all(|v| v.contains("SessionCache::remember")),
+        "only the leak is reported:\n{stderr}"
+    );
+    // The verdict came while the server was still serving.
+    let served = stderr.find("leaky_server: served").unwrap();
+    assert!(
+        stderr.find("possible progressive leak").unwrap() < served,
+        "{stderr}"
+    );
+}
