@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p asmalloc --bench churn` (add `--features jemalloc` for
 //! the jemalloc pair). Knobs: `CHURN_THREADS` (4), `CHURN_OPS` (per thread,
-//! 2,000,000), `CHURN_ROUNDS` (7).
+//! 2,000,000), `CHURN_ROUNDS` (7); `ASMALLOC_SAMPLE_INTERVAL=1s` measures
+//! with the leak monitor sampling every second.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::time::{Duration, Instant};
@@ -143,9 +144,13 @@ fn main() {
         println!("churn: smoke run ok (use `cargo bench` for numbers)");
         return;
     }
+    // ASMALLOC_* settings apply, e.g. ASMALLOC_SAMPLE_INTERVAL=1s runs the
+    // leak monitor's sampling thread during the measurement.
+    asmalloc::configure_from_env();
     println!(
-        "asmalloc churn benchmark (features {}, per-site tracking on)",
-        asmalloc::features()
+        "asmalloc churn benchmark (features {}, per-site tracking on, leak monitor {})",
+        asmalloc::features(),
+        if asmalloc::monitor::installed() { "on" } else { "off" }
     );
     for use_memory in [true, false] {
         compare("system", &System, &AsmAlloc::system(), use_memory);

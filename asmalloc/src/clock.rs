@@ -1,8 +1,11 @@
 //! Wall-clock time for thresholds and reports, with an override for tests.
 //!
 //! The original compares whole seconds of `CLOCK_REALTIME` for its time
-//! threshold; so do we. Tests set a fake time with [`set_test_time`] instead
-//! of sleeping for the 60-second default.
+//! threshold; so do we. We read `CLOCK_REALTIME_COARSE`: a few nanoseconds
+//! from the vDSO instead of a few tens, at the kernel tick's resolution
+//! (1–4 ms), which is far finer than whole-second thresholds, "time of the
+//! last set" records, or monitor samples need. Tests set a fake time with
+//! [`set_test_time`] instead of sleeping for the 60-second default.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -15,7 +18,7 @@ static FAKE_NOW_NS: AtomicI64 = AtomicI64::new(0);
 #[inline]
 pub fn now_ns() -> i64 {
     match FAKE_NOW_NS.load(Ordering::Relaxed) {
-        0 => sys::clock_ns(libc::CLOCK_REALTIME),
+        0 => sys::clock_ns(libc::CLOCK_REALTIME_COARSE),
         fake => fake,
     }
 }
