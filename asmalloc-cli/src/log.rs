@@ -169,22 +169,7 @@ impl Log {
     }
 }
 
-/// `12.3 MiB`.
-pub(crate) fn human(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes.unsigned_abs() as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    let sign = if bytes < 0 { "-" } else { "" };
-    if unit == 0 {
-        format!("{sign}{v} B")
-    } else {
-        format!("{sign}{v:.1} {}", UNITS[unit])
-    }
-}
+pub(crate) use asmalloc::report::human_bytes as human;
 
 /// One verdict as a sentence.
 pub(crate) fn verdict_sentence(v: &VerdictRecord, start_ns: i64) -> String {
