@@ -380,28 +380,19 @@ pub type Callback = extern "C" fn(
     user_data: *mut c_void,
 );
 
-/// 0 = no callback; otherwise a `Callback` cast to usize.
-static CALLBACK: AtomicUsize = AtomicUsize::new(0);
-static CALLBACK_DATA: AtomicUsize = AtomicUsize::new(0);
+static CALLBACK: crate::callback_cell::CallbackCell<Callback> =
+    crate::callback_cell::CallbackCell::new();
 
 /// Sets (or with `None` clears) the callback and its user data
 /// (`ASM_CMD_SET_CALLBACK`).
 pub fn set_callback(callback: Option<Callback>, user_data: *mut c_void) {
-    CALLBACK_DATA.store(user_data as usize, Ordering::Relaxed);
-    CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
+    CALLBACK.set(callback, user_data);
 }
 
 /// The callback in force and its user data.
 #[inline]
 pub(crate) fn callback() -> Option<(Callback, *mut c_void)> {
-    let raw = CALLBACK.load(Ordering::Acquire);
-    if raw == 0 {
-        return None;
-    }
-    // SAFETY: CALLBACK only ever holds 0 or a `Callback` function pointer
-    // stored by `set_callback`; function pointers round-trip through usize.
-    let f: Callback = unsafe { std::mem::transmute::<usize, Callback>(raw) };
-    Some((f, CALLBACK_DATA.load(Ordering::Relaxed) as *mut c_void))
+    CALLBACK.get()
 }
 
 // ---------------------------------------------------------------------------

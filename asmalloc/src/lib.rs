@@ -77,6 +77,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod callback_cell;
 pub mod clock;
 pub mod config;
 pub mod detector;

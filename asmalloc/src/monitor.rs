@@ -375,23 +375,18 @@ pub type VerdictCallback = extern "C" fn(
     user_data: *mut c_void,
 );
 
-static VERDICT_CALLBACK: AtomicUsize = AtomicUsize::new(0);
-static VERDICT_DATA: AtomicUsize = AtomicUsize::new(0);
+static VERDICT_CALLBACK: crate::callback_cell::CallbackCell<VerdictCallback> =
+    crate::callback_cell::CallbackCell::new();
 
 /// Sets (or clears) the function called for every verdict.
 pub fn set_verdict_callback(callback: Option<VerdictCallback>, user_data: *mut c_void) {
-    VERDICT_DATA.store(user_data as usize, Ordering::Relaxed);
-    VERDICT_CALLBACK.store(callback.map_or(0, |f| f as usize), Ordering::Release);
+    VERDICT_CALLBACK.set(callback, user_data);
 }
 
 fn call_verdict_callback(v: &Verdict) {
-    let raw = VERDICT_CALLBACK.load(Ordering::Acquire);
-    if raw == 0 {
+    let Some((f, user_data)) = VERDICT_CALLBACK.get() else {
         return;
-    }
-    // SAFETY: VERDICT_CALLBACK holds 0 or a VerdictCallback stored by
-    // set_verdict_callback; function pointers round-trip through usize.
-    let f: VerdictCallback = unsafe { std::mem::transmute::<usize, VerdictCallback>(raw) };
+    };
     let kind = match v.kind {
         VerdictKind::PossibleLeak => 0,
         VerdictKind::StillGrowing => 1,
@@ -404,7 +399,7 @@ fn call_verdict_callback(v: &Verdict) {
         v.growth_bytes,
         v.over_ns,
         v.rate_bytes_per_s,
-        VERDICT_DATA.load(Ordering::Relaxed) as *mut c_void,
+        user_data,
     );
 }
 

@@ -52,17 +52,23 @@ fn warn_stale(file: &str, line: u32, function: &str) {
     );
 }
 
+/// The registered table's entry for a call site, if it has one.
+fn find(file: &str, line: u32, function: &str) -> Option<&'static super::Site> {
+    registered_sites()?
+        .sites
+        .iter()
+        .skip(1)
+        .find(|s| s.line == line && same_file(file, s.file) && same_function(function, s.function))
+}
+
 /// Resolves a C call site (file as `__FILE__` spelled it, line, `__func__`)
 /// to its id in the registered table; a site the table lacks gets a dynamic
 /// id with its real name and a one-time "table is stale" warning.
 pub fn resolve(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
-    if let Some(table) = registered_sites() {
-        let found = table.sites.iter().skip(1).find(|s| {
-            s.line == line && same_file(file, s.file) && same_function(function, s.function)
-        });
-        if let Some(site) = found {
-            return site.id;
-        }
+    if let Some(site) = find(file, line, function) {
+        return site.id;
+    }
+    if registered_sites().is_some() {
         warn_stale(file, line, function);
     }
     dynamic_site_typed(type_id, "", file, line, function)
@@ -77,14 +83,11 @@ pub fn resolve_rust(
     line: u32,
     function: &'static str,
 ) -> (u16, u16) {
+    if let Some(site) = find(file, line, function) {
+        return (site.id, site.type_id);
+    }
     let table = registered_sites();
-    if let Some(table) = table {
-        let found = table.sites.iter().skip(1).find(|s| {
-            s.line == line && same_file(file, s.file) && same_function(function, s.function)
-        });
-        if let Some(site) = found {
-            return (site.id, site.type_id);
-        }
+    if table.is_some() {
         warn_stale(file, line, function);
     }
     let type_id = table
