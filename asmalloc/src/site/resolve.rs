@@ -45,9 +45,10 @@ fn warn_stale(file: &str, line: u32, function: &str) {
     crate::diag::warn_once(
         &WARNED_STALE,
         format_args!(
-            "{file}:{line} ({function}) is not in the site table; the table is stale — \
-             regenerate it with asmalloc-gen (a build.rs using asmalloc_gen::Builder does it on \
-             every build). Naming such sites at run time. (warned once)"
+            "{file}:{line} ({function}) is not in the site table: the table is stale \
+             (regenerate it with asmalloc-gen; a build.rs using asmalloc_gen::Builder does it on \
+             every build), or the call is inside a C macro (the table lists it at the #define). \
+             Naming such sites at run time. (warned once)"
         ),
     );
 }
