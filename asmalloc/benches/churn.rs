@@ -150,7 +150,11 @@ fn main() {
     println!(
         "asmalloc churn benchmark (features {}, per-site tracking on, leak monitor {})",
         asmalloc::features(),
-        if asmalloc::monitor::installed() { "on" } else { "off" }
+        if asmalloc::monitor::installed() {
+            "on"
+        } else {
+            "off"
+        }
     );
     for use_memory in [true, false] {
         compare("system", &System, &AsmAlloc::system(), use_memory);

@@ -11,10 +11,12 @@
 //! for the usable size instead (`malloc_usable_size`) would cost a call and a
 //! read of the neighbouring chunk's header on every allocation *and* free —
 //! measured at about 30 instructions per pair in the churn benchmark — to add
-//! only glibc's rounding slack to the totals. Allocators whose usable-size
-//! query is cheap and meaningful (jemalloc's size classes) report it through
-//! [`UsableSize`]. The C preload, whose `free` has no size, charges usable
-//! sizes.
+//! only glibc's rounding slack to the totals. Allocators whose usable size
+//! is cheap to know and meaningful (jemalloc's size classes) report it
+//! through [`UsableSize`]: over `Jemalloc` the wrapper charges the block's
+//! size class less the tag — exactly what jemalloc's `sallocx` says, minus
+//! 8 — computed inline from the layout (see `jemalloc_size_class`). The C
+//! preload, whose `free` has no size, charges usable sizes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -41,25 +43,123 @@ pub trait UsableSize {
 /// Requested bytes (see the module docs for why not `malloc_usable_size`).
 impl UsableSize for System {}
 
-/// jemalloc's size class for the layout (`nallocx`): what `sallocx` would
-/// say for the block, computed from the size alone, without the radix-tree
-/// lookup `sallocx` does on every call.
+/// jemalloc's size class for the layout: what `sallocx` would say for the
+/// block, less nothing: the wrapper subtracts its tag (see
+/// `jemalloc_size_class`).
 #[cfg(feature = "jemalloc")]
 impl UsableSize for tikv_jemallocator::Jemalloc {
     #[inline]
     unsafe fn usable_size(&self, _ptr: *mut u8, layout: Layout) -> usize {
-        // The flags tikv-jemallocator passes for this layout: no alignment
-        // flag when the natural alignment of the size class suffices.
+        jemalloc_size_class(layout)
+    }
+}
+
+/// jemalloc's size class for a block tikv-jemallocator allocates with
+/// `layout`.
+///
+/// When tikv-jemallocator passes no alignment flag (alignment ≤ 16 and ≤
+/// the size) the class is computed inline with jemalloc's own formula
+/// (`sz_s2u_compute`: 8, 16, then multiples of 16 up to 64, then four
+/// classes per doubling), a few instructions instead of a `nallocx` call on
+/// every allocation *and* every free. The formula depends on jemalloc's
+/// build constants (quantum 16, four classes per doubling), so the first
+/// allocation checks it against `nallocx` over every size up to 16 KiB and
+/// around every class boundary up to 2^40; if any differs, every block is
+/// charged through `nallocx` instead. Either way the same layout is always
+/// charged the same bytes on allocation and on free, so per-site totals
+/// stay exact.
+#[cfg(feature = "jemalloc")]
+#[inline]
+fn jemalloc_size_class(layout: Layout) -> usize {
+    let size = layout.size();
+    let natural = layout.align() <= 16 && layout.align() <= size;
+    if natural
+        && jem_classes::STATE.load(std::sync::atomic::Ordering::Relaxed) == jem_classes::FORMULA
+    {
+        return jem_classes::formula(size);
+    }
+    jem_classes::slow(layout)
+}
+
+#[cfg(feature = "jemalloc")]
+mod jem_classes {
+    use std::alloc::Layout;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    /// Not checked yet.
+    const UNCHECKED: u8 = 0;
+    /// The inline formula agrees with `nallocx`.
+    pub(super) const FORMULA: u8 = 1;
+    /// It does not: always ask `nallocx`.
+    const NALLOCX: u8 = 2;
+
+    pub(super) static STATE: AtomicU8 = AtomicU8::new(UNCHECKED);
+
+    /// jemalloc's `sz_s2u_compute` for LG_QUANTUM 4, SC_LG_NGROUP 2,
+    /// LG_TINY_MIN 3 (every 64-bit Linux build of tikv-jemalloc-sys).
+    #[inline(always)]
+    pub(super) fn formula(size: usize) -> usize {
+        if size <= 8 {
+            return 8;
+        }
+        // lg_floor(2 * size - 1) = bits needed for size - 1, plus 1.
+        let x = usize::BITS - (size - 1).leading_zeros();
+        // x < SC_LG_NGROUP + LG_QUANTUM + 1 (7): spacing of one quantum.
+        let lg_delta = if x < 7 { 4 } else { x - 3 };
+        let mask = (1usize << lg_delta) - 1;
+        (size + mask) & !mask
+    }
+
+    /// What `nallocx` says for the flags tikv-jemallocator passes (a zero
+    /// answer — too large to be a live block — gives the request).
+    fn nallocx(layout: Layout) -> usize {
         let flags = if layout.align() <= 16 && layout.align() <= layout.size() {
             0
         } else {
             layout.align().trailing_zeros() as libc::c_int // MALLOCX_LG_ALIGN
         };
-        // SAFETY: nallocx only computes a size; a zero result (size too
-        // large, which cannot be a live block) falls back to the request.
+        // SAFETY: nallocx only computes a size.
         match unsafe { tikv_jemalloc_sys::nallocx(layout.size(), flags) } {
             0 => layout.size(),
             n => n,
+        }
+    }
+
+    /// Sizes the check covers: all up to 16 KiB, and each class boundary
+    /// (and its neighbours) up to 2^40 — about 0.2 ms, once.
+    fn formula_agrees() -> bool {
+        let check = |size: usize| {
+            // SAFETY: nallocx only computes a size.
+            let n = unsafe { tikv_jemalloc_sys::nallocx(size, 0) };
+            n == 0 || n == formula(size)
+        };
+        (1..=16_384).all(check)
+            && (14..40).all(|lg| {
+                (0..4usize).all(|k| {
+                    let boundary = (1usize << lg) + k * (1usize << (lg - 2));
+                    check(boundary - 1) && check(boundary) && check(boundary + 1)
+                })
+            })
+    }
+
+    /// The first allocation (checks the formula and declares the heap to be
+    /// jemalloc's for reports), aligned layouts, and the fallback.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn slow(layout: Layout) -> usize {
+        let natural = layout.align() <= 16 && layout.align() <= layout.size();
+        let mut state = STATE.load(Ordering::Acquire);
+        if state == UNCHECKED {
+            crate::report::note_jemalloc_heap();
+            let verdict = if formula_agrees() { FORMULA } else { NALLOCX };
+            // Several threads may check at once; they reach the same verdict.
+            STATE.store(verdict, Ordering::Release);
+            state = verdict;
+        }
+        if natural && state == FORMULA {
+            formula(layout.size())
+        } else {
+            nallocx(layout)
         }
     }
 }

@@ -37,9 +37,17 @@ pub(crate) fn hook() -> Hook {
     }
 }
 
-/// `ASM_CMD_PRINT_STATS`.
+/// `ASM_CMD_PRINT_STATS`: a report; in the jemalloc build (text format)
+/// followed by jemalloc's own `malloc_stats_print` output.
 pub(crate) fn print_stats() {
     report::emit(Reason::Command);
+    #[cfg(jemalloc_backend)]
+    if crate::settings::format() == crate::settings::Format::Text {
+        let _guard = Guard::enter();
+        let mut text = b"asmalloc: jemalloc malloc_stats_print (merged arenas):\n".to_vec();
+        text.extend(crate::real::stats_text());
+        crate::output::emit(&text);
+    }
 }
 
 static WARNED_CMD: AtomicBool = AtomicBool::new(false);

@@ -26,6 +26,11 @@ use rt::engine;
 use rt::tag::{self, TAG_SIZE};
 
 use crate::guard::{self, Guard};
+
+// jemalloc's own API (mallocx … sdallocx, mallctl), `__libc_malloc` & co.
+#[cfg(jemalloc_backend)]
+#[path = "exports_jem.rs"]
+mod jem;
 use crate::syscalls::{self, errno, set_errno};
 use crate::{api, real, report, settings, shm, threads};
 
@@ -85,17 +90,48 @@ unsafe fn read_tag(p: *mut c_void) -> (Option<u16>, usize) {
     (tag::decode(p as usize, usable, word), usable)
 }
 
-/// Uncharges a block about to be freed.
+/// Uncharges a block about to be freed; returns its real usable size.
 ///
 /// # Safety
-/// `p` is a live, non-null glibc block.
+/// `p` is a live, non-null block of the real allocator.
 #[inline(always)]
-unsafe fn untrack(op: Op, p: *mut c_void) {
+unsafe fn untrack(op: Op, p: *mut c_void) -> usize {
     // SAFETY: forwarded.
     match unsafe { read_tag(p) } {
-        (Some(site), usable) => engine::record_free(op, site, usable - TAG_SIZE),
-        (None, usable) => engine::record_foreign_free(usable),
+        (Some(site), usable) => {
+            engine::record_free(op, site, usable - TAG_SIZE);
+            usable
+        }
+        (None, usable) => {
+            engine::record_foreign_free(usable);
+            usable
+        }
     }
+}
+
+/// Charges a block a `realloc`-like call resized or moved (from the block
+/// whose tag said `old_site`, `old_usable`) to the current site, and tags it.
+///
+/// # Safety
+/// `q` is a live, non-null block of the real allocator at least `TAG_SIZE`
+/// bytes larger than the program asked for.
+#[inline(always)]
+unsafe fn track_moved(op: Op, q: *mut c_void, old_site: Option<u16>, old_usable: usize) {
+    // SAFETY: `q` is a live block (caller).
+    let usable = unsafe { real::usable_size(q) };
+    let bytes = usable - TAG_SIZE;
+    let old_bytes = match old_site {
+        Some(_) => old_usable - TAG_SIZE,
+        None => old_usable,
+    };
+    let site = engine::record_realloc(op, old_site, old_bytes, bytes);
+    // SAFETY: as in track_new.
+    unsafe {
+        tag::write(
+            q.cast::<u8>().add(bytes),
+            tag::encode(q as usize, usable, site),
+        )
+    };
 }
 
 fn enomem() -> *mut c_void {
@@ -160,8 +196,8 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     }
     // SAFETY: `p` is a live block (caller's contract).
     unsafe {
-        untrack(Op::Free, p);
-        real::free(p);
+        let usable = untrack(Op::Free, p);
+        real::free_sized(p, usable);
     }
 }
 
@@ -195,21 +231,8 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     if q.is_null() {
         return q;
     }
-    // SAFETY: `q` is a live glibc block of at least `n` bytes.
-    let usable = unsafe { real::usable_size(q) };
-    let bytes = usable - TAG_SIZE;
-    let old_bytes = match old_site {
-        Some(_) => old_usable - TAG_SIZE,
-        None => old_usable,
-    };
-    let site = engine::record_realloc(Op::Realloc, old_site, old_bytes, bytes);
-    // SAFETY: as in track_new.
-    unsafe {
-        tag::write(
-            q.cast::<u8>().add(bytes),
-            tag::encode(q as usize, usable, site),
-        )
-    };
+    // SAFETY: `q` is a live block of at least `n` bytes.
+    unsafe { track_moved(Op::Realloc, q, old_site, old_usable) };
     q
 }
 

@@ -68,3 +68,41 @@ void *asmalloc_shim_trampoline(void *p)
 	launch->started(launch); /* frees `launch` */
 	return start_routine(arg);
 }
+
+#ifdef ASMALLOC_JEMALLOC
+/*
+ * 3. libasmalloc_jem.so only: where jemalloc's own calls to mmap, munmap
+ *    and sbrk go. The library is linked with -Wl,--wrap=mmap (etc.), so the
+ *    jemalloc objects' references land here instead of on the library's
+ *    exported, counting mmap: the mappings the allocator makes for the heap
+ *    are not the program's mappings (as glibc's internal ones are not).
+ *    Raw system calls (glibc's own mmap symbol would resolve back to this
+ *    library); sbrk goes to glibc's __sbrk, which keeps its idea of the
+ *    break consistent.
+ */
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+extern void *__sbrk(intptr_t increment);
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, offset);
+}
+
+void *__wrap_mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t offset)
+{
+	return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, offset);
+}
+
+int __wrap_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+void *__wrap_sbrk(intptr_t increment)
+{
+	return __sbrk(increment);
+}
+#endif

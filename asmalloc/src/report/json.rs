@@ -8,7 +8,9 @@
 //!  "ops": {"malloc": {"count": u64, "bytes": u64}, ...},        // non-zero ops
 //!  "sites": [{"id": u16, "type": str, "file": str, "line": u32,
 //!             "function": str, "net_bytes": i64, "net_count": i64,
-//!             "allocs": u64, "frees": u64}, ...]}                // by net bytes
+//!             "allocs": u64, "frees": u64}, ...],                // by net bytes
+//!  "jemalloc": {"allocated": u64, "active": u64, "resident": u64,
+//!               "mapped": u64, "retained": u64}}   // only when the heap is jemalloc's
 //! ```
 
 use std::io::{self, Write};
@@ -45,7 +47,7 @@ pub fn write_json_line(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
             })
         })
         .collect();
-    let line = json!({
+    let mut line = json!({
         "time_ns": snap.time_ns,
         "features": snap.features.bits(),
         "threads": {"live": snap.threads_live, "total": snap.threads_total},
@@ -56,6 +58,15 @@ pub fn write_json_line(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
         "ops": ops,
         "sites": sites,
     });
+    if let Some(j) = super::heap::jemalloc_stats() {
+        line["jemalloc"] = json!({
+            "allocated": j.allocated,
+            "active": j.active,
+            "resident": j.resident,
+            "mapped": j.mapped,
+            "retained": j.retained,
+        });
+    }
     serde_json::to_writer(&mut *w, &line)?;
     w.write_all(b"\n")
 }

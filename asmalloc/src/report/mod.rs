@@ -2,13 +2,21 @@
 //!
 //! What a text report holds follows the feature bits, as in the original:
 //! date stamp, thread stats, memory counts per operation, glibc's own
-//! statistics, VM stats — and always the top sites by net bytes, *named*
-//! from the site table.
+//! statistics (or jemalloc's, see [`set_jemalloc_stats`]), VM stats — and
+//! always the top sites by net bytes, *named* from the site table.
 
 mod glibc;
+mod heap;
 mod json;
 mod text;
 
+#[cfg(feature = "jemalloc")]
+pub(crate) use heap::note_jemalloc_heap;
+#[cfg(feature = "jemalloc")]
+pub use heap::read_ctl as read_jemalloc_stats_ctl;
+pub use heap::{
+    JemallocStats, JemallocStatsFn, heap_is_jemalloc, jemalloc_stats, set_jemalloc_stats,
+};
 pub use json::write_json_line;
 pub use text::{human_bytes, write_text};
 

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::glibc;
+use super::{glibc, heap};
 use crate::config::Features;
 use crate::op::Op;
 use crate::site;
@@ -73,6 +73,10 @@ pub fn write_text(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<
         human_bytes(snap.net_mapped),
         human_bytes(snap.net_shm)
     )?;
+    let jemalloc = heap::heap_is_jemalloc();
+    if jemalloc {
+        write_jemalloc_stats(w, heap::jemalloc_stats())?;
+    }
     if f.contains(Features::MEM_COUNT_STATS) {
         writeln!(w, "  operations (calls, bytes):")?;
         for s in snap.ops.iter().filter(|s| s.count > 0) {
@@ -93,19 +97,53 @@ pub fn write_text(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<
             )?;
         }
     }
-    if f.contains(Features::MALLINFO) {
-        glibc::write_mallinfo(w)?;
-    }
-    if f.contains(Features::MALLOC_INFO) {
-        glibc::write_malloc_info(w)?;
-    }
-    if f.contains(Features::MALLOC_STATS) {
-        glibc::print_malloc_stats(w)?;
+    for (feature, name, glibc_report) in [
+        (
+            Features::MALLINFO,
+            "mallinfo",
+            glibc::write_mallinfo as fn(&mut dyn Write) -> io::Result<()>,
+        ),
+        (
+            Features::MALLOC_INFO,
+            "malloc_info",
+            glibc::write_malloc_info,
+        ),
+        (
+            Features::MALLOC_STATS,
+            "malloc_stats",
+            glibc::print_malloc_stats,
+        ),
+    ] {
+        if !f.contains(feature) {
+            continue;
+        }
+        if jemalloc {
+            // glibc's numbers would describe a heap the program does not use.
+            writeln!(w, "  {name}: not applicable (jemalloc)")?;
+        } else {
+            glibc_report(w)?;
+        }
     }
     if f.contains(Features::VM_STATS) {
         write_vm_stats(w, &VmStats::read_self())?;
     }
     write_top_sites(w, snap, top)
+}
+
+fn write_jemalloc_stats(w: &mut dyn Write, stats: Option<heap::JemallocStats>) -> io::Result<()> {
+    let Some(s) = stats else {
+        return writeln!(w, "  jemalloc: statistics unavailable");
+    };
+    let b = |v: u64| human_bytes(i64::try_from(v).unwrap_or(i64::MAX));
+    writeln!(
+        w,
+        "  jemalloc: allocated {}, active {}, resident {}, mapped {}, retained {}",
+        b(s.allocated),
+        b(s.active),
+        b(s.resident),
+        b(s.mapped),
+        b(s.retained)
+    )
 }
 
 fn write_vm_stats(w: &mut dyn Write, vm: &VmStats) -> io::Result<()> {

@@ -1,0 +1,1 @@
+//! Tests only: see `tests/` (asmalloc's runtime over jemalloc).
