@@ -1,8 +1,12 @@
-//! End-to-end tests of libasmalloc.so: small C programs (tests/c/*.c) and
-//! real programs (python3, perl, git, sort) run with and without
-//! `LD_PRELOAD`, asserting on their output and on asmalloc's reports.
+//! End-to-end tests of libasmalloc.so (glibc's heap) and libasmalloc_jem.so
+//! (jemalloc's): small C programs (tests/c/*.c) and real programs (python3,
+//! perl, git, sort) run with and without `LD_PRELOAD`, asserting on their
+//! output and on asmalloc's reports. Every scenario runs under both
+//! libraries (`glibc::…` and `jemalloc::…` tests) with the same assertions:
+//! the same attributions and exact per-site bytes; a few are jemalloc-only
+//! (its `*allocx` API, its statistics).
 //!
-//! The library is built by the first test that needs it, with the same
+//! Each library is built by the first test that needs it, with the same
 //! profile and target directory as this test binary, so a plain
 //! `cargo test --workspace` works from a clean checkout.
 
@@ -27,15 +31,47 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds libasmalloc.so (a no-op when fresh) and returns its path.
-fn lib() -> &'static Path {
-    static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
+/// Which preload library a test runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lib {
+    /// libasmalloc.so, over glibc's heap.
+    Glibc,
+    /// libasmalloc_jem.so, over the jemalloc it carries.
+    Jemalloc,
+}
+
+impl Lib {
+    fn package(self) -> &'static str {
+        match self {
+            Lib::Glibc => "asmalloc-preload",
+            Lib::Jemalloc => "asmalloc-preload-jem",
+        }
+    }
+
+    fn file(self) -> &'static str {
+        match self {
+            Lib::Glibc => "libasmalloc.so",
+            Lib::Jemalloc => "libasmalloc_jem.so",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Lib::Glibc => "glibc",
+            Lib::Jemalloc => "jemalloc",
+        }
+    }
+}
+
+/// Builds the library (a no-op when fresh) and returns its path.
+fn lib(which: Lib) -> &'static Path {
+    static LIBS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    LIBS[which as usize].get_or_init(|| {
         let profile = profile_dir();
         let name = profile.file_name().unwrap().to_str().unwrap().to_string();
         let mut target = profile.parent().unwrap().to_path_buf();
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "asmalloc-preload", "--lib"]);
+        cmd.args(["build", "-p", which.package(), "--lib"]);
         // <target>/<triple>/<profile> when built with --target.
         if !target.join("CACHEDIR.TAG").exists() && target.parent().is_some() {
             let triple = target.file_name().unwrap().to_str().unwrap().to_string();
@@ -58,8 +94,8 @@ fn lib() -> &'static Path {
             .current_dir(manifest_dir())
             .status()
             .expect("run cargo build for the preload library");
-        assert!(status.success(), "building libasmalloc.so failed");
-        let so = profile.join("libasmalloc.so");
+        assert!(status.success(), "building {} failed", which.file());
+        let so = profile.join(which.file());
         assert!(so.exists(), "{} missing after build", so.display());
         so
     })
@@ -84,6 +120,11 @@ fn compile(name: &str, flags: &[&str]) -> PathBuf {
         .flat_map(|f| f.bytes())
         .fold(17, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     let exe = scratch().join(format!("{name}-{tag:08x}"));
+    // Tests compile the same program concurrently: build under a name of
+    // our own and rename it into place (atomic; a running copy is unharmed).
+    static UNIQUE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = UNIQUE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = scratch().join(format!(".{name}-{tag:08x}.{n}"));
     let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .arg("-O1")
         // Keep every malloc: GCC may drop an unused one, or a malloc+free pair.
@@ -94,7 +135,7 @@ fn compile(name: &str, flags: &[&str]) -> PathBuf {
         .arg(include_dir())
         .arg(&src)
         .arg("-o")
-        .arg(&exe)
+        .arg(&tmp)
         .args(flags)
         .output()
         .expect("run the C compiler");
@@ -103,17 +144,19 @@ fn compile(name: &str, flags: &[&str]) -> PathBuf {
         "compiling {name}.c failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    std::fs::rename(&tmp, &exe).expect("rename the executable into place");
     exe
 }
 
-/// Links against libasmalloc.so (for programs calling the API directly).
-fn compile_linked(name: &str, flags: &[&str]) -> PathBuf {
-    let dir = lib().parent().unwrap().to_str().unwrap().to_string();
+/// Links against the library (for programs calling the API directly).
+fn compile_linked(which: Lib, name: &str, flags: &[&str]) -> PathBuf {
+    let so = lib(which);
+    let dir = so.parent().unwrap().to_str().unwrap().to_string();
     let mut all: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
     all.extend([
         format!("-L{dir}"),
         format!("-Wl,-rpath,{dir}"),
-        "-l:libasmalloc.so".into(),
+        format!("-l:{}", which.file()),
     ]);
     let refs: Vec<&str> = all.iter().map(String::as_str).collect();
     compile(name, &refs)
@@ -125,13 +168,13 @@ struct Run {
     code: Option<i32>,
 }
 
-fn run_cmd(mut cmd: Command, preload: bool, env: &[(&str, &str)]) -> Run {
+fn run_cmd(mut cmd: Command, preload: Option<Lib>, env: &[(&str, &str)]) -> Run {
     cmd.env_remove("LD_PRELOAD");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    if preload {
-        cmd.env("LD_PRELOAD", lib());
+    if let Some(which) = preload {
+        cmd.env("LD_PRELOAD", lib(which));
     }
     let Output {
         status,
@@ -145,14 +188,14 @@ fn run_cmd(mut cmd: Command, preload: bool, env: &[(&str, &str)]) -> Run {
     }
 }
 
-fn run(exe: &Path, preload: bool, env: &[(&str, &str)]) -> Run {
+fn run(exe: &Path, preload: Option<Lib>, env: &[(&str, &str)]) -> Run {
     run_cmd(Command::new(exe), preload, env)
 }
 
 /// Runs `make()` without and with the preload: same stdout, same status.
-fn same_with_and_without(what: &str, make: impl Fn() -> Command) -> Run {
-    let plain = run_cmd(make(), false, &[]);
-    let traced = run_cmd(make(), true, &[]);
+fn same_with_and_without(which: Lib, what: &str, make: impl Fn() -> Command) -> Run {
+    let plain = run_cmd(make(), None, &[]);
+    let traced = run_cmd(make(), Some(which), &[]);
     assert_eq!(
         plain.code,
         Some(0),
@@ -189,10 +232,9 @@ fn site_row_by_id(report: &str, id: u16) -> Option<&str> {
 
 // ---------------------------------------------------------------------------
 
-#[test]
-fn callback_names_the_leaking_site_and_both_thresholds_fire() {
-    let exe = compile_linked("leaky", &[]);
-    let r = run(&exe, true, &[]);
+fn callback_names_the_leaking_site_and_both_thresholds_fire(lib: Lib) {
+    let exe = compile_linked(lib, "leaky", &[]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     // Block threshold (256 KiB): the 1 MiB block, reported at the set.
     let block = r
@@ -248,10 +290,9 @@ fn callback_names_the_leaking_site_and_both_thresholds_fire() {
     assert!(row.is_none_or(|r| r.contains(" 0 ")), "{row:?}");
 }
 
-#[test]
-fn per_site_net_bytes_exact_when_threads_free_each_others_blocks() {
-    let exe = compile_linked("xthread", &["-rdynamic"]);
-    let r = run(&exe, true, &[]);
+fn per_site_net_bytes_exact_when_threads_free_each_others_blocks(lib: Lib) {
+    let exe = compile_linked(lib, "xthread", &["-rdynamic"]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let first = r.stdout.lines().next().unwrap();
     let field = |name: &str| -> i64 {
@@ -288,13 +329,13 @@ fn per_site_net_bytes_exact_when_threads_free_each_others_blocks() {
     assert!(r.stderr.contains("#1 worker"), "thread names: {}", r.stderr);
 }
 
-#[test]
-fn original_api_compiles_with_wall_werror_and_works() {
+fn original_api_compiles_with_wall_werror_and_works(lib: Lib) {
     let exe = compile_linked(
+        lib,
         "api",
         &["-Wall", "-Wextra", "-Werror", "-pedantic", "-std=gnu11"],
     );
-    let r = run(&exe, true, &[]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let out = &r.stdout;
     for want in [
@@ -325,14 +366,17 @@ fn original_api_compiles_with_wall_werror_and_works() {
     );
     // The call-site entry named its site at run time.
     assert!(r.stderr.contains("api.c:"), "{}", r.stderr);
+    // Under jemalloc, ASM_CMD_PRINT_STATS adds jemalloc's own statistics.
+    let jemalloc_stats = r.stderr.contains("asmalloc: jemalloc malloc_stats_print")
+        && r.stderr.contains("___ Begin jemalloc statistics ___");
+    assert_eq!(jemalloc_stats, lib == Lib::Jemalloc, "{}", r.stderr);
 }
 
-#[test]
-fn alignment_usable_size_realloc_edges_and_overflow() {
+fn alignment_usable_size_realloc_edges_and_overflow(lib: Lib) {
     let exe = compile("edges", &[]);
-    let plain = run(&exe, false, &[]);
+    let plain = run(&exe, None, &[]);
     assert_eq!(plain.stdout.trim(), "edges ok", "{}", plain.stdout);
-    let traced = run(&exe, true, &[]);
+    let traced = run(&exe, Some(lib), &[]);
     assert_eq!(traced.code, Some(0), "{}\n{}", traced.stdout, traced.stderr);
     assert_eq!(traced.stdout.trim(), "edges ok", "{}", traced.stdout);
     // Filling every usable byte never touched a tag: no foreign frees.
@@ -340,10 +384,9 @@ fn alignment_usable_size_realloc_edges_and_overflow() {
     assert!(traced.stderr.contains("memalign"), "{}", traced.stderr);
 }
 
-#[test]
-fn blocks_from_outside_the_tracker_are_freed_safely() {
+fn blocks_from_outside_the_tracker_are_freed_safely(lib: Lib) {
     let exe = compile("foreign", &[]);
-    let r = run(&exe, true, &[]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "foreign ok 50");
     let line = r
@@ -355,11 +398,10 @@ fn blocks_from_outside_the_tracker_are_freed_safely() {
     assert!(n >= 101, "{line}");
 }
 
-#[test]
-fn fork_child_keeps_reporting_and_exec_works() {
+fn fork_child_keeps_reporting_and_exec_works(lib: Lib) {
     let exe = compile("forks", &[]);
-    let plain = run(&exe, false, &[]);
-    let r = run(&exe, true, &[("ASMALLOC_REPORT_INTERVAL", "100ms")]);
+    let plain = run(&exe, None, &[]);
+    let r = run(&exe, Some(lib), &[("ASMALLOC_REPORT_INTERVAL", "100ms")]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let strip = |s: &str| -> String {
         s.lines()
@@ -400,10 +442,9 @@ fn fork_child_keeps_reporting_and_exec_works() {
     );
 }
 
-#[test]
-fn net_mmap_and_shm_are_exact() {
-    let exe = compile_linked("maps", &[]);
-    let r = run(&exe, true, &[("ASMALLOC_FEATURES", "none")]);
+fn net_mmap_and_shm_are_exact(lib: Lib) {
+    let exe = compile_linked(lib, "maps", &[]);
+    let r = run(&exe, Some(lib), &[("ASMALLOC_FEATURES", "none")]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let page = 4096;
     let want = [
@@ -424,23 +465,21 @@ fn net_mmap_and_shm_are_exact() {
     assert_eq!(got, want, "{}", r.stderr);
 }
 
-#[test]
-fn call_sites_are_named_without_a_table() {
-    let exe = compile_linked("sites", &[]);
-    let r = run(&exe, true, &[]);
+fn call_sites_are_named_without_a_table(lib: Lib) {
+    let exe = compile_linked(lib, "sites", &[]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let row = site_row(&r.stderr, "sites.c:9").unwrap_or_else(|| panic!("{}", r.stderr));
     assert!(row.contains("grow") && row.contains("MALLOC"), "{row}");
     assert!(row.trim_end().ends_with(" 10"), "{row}");
 }
 
-#[test]
-fn bad_environment_values_are_named_and_the_program_runs() {
+fn bad_environment_values_are_named_and_the_program_runs(lib: Lib) {
     let exe = compile("mt", &[]);
-    let plain = run(&exe, false, &[]);
+    let plain = run(&exe, None, &[]);
     let r = run(
         &exe,
-        true,
+        Some(lib),
         &[
             ("ASMALLOC_BLOCK_THRESHOLD", "12Q"),
             ("ASMALLOC_REPORT_INTERVAL", "soon"),
@@ -469,13 +508,13 @@ fn bad_environment_values_are_named_and_the_program_runs() {
     );
 }
 
-#[test]
-fn output_file_and_json_format() {
+fn output_file_and_json_format(lib: Lib) {
     let exe = compile("mt", &[]);
-    let path = scratch().join("report.%p.jsonl");
+    let prefix = format!("report-{}.", lib.name());
+    let path = scratch().join(format!("{prefix}%p.jsonl"));
     let r = run(
         &exe,
-        true,
+        Some(lib),
         &[
             ("ASMALLOC_OUTPUT", path.to_str().unwrap()),
             ("ASMALLOC_REPORT_FORMAT", "json"),
@@ -487,7 +526,8 @@ fn output_file_and_json_format() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
-            p.to_str().unwrap().contains("report.") && p.to_str().unwrap().ends_with(".jsonl")
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.starts_with(&prefix) && name.ends_with(".jsonl")
         })
         .collect();
     assert_eq!(files.len(), 1, "{files:?}");
@@ -498,12 +538,17 @@ fn output_file_and_json_format() {
         "{line}"
     );
     assert!(line.contains("\"ops\":{\"calloc\":{"), "{line}");
+    // jemalloc's totals are there exactly when the heap is jemalloc's.
+    assert_eq!(
+        line.contains("\"jemalloc\":{\""),
+        lib == Lib::Jemalloc,
+        "{line}"
+    );
 }
 
 // --- real programs: same stdout and status with and without the preload.
 
-#[test]
-fn real_python3_allocation_heavy() {
+fn real_python3_allocation_heavy(lib: Lib) {
     let script = "import json, collections\n\
         d = {}\n\
         for i in range(60000):\n    d[str(i) * 3] = [i, str(i), {'k': i}]\n\
@@ -511,16 +556,15 @@ fn real_python3_allocation_heavy() {
         c = collections.Counter(s)\n\
         l = sorted(d.items(), key=lambda kv: kv[1][1])[:5]\n\
         print(len(s), c.most_common(3), l[0][0], sum(len(k) for k in d))\n";
-    same_with_and_without("python3", || {
+    same_with_and_without(lib, "python3", || {
         let mut c = Command::new("python3");
         c.arg("-c").arg(script);
         c
     });
 }
 
-#[test]
-fn real_perl() {
-    same_with_and_without("perl", || {
+fn real_perl(lib: Lib) {
+    same_with_and_without(lib, "perl", || {
         let mut c = Command::new("perl");
         c.arg("-e").arg(
             "my %h; for my $i (1..100000) { $h{\"k$i\"} = [$i, \"v\" x ($i % 50)] } \
@@ -531,9 +575,8 @@ fn real_perl() {
     });
 }
 
-#[test]
-fn real_git_on_a_scratch_repository() {
-    let repo = scratch().join("gitrepo");
+fn real_git_on_a_scratch_repository(lib: Lib) {
+    let repo = scratch().join(format!("gitrepo-{}", lib.name()));
     let _ = std::fs::remove_dir_all(&repo);
     std::fs::create_dir_all(&repo).unwrap();
     for i in 0..50 {
@@ -562,26 +605,25 @@ fn real_git_on_a_scratch_repository() {
     };
     let setup = run_cmd(
         git(&["init", "-q"]),
-        true,
+        Some(lib),
         &[("ASMALLOC_REPORT_AT_EXIT", "0")],
     );
     assert_eq!(setup.code, Some(0), "{}", setup.stderr);
     let add = run_cmd(
         git(&["add", "."]),
-        true,
+        Some(lib),
         &[("ASMALLOC_REPORT_AT_EXIT", "0")],
     );
     assert_eq!(add.code, Some(0), "{}", add.stderr);
-    let commit = run_cmd(git(&["commit", "-q", "-m", "first"]), true, &[]);
+    let commit = run_cmd(git(&["commit", "-q", "-m", "first"]), Some(lib), &[]);
     assert_eq!(commit.code, Some(0), "{}", commit.stderr);
-    same_with_and_without("git log", || git(&["log", "--stat", "--format=%H %s"]));
-    same_with_and_without("git status", || git(&["status", "--porcelain=v1"]));
-    same_with_and_without("git fsck", || git(&["fsck", "--no-progress"]));
+    same_with_and_without(lib, "git log", || git(&["log", "--stat", "--format=%H %s"]));
+    same_with_and_without(lib, "git status", || git(&["status", "--porcelain=v1"]));
+    same_with_and_without(lib, "git fsck", || git(&["fsck", "--no-progress"]));
 }
 
-#[test]
-fn real_sort_on_a_large_input() {
-    let input = scratch().join("sort-input.txt");
+fn real_sort_on_a_large_input(lib: Lib) {
+    let input = scratch().join(format!("sort-input-{}.txt", lib.name()));
     let mut text = String::with_capacity(4 << 20);
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..200_000 {
@@ -591,17 +633,16 @@ fn real_sort_on_a_large_input() {
         text.push_str(&format!("{:x} {}\n", x, x % 1000));
     }
     std::fs::write(&input, text).unwrap();
-    same_with_and_without("sort", || {
+    same_with_and_without(lib, "sort", || {
         let mut c = Command::new("sort");
         c.args(["-k2,2n", "-k1,1"]).arg(&input).env("LC_ALL", "C");
         c
     });
 }
 
-#[test]
-fn real_multithreaded_c_program() {
+fn real_multithreaded_c_program(lib: Lib) {
     let exe = compile("mt", &["-rdynamic"]);
-    let traced = same_with_and_without("mt", || Command::new(&exe));
+    let traced = same_with_and_without(lib, "mt", || Command::new(&exe));
     assert!(
         traced.stderr.contains("threads: 1 live, 5 total"),
         "{}",
@@ -610,10 +651,9 @@ fn real_multithreaded_c_program() {
     assert!(traced.stderr.contains("#4 worker"), "{}", traced.stderr);
 }
 
-#[test]
-fn the_c_example_runs_with_and_without_the_library() {
+fn the_c_example_runs_with_and_without_the_library(lib: Lib) {
     let src = manifest_dir().join("../../examples/c/pool_server.c");
-    let exe = scratch().join("pool_server");
+    let exe = scratch().join(format!("pool_server-{}", lib.name()));
     let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
         .arg(include_dir())
@@ -628,10 +668,10 @@ fn the_c_example_runs_with_and_without_the_library() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let plain = run(&exe, false, &[]);
+    let plain = run(&exe, None, &[]);
     assert_eq!(plain.code, Some(0));
     assert!(plain.stderr.contains("running untracked"));
-    let r = run(&exe, true, &[]);
+    let r = run(&exe, Some(lib), &[]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(r.stdout, plain.stdout);
     assert!(
@@ -657,4 +697,127 @@ fn the_c_example_runs_with_and_without_the_library() {
             .contains(" 0 "),
         "{report}"
     );
+}
+
+fn glibc_only_sections_follow_the_heap(lib: Lib) {
+    let exe = compile("mt", &[]);
+    let r = run(&exe, Some(lib), &[("ASMALLOC_FEATURES", "all")]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let na = r.stderr.matches(": not applicable (jemalloc)").count();
+    match lib {
+        Lib::Glibc => {
+            assert!(r.stderr.contains("  mallinfo: arena "), "{}", r.stderr);
+            assert!(r.stderr.contains("<malloc version="), "{}", r.stderr);
+            assert_eq!(na, 0, "{}", r.stderr);
+            assert!(!r.stderr.contains("  jemalloc: "), "{}", r.stderr);
+        }
+        Lib::Jemalloc => {
+            for name in ["mallinfo", "malloc_info", "malloc_stats"] {
+                assert!(
+                    r.stderr
+                        .contains(&format!("  {name}: not applicable (jemalloc)")),
+                    "{}",
+                    r.stderr
+                );
+            }
+            assert!(!r.stderr.contains("<malloc version="), "{}", r.stderr);
+            let line = r
+                .stderr
+                .lines()
+                .find(|l| l.starts_with("  jemalloc: allocated "))
+                .unwrap_or_else(|| panic!("{}", r.stderr));
+            for field in ["active", "resident", "mapped", "retained"] {
+                assert!(line.contains(field), "{line}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every scenario above, under each library.
+
+macro_rules! under_both {
+    ($($name:ident),* $(,)?) => {
+        /// Under libasmalloc.so (glibc's heap).
+        mod glibc {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Lib::Glibc)
+            })*
+        }
+        /// Under libasmalloc_jem.so (jemalloc's heap).
+        mod jemalloc {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Lib::Jemalloc)
+            })*
+        }
+    };
+}
+
+under_both!(
+    callback_names_the_leaking_site_and_both_thresholds_fire,
+    per_site_net_bytes_exact_when_threads_free_each_others_blocks,
+    original_api_compiles_with_wall_werror_and_works,
+    alignment_usable_size_realloc_edges_and_overflow,
+    blocks_from_outside_the_tracker_are_freed_safely,
+    fork_child_keeps_reporting_and_exec_works,
+    net_mmap_and_shm_are_exact,
+    call_sites_are_named_without_a_table,
+    bad_environment_values_are_named_and_the_program_runs,
+    output_file_and_json_format,
+    real_python3_allocation_heavy,
+    real_perl,
+    real_git_on_a_scratch_repository,
+    real_sort_on_a_large_input,
+    real_multithreaded_c_program,
+    the_c_example_runs_with_and_without_the_library,
+    glibc_only_sections_follow_the_heap,
+);
+
+// ---------------------------------------------------------------------------
+// jemalloc only.
+
+/// mallocx / rallocx / xallocx / sallocx / nallocx / dallocx / sdallocx
+/// called directly: every site's net bytes and blocks in the exit report
+/// equal what the program computed from `sallocx`.
+#[test]
+fn jemalloc_api_is_accounted_exactly() {
+    let exe = compile_linked(Lib::Jemalloc, "jemapi", &[]);
+    let r = run(
+        &exe,
+        Some(Lib::Jemalloc),
+        &[("ASMALLOC_TOP_SITES", "50"), ("ASMALLOC_FEATURES", "all")],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("jemapi ok"), "{}", r.stdout);
+    let report = &r.stderr[r.stderr.rfind("at exit ----").expect("exit report")..];
+    let mut checked = 0;
+    for line in r.stdout.lines().filter(|l| l.starts_with("site ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let site: u16 = words[1].parse().unwrap();
+        let bytes = words[2].strip_prefix("bytes=").unwrap();
+        let count = words[3].strip_prefix("count=").unwrap();
+        match site_row_by_id(report, site) {
+            Some(row) => {
+                let cols: Vec<&str> = row.split_whitespace().collect();
+                assert_eq!(
+                    (cols[cols.len() - 2], cols[cols.len() - 1]),
+                    (bytes, count),
+                    "site {site}: {row}\n{report}"
+                );
+            }
+            None => assert_eq!((bytes, count), ("0", "0"), "site {site}:\n{report}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6, "{}", r.stdout);
+    // Each kind of call was counted under its own operation.
+    for op in ["mallocx", "rallocx", "dallocx"] {
+        assert!(
+            report.lines().any(|l| l.trim_start().starts_with(op)),
+            "{op}:\n{report}"
+        );
+    }
+    assert!(!report.contains("foreign_free"), "{report}");
 }
