@@ -1,194 +1,45 @@
-//! Exactness: after random sequences of alloc / realloc / free across sites,
-//! on one thread and on several threads freeing each other's blocks, every
-//! site's net bytes and blocks equal a shadow model's.
+//! Exactness over `System`: after random sequences of alloc / realloc /
+//! free across sites, on one thread and on several threads freeing each
+//! other's blocks, every site's net bytes and blocks equal a shadow
+//! model's. The scenarios live in `common/exactness.rs`; the same ones run
+//! over jemalloc in asmalloc-jemalloc-tests.
 
 mod common;
 
-use std::sync::mpsc;
-
-use common::{Block, Expected, Rng, alloc_at, free, realloc_at};
+use common::exactness as scenario;
 
 #[global_allocator]
 static GLOBAL: asmalloc::AsmAlloc = asmalloc::AsmAlloc::system();
 
-/// Sizes from tiny to well past glibc's mmap threshold.
-fn random_size(rng: &mut Rng) -> usize {
-    match rng.below(10) {
-        0 => 1 + rng.below(8) as usize,
-        1..=6 => 1 + rng.below(512) as usize,
-        7 | 8 => 512 + rng.below(64 * 1024) as usize,
-        _ => 128 * 1024 + rng.below(512 * 1024) as usize,
-    }
-}
-
-fn random_align(rng: &mut Rng) -> usize {
-    [1, 8, 16, 64, 4096][rng.below(5) as usize]
-}
-
-/// Runs `steps` random operations on sites `first..first + n`, returning the
-/// blocks still live and updating `model`.
-fn random_phase(
-    rng: &mut Rng,
-    first: u16,
-    n: u16,
-    steps: usize,
-    live: &mut Vec<Block>,
-    model: &mut Expected,
-) {
-    for _ in 0..steps {
-        let site = first + rng.below(u64::from(n)) as u16;
-        match rng.below(4) {
-            0 | 1 => {
-                let b = alloc_at(site, random_size(rng), random_align(rng), rng.below(3) == 0);
-                model.alloc(b.site, b.charged);
-                live.push(b);
-            }
-            2 if !live.is_empty() => {
-                let i = rng.below(live.len() as u64) as usize;
-                let b = live.swap_remove(i);
-                model.free(b.site, b.charged);
-                free(b);
-            }
-            _ if !live.is_empty() => {
-                let i = rng.below(live.len() as u64) as usize;
-                let b = live.swap_remove(i);
-                model.free(b.site, b.charged);
-                let b = realloc_at(b, site, random_size(rng));
-                model.alloc(b.site, b.charged);
-                live.push(b);
-            }
-            _ => {}
-        }
-    }
-}
-
 #[test]
 fn single_thread_random_sequences_match_the_model() {
-    let mut rng = Rng::new(0x5eed_0001);
-    let mut model = Expected::default();
-    let mut live = Vec::new();
-    let sites = 100..108u16;
-    for phase in 0..5 {
-        random_phase(&mut rng, 100, 8, 2_000, &mut live, &mut model);
-        model.assert_matches(sites.clone(), &format!("phase {phase}"));
-    }
-    for b in live.drain(..) {
-        model.free(b.site, b.charged);
-        free(b);
-    }
-    model.assert_matches(sites.clone(), "freeing everything");
-    for site in sites {
-        assert_eq!(asmalloc::Snapshot::take().site(site).net_bytes, 0);
-    }
+    scenario::single_thread_random_sequences_match_the_model();
 }
 
 #[test]
 fn threads_freeing_each_others_blocks_match_the_model() {
-    const THREADS: usize = 4;
-    let sites = 200..(200 + THREADS as u16 * 4);
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..THREADS).map(|_| mpsc::channel::<Block>()).unzip();
-    let mut handles = Vec::new();
-    for (t, rx) in receivers.into_iter().enumerate() {
-        let tx = senders[(t + 1) % THREADS].clone();
-        handles.push(std::thread::spawn(move || {
-            let mut rng = Rng::new(0xabc0 + t as u64);
-            let mut model = Expected::default();
-            let mut live = Vec::new();
-            random_phase(
-                &mut rng,
-                200 + t as u16 * 4,
-                4,
-                3_000,
-                &mut live,
-                &mut model,
-            );
-            // Hand half of what is live to the next thread, which frees it.
-            let half = live.len() / 2;
-            for b in live.drain(..half) {
-                tx.send(b).unwrap();
-            }
-            drop(tx);
-            // Free what the previous thread handed us (charged back to *its*
-            // sites, from this thread).
-            for b in rx {
-                model.free(b.site, b.charged);
-                free(b);
-            }
-            (model, live)
-        }));
-    }
-    drop(senders);
-    let mut model = Expected::default();
-    let mut survivors = Vec::new();
-    for h in handles {
-        let (m, live) = h.join().unwrap();
-        model.merge(&m);
-        survivors.extend(live);
-    }
-    model.assert_matches(sites.clone(), "threads exchanged blocks");
-    for b in survivors {
-        model.free(b.site, b.charged);
-        free(b);
-    }
-    model.assert_matches(sites, "the main thread freed the rest");
+    scenario::threads_freeing_each_others_blocks_match_the_model();
 }
 
 #[test]
 fn thousands_of_short_threads_lose_nothing() {
-    const THREADS: usize = 1_200;
-    const SITE: u16 = 300;
-    let before = asmalloc::Snapshot::take();
-    let mut model = Expected::default();
-    let mut kept = Vec::new();
-    // In waves, so a few dozen threads are alive at once and tables get reused.
-    for wave in 0..(THREADS / 40) {
-        let handles: Vec<_> = (0..40)
-            .map(|i| {
-                std::thread::spawn(move || {
-                    let mut m = Expected::default();
-                    let a = alloc_at(SITE, 100 + (wave * 40 + i) % 300, 8, false);
-                    let b = alloc_at(SITE + 1, 64, 8, false);
-                    m.alloc(a.site, a.charged);
-                    m.alloc(b.site, b.charged);
-                    m.free(b.site, b.charged);
-                    free(b);
-                    (m, a)
-                })
-            })
-            .collect();
-        for h in handles {
-            let (m, a) = h.join().unwrap();
-            model.merge(&m);
-            kept.push(a);
-        }
-    }
-    model.assert_matches([SITE, SITE + 1], "1200 threads exited");
-    let after = asmalloc::Snapshot::take();
-    assert!(
-        after.threads_total - before.threads_total >= THREADS as u64,
-        "thread total grew by {} only",
-        after.threads_total - before.threads_total
-    );
-    let site = after.site(SITE);
-    assert_eq!(site.net_count, THREADS as i64);
-    assert_eq!(site.allocs, THREADS as u64);
-    for a in kept {
-        model.free(a.site, a.charged);
-        free(a);
-    }
-    model.assert_matches([SITE, SITE + 1], "kept blocks freed");
+    scenario::thousands_of_short_threads_lose_nothing();
 }
 
 #[test]
 fn zero_sized_and_huge_requests_are_safe() {
-    // Vec of ZSTs never allocates; a huge request fails cleanly with null.
-    let v: Vec<()> = vec![(); 1000];
-    assert_eq!(v.len(), 1000);
-    let layout = std::alloc::Layout::from_size_align(isize::MAX as usize - 4096, 8).unwrap();
-    // SAFETY: non-zero size; a null result is checked.
-    let p = unsafe { std::alloc::alloc(layout) };
-    assert!(p.is_null());
-    let mut v: Vec<u8> = Vec::new();
-    assert!(v.try_reserve(usize::MAX / 2).is_err());
+    scenario::zero_sized_and_huge_requests_are_safe();
+}
+
+#[test]
+fn reports_describe_glibc_over_system() {
+    // Even when a workspace build turns the `jemalloc` feature on, a program
+    // whose heap is System's gets glibc's sections, not jemalloc's.
+    let v = vec![1u8; 100];
+    assert_eq!(v.len(), 100);
+    assert!(!asmalloc::report::heap_is_jemalloc());
+    let mut out = Vec::new();
+    asmalloc::report::write_text(&mut out, &asmalloc::Snapshot::take(), 5).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("jemalloc"), "{text}");
 }

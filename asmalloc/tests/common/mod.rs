@@ -4,6 +4,9 @@
 
 use std::alloc::Layout;
 use std::collections::HashMap;
+use std::sync::OnceLock;
+
+pub mod exactness;
 
 /// xorshift64*: deterministic, allocation-free.
 pub struct Rng(u64);
@@ -27,10 +30,24 @@ impl Rng {
     }
 }
 
-/// What the tracker should charge for a block over `System`: exactly the
-/// requested bytes (see `asmalloc::UsableSize`).
-pub fn charged(_ptr: *mut u8, requested: usize, _align: usize) -> usize {
-    requested
+/// How the tracker charges a live block (`ptr`, requested bytes, alignment).
+pub type ChargeModel = fn(*mut u8, usize, usize) -> usize;
+
+static MODEL: OnceLock<ChargeModel> = OnceLock::new();
+
+/// Sets the charge model for this test binary (default: requested bytes).
+pub fn set_charge_model(model: ChargeModel) {
+    let _ = MODEL.set(model);
+}
+
+/// What the tracker should charge for a block: over `System` exactly the
+/// requested bytes (see `asmalloc::UsableSize`); a binary over another
+/// allocator sets its model with [`set_charge_model`].
+pub fn charged(ptr: *mut u8, requested: usize, align: usize) -> usize {
+    match MODEL.get() {
+        Some(model) => model(ptr, requested, align),
+        None => requested,
+    }
 }
 
 /// Per-site expected net bytes and blocks.
