@@ -134,7 +134,7 @@ fn aligned_layouts_through_the_raw_interface() {
             // SAFETY: non-zero size.
             unsafe { GLOBAL.alloc(layout) }
         };
-        assert!(!p.is_null() && p as usize % align == 0);
+        assert!(!p.is_null() && (p as usize).is_multiple_of(align));
         let charged = jemalloc_charged(p, size, align) as i64;
         assert_eq!(net(SITE) - before, charged, "{size} {align}");
         let q = {
@@ -142,7 +142,7 @@ fn aligned_layouts_through_the_raw_interface() {
             // SAFETY: live block of this layout; new size non-zero.
             unsafe { GLOBAL.realloc(p, layout, size * 3) }
         };
-        assert!(!q.is_null() && q as usize % align == 0);
+        assert!(!q.is_null() && (q as usize).is_multiple_of(align));
         let recharged = jemalloc_charged(q, size * 3, align) as i64;
         assert_eq!(net(SITE) - before, recharged, "{size} {align}");
         // SAFETY: live block with the realloc'd layout.
