@@ -1,9 +1,17 @@
-//! Multi-threaded C allocation churn, raw and under libasmalloc.so, in one
-//! run: alternating repetitions, median wall time, and the ratio. Then
-//! heaptrack and valgrind (memcheck) on a smaller input, where installed.
+//! Multi-threaded C allocation churn in one run, alternating repetitions,
+//! median wall time, and the ratio, for both libraries:
+//!
+//! * glibc: raw vs under libasmalloc.so;
+//! * jemalloc: under a plain jemalloc preload (`jemalloc_raw.c` linked with
+//!   the very jemalloc build libasmalloc_jem.so carries) vs under
+//!   libasmalloc_jem.so.
+//!
+//! Then heaptrack and valgrind (memcheck) on a smaller input, where
+//! installed.
 //!
 //! `cargo bench -p asmalloc-preload --bench churn` (env `CHURN_OPS`,
-//! `CHURN_THREADS`, `CHURN_REPS` to change the size).
+//! `CHURN_THREADS`, `CHURN_REPS` to change the size; `CHURN_ONLY=glibc` or
+//! `jemalloc` for one pair).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,13 +21,14 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds libasmalloc.so with this bench binary's profile and target dir.
-fn build_lib() -> PathBuf {
+/// Builds `package`'s library with this bench binary's profile and target
+/// dir; returns `<profile dir>/<file>`.
+fn build_lib(package: &str, file: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let name = profile.file_name().unwrap().to_str().unwrap().to_string();
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-p", "asmalloc-preload", "--lib"]);
+    cmd.args(["build", "-p", package, "--lib"]);
     match name.as_str() {
         "debug" => {}
         "release" => {
@@ -35,7 +44,36 @@ fn build_lib() -> PathBuf {
         .status()
         .expect("cargo build");
     assert!(status.success());
-    profile.join("libasmalloc.so")
+    profile.join(file)
+}
+
+/// A plain jemalloc preload library: `jemalloc_raw.c` over the static
+/// jemalloc tikv-jemalloc-sys built for libasmalloc_jem.so (the newest
+/// `libjemalloc_pic.a` of this profile).
+fn build_raw_jemalloc(profile: &Path) -> PathBuf {
+    let archive = std::fs::read_dir(profile.join("build"))
+        .expect("build dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("tikv-jemalloc-sys-")
+        })
+        .map(|e| e.path().join("out/build/lib/libjemalloc_pic.a"))
+        .filter(|a| a.exists())
+        .max_by_key(|a| a.metadata().and_then(|m| m.modified()).ok())
+        .expect("libjemalloc_pic.a from tikv-jemalloc-sys (build asmalloc-preload-jem first)");
+    let out = std::env::temp_dir().join(format!("asmalloc-jemalloc-raw-{}.so", std::process::id()));
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-shared", "-fPIC"])
+        .arg(manifest_dir().join("benches/jemalloc_raw.c"))
+        .arg(&archive)
+        .args(["-pthread", "-o"])
+        .arg(&out)
+        .status()
+        .expect("cc");
+    assert!(status.success());
+    out
 }
 
 fn compile() -> PathBuf {
@@ -84,43 +122,67 @@ fn main() {
         println!("churn: run with `cargo bench` to measure");
         return;
     }
-    let lib = build_lib();
+    let lib = build_lib("asmalloc-preload", "libasmalloc.so");
+    let jem_lib = build_lib("asmalloc-preload-jem", "libasmalloc_jem.so");
+    let raw_jem = build_raw_jemalloc(lib.parent().unwrap());
     let prog = compile();
     let threads = env_num("CHURN_THREADS", 2).to_string();
     let ops = env_num("CHURN_OPS", 3_000_000).to_string();
     let reps = env_num("CHURN_REPS", 7) as usize;
+    let only = std::env::var("CHURN_ONLY").unwrap_or_default();
     println!(
         "churn: {threads} threads x {ops} ops, {reps} alternating repetitions, median wall time"
     );
-    for (label, mode, work) in [
-        ("allocator only, no API calls", "plain", "0"),
-        ("program-like (block read back once)", "plain", "1"),
-        ("program-like + asm_mallocation_set per call", "sites", "1"),
+    for (heap, base, tracked) in [
+        ("glibc", None, &lib),
+        ("jemalloc", Some(&raw_jem), &jem_lib),
     ] {
-        let run = |preload: bool| {
-            let mut c = Command::new(&prog);
-            c.args([&threads, &ops, mode, work])
-                .env_remove("LD_PRELOAD");
-            if preload {
-                c.env("LD_PRELOAD", &lib);
-            }
-            c
-        };
-        let (mut raw, mut traced) = (Vec::new(), Vec::new());
-        for _ in 0..reps {
-            let (a, out_a) = time(run(false));
-            let (b, out_b) = time(run(true));
-            assert_eq!(out_a, out_b, "same output with and without the preload");
-            raw.push(a);
-            traced.push(b);
+        if !only.is_empty() && only != heap {
+            continue;
         }
-        let (r, t) = (median(raw), median(traced));
         println!(
-            "  {label:<45} raw {:>7.1} ms  preload {:>7.1} ms  ratio {:.3}x",
-            r.as_secs_f64() * 1e3,
-            t.as_secs_f64() * 1e3,
-            t.as_secs_f64() / r.as_secs_f64()
+            "{heap}: raw = {}, preload = {}",
+            base.map_or("no preload".into(), |p| format!(
+                "plain jemalloc ({})",
+                p.file_name().unwrap().to_string_lossy()
+            )),
+            tracked.file_name().unwrap().to_string_lossy()
         );
+        for (label, mode, work) in [
+            ("allocator only, no API calls", "plain", "0"),
+            ("program-like (block read back once)", "plain", "1"),
+            ("program-like + asm_mallocation_set per call", "sites", "1"),
+        ] {
+            let run = |preload: Option<&PathBuf>| {
+                let mut c = Command::new(&prog);
+                c.args([&threads, &ops, mode, work])
+                    .env_remove("LD_PRELOAD");
+                if let Some(p) = preload {
+                    c.env("LD_PRELOAD", p);
+                }
+                c
+            };
+            let (mut raw, mut traced) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                let (a, out_a) = time(run(base));
+                let (b, out_b) = time(run(Some(tracked)));
+                assert_eq!(out_a, out_b, "same output with and without the preload");
+                raw.push(a);
+                traced.push(b);
+            }
+            let (r, t) = (median(raw), median(traced));
+            println!(
+                "  {label:<45} raw {:>7.1} ms  preload {:>7.1} ms  ratio {:.3}x",
+                r.as_secs_f64() * 1e3,
+                t.as_secs_f64() * 1e3,
+                t.as_secs_f64() / r.as_secs_f64()
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&raw_jem);
+    if only == "jemalloc" {
+        let _ = std::fs::remove_file(&prog);
+        return;
     }
 
     // Other tools, on a smaller input (they are much slower).
