@@ -821,3 +821,15 @@ fn jemalloc_api_is_accounted_exactly() {
     }
     assert!(!report.contains("foreign_free"), "{report}");
 }
+
+/// libasmalloc.so never contains jemalloc (no feature can put it there:
+/// the heap is chosen by the package being built); libasmalloc_jem.so does.
+#[test]
+fn only_the_jemalloc_library_carries_jemalloc() {
+    let has = |which: Lib| {
+        let bytes = std::fs::read(lib(which)).unwrap();
+        bytes.windows(12).any(|w| w == b"_rjem_malloc")
+    };
+    assert!(!has(Lib::Glibc), "libasmalloc.so links jemalloc");
+    assert!(has(Lib::Jemalloc), "libasmalloc_jem.so has no jemalloc");
+}

@@ -4,8 +4,13 @@
 //! radix-tree lookup of the live block) less the 8-byte tag — so the test
 //! also proves that the wrapper's inline size-class computation agrees with
 //! jemalloc on every block the scenarios make.
+//!
+//! Needs the `jemalloc` feature: `cargo test -p asmalloc --features jemalloc
+//! --test exactness_jemalloc`. The plain `cargo test --workspace` runs it
+//! too, through asmalloc-jemalloc-tests (a nested cargo call, so that no
+//! workspace member turns the feature on for everyone).
+#![cfg(feature = "jemalloc")]
 
-#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout};
