@@ -5,6 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use asmalloc::report::{Align, write_table};
+
 use crate::log::{Log, human, verdict_sentence};
 use crate::svg;
 
@@ -65,8 +67,7 @@ pub(crate) fn write_report(
     let mut sites: Vec<_> = log.sites.iter().collect();
     sites.sort_by(|a, b| b.1.last_bytes().cmp(&a.1.last_bytes()).then(a.0.cmp(b.0)));
     writeln!(w, "top {} sites by final net bytes:", top.min(sites.len()))?;
-    let header = ["id", "type", "site", "final", "peak", "blocks", "verdict"];
-    let rows: Vec<[String; 7]> = sites
+    let rows: Vec<Vec<String>> = sites
         .iter()
         .take(top)
         .map(|((pid, id), s)| {
@@ -74,7 +75,7 @@ pub(crate) fn write_report(
                 .iter()
                 .find(|v| v.pid == *pid && v.id == *id)
                 .map_or(String::new(), |v| v.kind.replace('_', " "));
-            [
+            vec![
                 if pids.len() > 1 {
                     format!("{pid}/{id}")
                 } else {
@@ -89,31 +90,21 @@ pub(crate) fn write_report(
             ]
         })
         .collect();
-    let mut width = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(&header.map(str::to_string)).chain(&rows) {
-        writeln!(
-            w,
-            "  {:>w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}  {:>w5$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2],
-            w3 = width[3],
-            w4 = width[4],
-            w5 = width[5],
-        )?;
-    }
+    write_table(
+        w,
+        "  ",
+        &["id", "type", "site", "final", "peak", "blocks", "verdict"],
+        &[
+            Align::Right,
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+            Align::Left,
+        ],
+        &rows,
+    )?;
     writeln!(w, "verdicts ({}):", log.verdicts.len())?;
     for v in &log.verdicts {
         writeln!(w, "  {}", verdict_sentence(v, start))?;

@@ -8,6 +8,7 @@
 mod glibc;
 mod heap;
 mod json;
+mod table;
 mod text;
 
 #[cfg(feature = "jemalloc")]
@@ -18,6 +19,7 @@ pub use heap::{
     JemallocStats, JemallocStatsFn, heap_is_jemalloc, jemalloc_stats, set_jemalloc_stats,
 };
 pub use json::write_json_line;
+pub use table::{Align, write_table};
 pub use text::{human_bytes, write_text};
 
 use std::io::{self, Write};

@@ -158,7 +158,7 @@ fn write_vm_stats(w: &mut dyn Write, vm: &VmStats) -> io::Result<()> {
 }
 
 fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<()> {
-    let rows: Vec<[String; 7]> = snap
+    let rows: Vec<Vec<String>> = snap
         .sites
         .iter()
         .take(top)
@@ -177,7 +177,7 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
                 _ if s.id == 0 => ("-".into(), "(unknown site)".into(), "-".into()),
                 _ => ("?".into(), "(not in site table)".into(), "?".into()),
             };
-            [
+            vec![
                 s.id.to_string(),
                 type_name,
                 place,
@@ -194,43 +194,30 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
         rows.len(),
         snap.sites.len()
     )?;
-    let header = [
-        "id",
-        "type",
-        "file:line",
-        "function",
-        "net",
-        "net bytes",
-        "net count",
-    ];
-    let mut width = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let header = header.map(str::to_string);
-    for row in std::iter::once(&header).chain(&rows) {
-        writeln!(
-            w,
-            "    {:>w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}  {:>w5$}  {:>w6$}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            row[6],
-            w0 = width[0],
-            w1 = width[1],
-            w2 = width[2],
-            w3 = width[3],
-            w4 = width[4],
-            w5 = width[5],
-            w6 = width[6],
-        )?;
-    }
-    Ok(())
+    use super::table::{Align, write_table};
+    write_table(
+        w,
+        "    ",
+        &[
+            "id",
+            "type",
+            "file:line",
+            "function",
+            "net",
+            "net bytes",
+            "net count",
+        ],
+        &[
+            Align::Right,
+            Align::Left,
+            Align::Left,
+            Align::Left,
+            Align::Right,
+            Align::Right,
+            Align::Right,
+        ],
+        &rows,
+    )
 }
 
 #[cfg(test)]
