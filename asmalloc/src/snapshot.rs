@@ -31,10 +31,6 @@ pub struct SiteStats {
     pub allocs: u64,
     /// Frees (including the old half of reallocations) charged back to it.
     pub frees: u64,
-    /// Bytes ever allocated here.
-    pub alloc_bytes: u64,
-    /// Bytes ever freed back to here.
-    pub free_bytes: u64,
 }
 
 impl SiteStats {
@@ -152,19 +148,17 @@ fn add_table(
     op_bytes: &mut [u64; Op::COUNT],
 ) {
     for i in 0..Op::COUNT {
-        op_count[i] = op_count[i].wrapping_add(table.op_count[i].load(Ordering::Relaxed));
-        op_bytes[i] = op_bytes[i].wrapping_add(table.op_bytes[i].load(Ordering::Relaxed));
+        op_count[i] = op_count[i].wrapping_add(table.ops[i].count.load(Ordering::Relaxed));
+        op_bytes[i] = op_bytes[i].wrapping_add(table.ops[i].bytes.load(Ordering::Relaxed));
     }
     for id in table.touched_sites() {
         let c = table.site(id);
         let allocs = c.allocs.load(Ordering::Relaxed);
         let net_count = c.net_count.load(Ordering::Relaxed);
         let net_bytes = c.net_bytes.load(Ordering::Relaxed);
-        let alloc_bytes = c.alloc_bytes.load(Ordering::Relaxed);
-        // Per thread, frees = allocs - net (a thread may free more than it
-        // allocated at a site; the wrapping sums come out right).
+        // Per thread, frees = allocs - net count (a thread may free more
+        // than it allocated at a site; the wrapping sums come out right).
         let frees = allocs.wrapping_sub(net_count as u64);
-        let free_bytes = alloc_bytes.wrapping_sub(net_bytes as u64);
         if allocs == 0 && frees == 0 {
             continue;
         }
@@ -176,7 +170,5 @@ fn add_table(
         s.net_count = s.net_count.wrapping_add(net_count);
         s.allocs = s.allocs.wrapping_add(allocs);
         s.frees = s.frees.wrapping_add(frees);
-        s.alloc_bytes = s.alloc_bytes.wrapping_add(alloc_bytes);
-        s.free_bytes = s.free_bytes.wrapping_add(free_bytes);
     }
 }

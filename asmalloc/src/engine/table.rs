@@ -37,13 +37,12 @@ fn touch_bit(site: u16) -> (usize, u64) {
 /// `mallocation_set` API and by threshold reports.
 #[repr(C, align(64))]
 pub(crate) struct SiteCounters {
-    // Frees and freed bytes are not stored: they are `allocs - net_count`
-    // and `alloc_bytes - net_bytes`, so a free writes two counters.
+    // Frees are not stored: they are `allocs - net_count`, so a free writes
+    // two counters and an allocation three.
     pub net_bytes: AtomicI64,
     pub net_count: AtomicI64,
     pub allocs: AtomicU64,
-    pub alloc_bytes: AtomicU64,
-    _spare: [AtomicU64; 2],
+    _spare: [AtomicU64; 3],
     /// `net_bytes` when the delta callback last fired for this site.
     pub reported_total: AtomicI64,
     /// Whole seconds (Unix time) of that report; 0 = never.
@@ -56,6 +55,23 @@ pub(crate) struct SiteCounters {
     /// Time (ns) of the last `mallocation_set` or report for this site.
     pub last_time_ns: AtomicI64,
     _reserved: [AtomicU64; 5],
+}
+
+/// Calls and bytes of one operation kind, side by side (one cache line
+/// for both updates).
+#[repr(C)]
+pub(crate) struct OpCounter {
+    pub count: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl OpCounter {
+    const fn new() -> OpCounter {
+        OpCounter {
+            count: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The header of a thread table.
@@ -72,8 +88,7 @@ pub(crate) struct ThreadTable {
     /// and the exit fold scan only those blocks.
     pub touched: [AtomicU64; TOUCH_WORDS],
     /// Per-operation call counts and bytes.
-    pub op_count: [AtomicU64; Op::COUNT],
-    pub op_bytes: [AtomicU64; Op::COUNT],
+    pub ops: [OpCounter; Op::COUNT],
     /// The counters, `SITES` of them, right after the header's page.
     sites: NonNull<SiteCounters>,
 }
@@ -121,8 +136,7 @@ impl ThreadTable {
                 in_use: AtomicBool::new(false),
                 thread_id: AtomicU64::new(0),
                 touched: [const { AtomicU64::new(0) }; TOUCH_WORDS],
-                op_count: [const { AtomicU64::new(0) }; Op::COUNT],
-                op_bytes: [const { AtomicU64::new(0) }; Op::COUNT],
+                ops: [const { OpCounter::new() }; Op::COUNT],
                 sites: NonNull::new_unchecked(sites),
             });
         }
@@ -168,8 +182,9 @@ impl ThreadTable {
     /// Counts one call of `op` (owner only).
     #[inline(always)]
     pub(crate) fn count_op(&self, op: Op, bytes: usize) {
-        owner_add_u(&self.op_count[op as usize], 1);
-        owner_add_u(&self.op_bytes[op as usize], bytes as u64);
+        let o = &self.ops[op as usize];
+        owner_add_u(&o.count, 1);
+        owner_add_u(&o.bytes, bytes as u64);
     }
 
     /// Charges an allocation of `bytes` to `site` (owner only).
@@ -188,7 +203,6 @@ impl ThreadTable {
             .wrapping_add(bytes as i64);
         c.net_bytes.store(net, Ordering::Relaxed);
         owner_add_i(&c.net_count, 1);
-        owner_add_u(&c.alloc_bytes, bytes as u64);
         net
     }
 
@@ -215,8 +229,9 @@ impl ThreadTable {
 
     /// `count_op` for the shared retired table.
     pub(crate) fn shared_count_op(&self, op: Op, bytes: usize) {
-        self.op_count[op as usize].fetch_add(1, Ordering::Relaxed);
-        self.op_bytes[op as usize].fetch_add(bytes as u64, Ordering::Relaxed);
+        let o = &self.ops[op as usize];
+        o.count.fetch_add(1, Ordering::Relaxed);
+        o.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     /// `charge_alloc` / `charge_free` for the shared retired table.
@@ -228,7 +243,6 @@ impl ThreadTable {
             c.net_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
             c.net_count.fetch_add(1, Ordering::Relaxed);
             c.allocs.fetch_add(1, Ordering::Relaxed);
-            c.alloc_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         } else {
             c.net_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
             c.net_count.fetch_sub(1, Ordering::Relaxed);
@@ -239,14 +253,11 @@ impl ThreadTable {
     /// zeroes this one, so it can be adopted by a new thread.
     pub(crate) fn fold_into(&self, into: &ThreadTable) {
         for i in 0..Op::COUNT {
-            into.op_count[i].fetch_add(
-                self.op_count[i].swap(0, Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
-            into.op_bytes[i].fetch_add(
-                self.op_bytes[i].swap(0, Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
+            let (from, to) = (&self.ops[i], &into.ops[i]);
+            to.count
+                .fetch_add(from.count.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+            to.bytes
+                .fetch_add(from.bytes.swap(0, Ordering::Relaxed), Ordering::Relaxed);
         }
         for word in 0..TOUCH_WORDS {
             let bits = self.touched[word].load(Ordering::Acquire);
@@ -261,10 +272,6 @@ impl ThreadTable {
                 .fetch_add(from.net_count.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             to.allocs
                 .fetch_add(from.allocs.swap(0, Ordering::Relaxed), Ordering::Relaxed);
-            to.alloc_bytes.fetch_add(
-                from.alloc_bytes.swap(0, Ordering::Relaxed),
-                Ordering::Relaxed,
-            );
             // Per-thread report state starts afresh for the next owner.
             from.reported_total.store(0, Ordering::Relaxed);
             from.reported_secs.store(0, Ordering::Relaxed);
