@@ -134,9 +134,35 @@ unsafe fn track_moved(op: Op, q: *mut c_void, old_site: Option<u16>, old_usable:
     };
 }
 
+/// A failed call: NULL with ENOMEM. Like a failed allocation it uses up a
+/// pending one-shot site, so the site does not land on the thread's next,
+/// unrelated allocation.
 fn enomem() -> *mut c_void {
+    engine::clear_pending();
     set_errno(libc::ENOMEM);
     std::ptr::null_mut()
+}
+
+/// Under the reentrancy guard the library's own blocks (untagged) are freed
+/// plainly, but a program block freed from inside the library — by the
+/// user's callback, say — is still charged back to its site. Returns the
+/// block's real usable size when it was such a program block.
+///
+/// # Safety
+/// `p` is a live, non-null block of the real allocator.
+#[cold]
+unsafe fn untrack_if_program_block(op: Op, p: *mut c_void) -> Option<usize> {
+    if !real::ensure() {
+        return None;
+    }
+    // SAFETY: forwarded.
+    match unsafe { read_tag(p) } {
+        (Some(site), usable) => {
+            engine::record_free(op, site, usable - TAG_SIZE);
+            Some(usable)
+        }
+        (None, _) => None,
+    }
 }
 
 /// A tracked allocation of `size` bytes made by `alloc` (which receives
@@ -191,8 +217,13 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
         return;
     }
     if !tracking() {
-        // SAFETY: the caller's contract.
-        return unsafe { real::free(p) };
+        // SAFETY: `p` is a live block (caller's contract).
+        return unsafe {
+            match untrack_if_program_block(Op::Free, p) {
+                Some(usable) => real::free_sized(p, usable),
+                None => real::free(p),
+            }
+        };
     }
     // SAFETY: `p` is a live block (caller's contract).
     unsafe {
@@ -209,7 +240,11 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// C contract of realloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    if !tracking() {
+    // A program block resized from inside the library (guard held) keeps
+    // its tag and its accounting, like any other.
+    // SAFETY: `p` is NULL or a live block (caller's contract).
+    let program_block = || !p.is_null() && real::ensure() && unsafe { read_tag(p) }.0.is_some();
+    if !tracking() && !(guard::held() && program_block()) {
         // SAFETY: the caller's contract.
         return unsafe { real::realloc(p, size) };
     }
@@ -229,6 +264,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // SAFETY: as above.
     let q = unsafe { real::realloc(p, n) };
     if q.is_null() {
+        engine::clear_pending();
         return q;
     }
     // SAFETY: `q` is a live block of at least `n` bytes.
@@ -261,6 +297,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
         return unsafe { real::posix_memalign(out, align, size) };
     }
     let Some(n) = size.checked_add(TAG_SIZE) else {
+        engine::clear_pending();
         return libc::ENOMEM;
     };
     // SAFETY: the caller's contract (`out` writable).
@@ -268,6 +305,8 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     if rc == 0 {
         // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
         unsafe { track_new(Op::Memalign, *out) };
+    } else {
+        engine::clear_pending();
     }
     rc
 }
@@ -1049,6 +1088,16 @@ pub unsafe extern "C" fn asm_site_enter(
         unsafe { AtomicU16::from_ptr(cache) }
     });
     let mut id = cache.map_or(0, |c| c.load(Ordering::Relaxed));
+    if id != 0 {
+        // A site cached before the table was registered now gets its id.
+        let now = rt::site::current_id(id);
+        if now != id {
+            if let Some(c) = cache {
+                c.store(now, Ordering::Relaxed);
+            }
+            id = now;
+        }
+    }
     if id == 0 {
         // SAFETY: string literals (caller's contract).
         let (file, function) = unsafe { (static_str(file), static_str(function)) };

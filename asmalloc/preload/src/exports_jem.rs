@@ -18,7 +18,7 @@ use rt::Op;
 use rt::engine;
 use rt::tag::TAG_SIZE;
 
-use super::{read_tag, track_moved, tracked, tracking, untrack};
+use super::{read_tag, track_moved, tracked, tracking, untrack, untrack_if_program_block};
 use crate::real;
 
 /// `void *mallocx(size_t size, int flags)`: tracked; NULL on failure.
@@ -139,6 +139,8 @@ pub unsafe extern "C" fn dallocx(ptr: *mut c_void, flags: c_int) {
     unsafe {
         if tracking() {
             untrack(Op::Dallocx, ptr);
+        } else {
+            untrack_if_program_block(Op::Dallocx, ptr);
         }
         real::dallocx(ptr, flags)
     }
@@ -153,8 +155,13 @@ pub unsafe extern "C" fn dallocx(ptr: *mut c_void, flags: c_int) {
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sdallocx(ptr: *mut c_void, size: usize, flags: c_int) {
     if !tracking() {
-        // SAFETY: the caller's contract.
-        return unsafe { real::sdallocx(ptr, size, flags) };
+        // SAFETY: the caller's contract; a program block freed from inside
+        // the library is uncharged and given its real size (the program's
+        // size excludes the tag, which could name a smaller size class).
+        return unsafe {
+            let size = untrack_if_program_block(Op::Dallocx, ptr).unwrap_or(size);
+            real::sdallocx(ptr, size, flags)
+        };
     }
     // SAFETY: `ptr` is a live block (caller's contract); `usable` is its
     // real usable size, a valid size for sdallocx with the block's flags.

@@ -398,6 +398,23 @@ fn blocks_from_outside_the_tracker_are_freed_safely(lib: Lib) {
     assert!(n >= 101, "{line}");
 }
 
+fn a_failed_call_uses_up_the_pending_site_and_callback_frees_are_charged(lib: Lib) {
+    let exe = compile_linked(lib, "pending", &[]);
+    let r = run(&exe, Some(lib), &[]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[0], "failed: (nil) (nil) 22 (nil) errno-ok 1",
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        lines[1], "site5 0 site6 0 site8 0 site11 0",
+        "no site set before a failed call was charged later"
+    );
+    assert_eq!(lines[2], "victim freed 1 site9 before>0 1 after 0");
+}
+
 fn fork_child_keeps_reporting_and_exec_works(lib: Lib) {
     let exe = compile("forks", &[]);
     let plain = run(&exe, None, &[]);
@@ -761,6 +778,7 @@ under_both!(
     original_api_compiles_with_wall_werror_and_works,
     alignment_usable_size_realloc_edges_and_overflow,
     blocks_from_outside_the_tracker_are_freed_safely,
+    a_failed_call_uses_up_the_pending_site_and_callback_frees_are_charged,
     fork_child_keeps_reporting_and_exec_works,
     net_mmap_and_shm_are_exact,
     call_sites_are_named_without_a_table,

@@ -54,6 +54,11 @@ impl StrCell {
 
 struct DynamicSite {
     ready: AtomicBool,
+    /// Made before the program registered its table: checked against the
+    /// table once it is there (see [`current_id`]).
+    provisional: AtomicBool,
+    /// The table's id for this site, found by that check (0: none).
+    table_id: AtomicU16,
     type_id: AtomicU16,
     line: AtomicU32,
     type_name: StrCell,
@@ -65,6 +70,8 @@ impl DynamicSite {
     const fn new() -> DynamicSite {
         DynamicSite {
             ready: AtomicBool::new(false),
+            provisional: AtomicBool::new(false),
+            table_id: AtomicU16::new(0),
             type_id: AtomicU16::new(0),
             line: AtomicU32::new(0),
             type_name: StrCell::new(),
@@ -157,6 +164,35 @@ pub(crate) fn dynamic_site_typed(
     d.type_name.set(type_name);
     d.file.set(file);
     d.function.set(function);
+    d.provisional
+        .store(super::generation() == 0, Ordering::Relaxed);
     d.ready.store(true, Ordering::Release);
     u16::MAX - index as u16
+}
+
+/// The id to charge for an id a call site cached earlier. A site named at
+/// run time before the program registered its table (a constructor or C++
+/// static initialiser that allocates first) is looked up in the table once
+/// the table is there, and from then on its table id is used; every other
+/// id is returned unchanged. One comparison for a table id.
+#[inline]
+pub fn current_id(id: u16) -> u16 {
+    let Some(d) = slot(id) else {
+        return id;
+    };
+    match d.table_id.load(Ordering::Relaxed) {
+        0 if d.provisional.load(Ordering::Relaxed) && super::generation() != 0 => {
+            d.provisional.store(false, Ordering::Relaxed);
+            let found = super::resolve::find(
+                d.file.get(),
+                d.line.load(Ordering::Relaxed),
+                d.function.get(),
+            )
+            .map_or(0, |s| s.id);
+            d.table_id.store(found, Ordering::Relaxed);
+            if found == 0 { id } else { found }
+        }
+        0 => id,
+        table_id => table_id,
+    }
 }

@@ -54,7 +54,7 @@ fn warn_stale(file: &str, line: u32, function: &str) {
 }
 
 /// The registered table's entry for a call site, if it has one.
-fn find(file: &str, line: u32, function: &str) -> Option<&'static super::Site> {
+pub(super) fn find(file: &str, line: u32, function: &str) -> Option<&'static super::Site> {
     registered_sites()?
         .sites
         .iter()
