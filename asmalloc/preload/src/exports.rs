@@ -244,7 +244,8 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     // its tag and its accounting, like any other.
     // SAFETY: `p` is NULL or a live block (caller's contract).
     let program_block = || !p.is_null() && real::ensure() && unsafe { read_tag(p) }.0.is_some();
-    if !tracking() && !(guard::held() && program_block()) {
+    let tracked_here = tracking() || (guard::held() && program_block());
+    if !tracked_here {
         // SAFETY: the caller's contract.
         return unsafe { real::realloc(p, size) };
     }
