@@ -181,6 +181,20 @@ fn the_generated_table_names_every_call_site_under_the_preload() {
     .unwrap_or_else(|| panic!("msg_new row in:\n{err}"));
     assert!(msg.contains("msg_new"), "{msg}");
     assert_eq!(cols(msg)[cols(msg).len() - 2..], ["0", "0"], "{msg}");
+    // Two calls on one line, one inside the other's argument: each is
+    // charged to its own site (the inner strdup cannot use up the malloc's).
+    let place = format!(
+        "server.c:{} ",
+        line_of("server.c", "malloc(consume_len(strdup(name)))")
+    );
+    for ty in ["MALLOC", "STRDUP"] {
+        let r = err
+            .lines()
+            .find(|l| l.contains(&place) && l.contains(&format!(" {ty} ")))
+            .unwrap_or_else(|| panic!("no {ty} row at {place} in:\n{err}"));
+        assert!(r.contains("handle"), "{r}");
+        assert_eq!(cols(r)[cols(r).len() - 2..], ["0", "0"], "{r}");
+    }
     // Request buffers (malloc, calloc, strdup) in handle: all freed.
     for (needle, ty) in [
         ("malloc(4096)", "MALLOC"),

@@ -78,83 +78,189 @@ extern void asm_site_enter(uint16_t *cache, uint16_t type, const char *file, int
 #define ASMALLOC_TYPE_DALLOCX 16
 #define ASMALLOC_TYPE_SDALLOCX 17
 
-/* Tell the runtime about this call site; one static cache per expansion. */
-#define ASMALLOC_SITE_ENTER_(type)                                              \
-	do {                                                                    \
-		static uint16_t asmalloc_site_cache_;                           \
-		if (asm_site_enter)                                             \
-			asm_site_enter(&asmalloc_site_cache_, (uint16_t)(type), \
-				__FILE__, __LINE__, __func__);                  \
-	} while (0)
+/* The functions wrapped, declared here in case the program's feature-test
+ * macros hide some of them (strndup, posix_memalign, reallocarray, ...); the
+ * declarations match the C library's. */
+void *reallocarray(void *p, size_t n, size_t size);
+char *strdup(const char *s);
+char *strndup(const char *s, size_t n);
+void *valloc(size_t n);
+void *pvalloc(size_t n);
+void *memalign(size_t align, size_t n);
+int posix_memalign(void **out, size_t align, size_t n);
+void *aligned_alloc(size_t align, size_t n);
 
-/* The call itself: a self-referential macro does not expand again, so the
- * inner name is the real function. */
-#define ASMALLOC_SITE_CALL_(type, fn, ...) \
-	(__extension__({ ASMALLOC_SITE_ENTER_(type); fn(__VA_ARGS__); }))
+/* Tells the runtime which call site the next allocation-family call of
+ * this thread is. */
+#define ASMALLOC_SITE_PARAMS_ \
+	uint16_t *cache, uint16_t type, const char *file, int line, const char *func
+static inline __attribute__((always_inline)) void asmalloc_enter_(ASMALLOC_SITE_PARAMS_)
+{
+	if (asm_site_enter)
+		asm_site_enter(cache, type, file, line, func);
+}
+
+/* One wrapper per function, defined before the macros below so the call
+ * inside is the real function. The program's arguments are evaluated
+ * before the wrapper runs, so an allocation inside an argument
+ * (`free(strdup(s))`, `realloc(p, grow(n))`) is charged to its own call
+ * site and cannot use up this one. */
+static inline __attribute__((always_inline)) void *asmalloc_malloc_(ASMALLOC_SITE_PARAMS_, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return malloc(n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_calloc_(ASMALLOC_SITE_PARAMS_, size_t n, size_t size)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return calloc(n, size);
+}
+static inline __attribute__((always_inline)) void *asmalloc_realloc_(ASMALLOC_SITE_PARAMS_, void *p, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return realloc(p, n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_reallocarray_(ASMALLOC_SITE_PARAMS_, void *p, size_t n, size_t size)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return reallocarray(p, n, size);
+}
+static inline __attribute__((always_inline)) void asmalloc_free_(ASMALLOC_SITE_PARAMS_, void *p)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	free(p);
+}
+static inline __attribute__((always_inline)) char *asmalloc_strdup_(ASMALLOC_SITE_PARAMS_, const char *s)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return strdup(s);
+}
+static inline __attribute__((always_inline)) char *asmalloc_strndup_(ASMALLOC_SITE_PARAMS_, const char *s, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return strndup(s, n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_valloc_(ASMALLOC_SITE_PARAMS_, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return valloc(n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_pvalloc_(ASMALLOC_SITE_PARAMS_, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return pvalloc(n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_memalign_(ASMALLOC_SITE_PARAMS_, size_t align, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return memalign(align, n);
+}
+static inline __attribute__((always_inline)) int asmalloc_posix_memalign_(ASMALLOC_SITE_PARAMS_, void **out, size_t align, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return posix_memalign(out, align, n);
+}
+static inline __attribute__((always_inline)) void *asmalloc_aligned_alloc_(ASMALLOC_SITE_PARAMS_, size_t align, size_t n)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return aligned_alloc(align, n);
+}
+#ifdef ASMALLOC_SITES_JEMALLOC
+static inline __attribute__((always_inline)) void *asmalloc_mallocx_(ASMALLOC_SITE_PARAMS_, size_t n, int flags)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return mallocx(n, flags);
+}
+static inline __attribute__((always_inline)) void *asmalloc_rallocx_(ASMALLOC_SITE_PARAMS_, void *p, size_t n, int flags)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return rallocx(p, n, flags);
+}
+static inline __attribute__((always_inline)) size_t asmalloc_xallocx_(ASMALLOC_SITE_PARAMS_, void *p, size_t n, size_t extra, int flags)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	return xallocx(p, n, extra, flags);
+}
+static inline __attribute__((always_inline)) void asmalloc_dallocx_(ASMALLOC_SITE_PARAMS_, void *p, int flags)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	dallocx(p, flags);
+}
+static inline __attribute__((always_inline)) void asmalloc_sdallocx_(ASMALLOC_SITE_PARAMS_, void *p, size_t n, int flags)
+{
+	asmalloc_enter_(cache, type, file, line, func);
+	sdallocx(p, n, flags);
+}
+#endif
+
+/* The call: a per-call-site cache, then the wrapper. */
+#define ASMALLOC_SITE_CALL_(ty, fn, ...)                                            \
+	(__extension__({                                                            \
+		static uint16_t asmalloc_site_cache_;                               \
+		asmalloc_##fn##_(&asmalloc_site_cache_, ASMALLOC_TYPE_##ty, __FILE__, \
+			__LINE__, __func__, __VA_ARGS__);                           \
+	}))
 
 #ifndef ASMALLOC_NO_SITE_MALLOC
 #undef malloc
-#define malloc(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_MALLOC, malloc, __VA_ARGS__)
+#define malloc(...) ASMALLOC_SITE_CALL_(MALLOC, malloc, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_CALLOC
 #undef calloc
-#define calloc(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_CALLOC, calloc, __VA_ARGS__)
+#define calloc(...) ASMALLOC_SITE_CALL_(CALLOC, calloc, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_REALLOC
 #undef realloc
-#define realloc(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_REALLOC, realloc, __VA_ARGS__)
+#define realloc(...) ASMALLOC_SITE_CALL_(REALLOC, realloc, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_REALLOCARRAY
 #undef reallocarray
-#define reallocarray(...) \
-	ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_REALLOCARRAY, reallocarray, __VA_ARGS__)
+#define reallocarray(...) ASMALLOC_SITE_CALL_(REALLOCARRAY, reallocarray, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_FREE
 #undef free
-#define free(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_FREE, free, __VA_ARGS__)
+#define free(...) ASMALLOC_SITE_CALL_(FREE, free, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_STRDUP
 #undef strdup
-#define strdup(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_STRDUP, strdup, __VA_ARGS__)
+#define strdup(...) ASMALLOC_SITE_CALL_(STRDUP, strdup, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_STRNDUP
 #undef strndup
-#define strndup(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_STRNDUP, strndup, __VA_ARGS__)
+#define strndup(...) ASMALLOC_SITE_CALL_(STRNDUP, strndup, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_VALLOC
 #undef valloc
-#define valloc(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_VALLOC, valloc, __VA_ARGS__)
+#define valloc(...) ASMALLOC_SITE_CALL_(VALLOC, valloc, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_PVALLOC
 #undef pvalloc
-#define pvalloc(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_PVALLOC, pvalloc, __VA_ARGS__)
+#define pvalloc(...) ASMALLOC_SITE_CALL_(PVALLOC, pvalloc, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_MEMALIGN
 #undef memalign
-#define memalign(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_MEMALIGN, memalign, __VA_ARGS__)
+#define memalign(...) ASMALLOC_SITE_CALL_(MEMALIGN, memalign, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_POSIX_MEMALIGN
 #undef posix_memalign
-#define posix_memalign(...) \
-	ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_POSIX_MEMALIGN, posix_memalign, __VA_ARGS__)
+#define posix_memalign(...) ASMALLOC_SITE_CALL_(POSIX_MEMALIGN, posix_memalign, __VA_ARGS__)
 #endif
 #ifndef ASMALLOC_NO_SITE_ALIGNED_ALLOC
 #undef aligned_alloc
-#define aligned_alloc(...) \
-	ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_ALIGNED_ALLOC, aligned_alloc, __VA_ARGS__)
+#define aligned_alloc(...) ASMALLOC_SITE_CALL_(ALIGNED_ALLOC, aligned_alloc, __VA_ARGS__)
 #endif
 
 #ifdef ASMALLOC_SITES_JEMALLOC
 #undef mallocx
-#define mallocx(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_MALLOCX, mallocx, __VA_ARGS__)
+#define mallocx(...) ASMALLOC_SITE_CALL_(MALLOCX, mallocx, __VA_ARGS__)
 #undef rallocx
-#define rallocx(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_RALLOCX, rallocx, __VA_ARGS__)
+#define rallocx(...) ASMALLOC_SITE_CALL_(RALLOCX, rallocx, __VA_ARGS__)
 #undef xallocx
-#define xallocx(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_XALLOCX, xallocx, __VA_ARGS__)
+#define xallocx(...) ASMALLOC_SITE_CALL_(XALLOCX, xallocx, __VA_ARGS__)
 #undef dallocx
-#define dallocx(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_DALLOCX, dallocx, __VA_ARGS__)
+#define dallocx(...) ASMALLOC_SITE_CALL_(DALLOCX, dallocx, __VA_ARGS__)
 #undef sdallocx
-#define sdallocx(...) ASMALLOC_SITE_CALL_(ASMALLOC_TYPE_SDALLOCX, sdallocx, __VA_ARGS__)
+#define sdallocx(...) ASMALLOC_SITE_CALL_(SDALLOCX, sdallocx, __VA_ARGS__)
 #endif
 
 #endif /* __GNUC__ && !__cplusplus && !ASMALLOC_SITES_DISABLE */

@@ -146,7 +146,7 @@ fn sites_header_changes_nothing_without_runtime() {
     let text = String::from_utf8_lossy(&pre.stdout);
     assert!(
         text.contains(
-            "asm_site_enter(&asmalloc_site_cache_, (uint16_t)(7), \"worker.c\", 8, __func__)"
+            "asmalloc_malloc_(&asmalloc_site_cache_, 7, \"worker.c\", 8, __func__, n + 1)"
         ),
         "{}",
         &text[text.len().saturating_sub(2000)..]

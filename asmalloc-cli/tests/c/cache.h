@@ -7,4 +7,5 @@ void cache_put(unsigned long id, const char *data, size_t len);
 void cache_settle(double seconds);
 unsigned long cache_size(void);
 void cache_touch(char *a, const char *b);
+size_t consume_len(char *s);
 #endif

@@ -187,6 +187,7 @@ pub fn current_id(id: u16) -> u16 {
                 d.file.get(),
                 d.line.load(Ordering::Relaxed),
                 d.function.get(),
+                Some(d.type_id.load(Ordering::Relaxed)),
             )
             .map_or(0, |s| s.id);
             d.table_id.store(found, Ordering::Relaxed);

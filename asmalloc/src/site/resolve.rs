@@ -53,20 +53,30 @@ fn warn_stale(file: &str, line: u32, function: &str) {
     );
 }
 
-/// The registered table's entry for a call site, if it has one.
-pub(super) fn find(file: &str, line: u32, function: &str) -> Option<&'static super::Site> {
-    registered_sites()?
-        .sites
-        .iter()
-        .skip(1)
-        .find(|s| s.line == line && same_file(file, s.file) && same_function(function, s.function))
+/// The registered table's entry for a call site, if it has one. Several
+/// calls on one line (`free(strdup(s))`) are told apart by their type when
+/// the caller knows it (`type_id`), else the first entry is taken.
+pub(super) fn find(
+    file: &str,
+    line: u32,
+    function: &str,
+    type_id: Option<u16>,
+) -> Option<&'static super::Site> {
+    let mut candidates = registered_sites()?.sites.iter().skip(1).filter(move |s| {
+        s.line == line && same_file(file, s.file) && same_function(function, s.function)
+    });
+    let first = candidates.next()?;
+    match type_id {
+        Some(t) if first.type_id != t => candidates.find(|s| s.type_id == t).or(Some(first)),
+        _ => Some(first),
+    }
 }
 
 /// Resolves a C call site (file as `__FILE__` spelled it, line, `__func__`)
 /// to its id in the registered table; a site the table lacks gets a dynamic
 /// id with its real name and a one-time "table is stale" warning.
 pub fn resolve(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
-    if let Some(site) = find(file, line, function) {
+    if let Some(site) = find(file, line, function, Some(type_id)) {
         return site.id;
     }
     if registered_sites().is_some() {
@@ -84,7 +94,7 @@ pub fn resolve_rust(
     line: u32,
     function: &'static str,
 ) -> (u16, u16) {
-    if let Some(site) = find(file, line, function) {
+    if let Some(site) = find(file, line, function, None) {
         return (site.id, site.type_id);
     }
     let table = registered_sites();
