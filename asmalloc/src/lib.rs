@@ -67,16 +67,15 @@
 //! ## Caveats
 //!
 //! * Each block carries 8 extra bytes (the tag).
-//! * A snapshot taken while threads allocate is a moment's view: each
-//!   thread's counters are exact, the sum may be an operation behind.
 //! * Thread tables reserve address space for every `u16` site id (8 MiB per
 //!   live thread, `MAP_NORESERVE`); only the pages of used sites cost memory.
 //!   Under strict overcommit (`vm.overcommit_memory=2`) the reservation
 //!   counts against the commit limit; if a table cannot be mapped, that
 //!   thread's allocations are still counted, in the shared table (with
 //!   atomic adds instead of plain stores).
-//! * A snapshot taken while threads run is a moment's view; threads exiting
-//!   during it are accounted exactly once (see [`Snapshot::take`]).
+//! * A snapshot taken while threads allocate is a moment's view: each
+//!   thread's counters are exact, the sum may be an operation behind;
+//!   threads exiting during it are counted exactly once.
 
 #![warn(missing_docs)]
 

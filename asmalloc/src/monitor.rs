@@ -312,7 +312,9 @@ pub fn configured() -> Option<(Duration, MonitorConfig)> {
         MonitorConfig {
             detector: DetectorConfig {
                 threshold_bytes: LEAK_THRESHOLD.load(Ordering::Relaxed),
-                window_ns: i64::try_from(window_ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000,
+                window_ns: i64::try_from(window_ms)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(1_000_000),
                 min_samples: LEAK_MIN_SAMPLES.load(Ordering::Relaxed),
                 ..DetectorConfig::DEFAULT
             },
@@ -463,6 +465,57 @@ pub fn start_thread(interval: Duration) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::snapshot::SiteStats;
+
+    static SEEN: Mutex<Vec<(u32, u16, i64, i64, i64, i64, usize)>> = Mutex::new(Vec::new());
+
+    extern "C" fn record(
+        kind: u32,
+        loc: u16,
+        net: i64,
+        growth: i64,
+        over: i64,
+        rate: i64,
+        user_data: *mut c_void,
+    ) {
+        SEEN.lock()
+            .unwrap()
+            .push((kind, loc, net, growth, over, rate, user_data as usize));
+    }
+
+    #[test]
+    fn the_verdict_callback_gets_every_field() {
+        set_verdict_callback(Some(record), 0x5eed as *mut c_void);
+        for (kind, code) in [
+            (VerdictKind::PossibleLeak, 0),
+            (VerdictKind::StillGrowing, 1),
+            (VerdictKind::NeverMind, 2),
+        ] {
+            call_verdict_callback(&Verdict {
+                kind,
+                site: 7,
+                time_ns: 1,
+                net_bytes: 100,
+                growth_bytes: 60,
+                over_ns: 30,
+                rate_bytes_per_s: 2,
+            });
+            assert_eq!(
+                SEEN.lock().unwrap().pop(),
+                Some((code, 7, 100, 60, 30, 2, 0x5eed))
+            );
+        }
+        set_verdict_callback(None, std::ptr::null_mut());
+        call_verdict_callback(&Verdict {
+            kind: VerdictKind::NeverMind,
+            site: 1,
+            time_ns: 1,
+            net_bytes: 0,
+            growth_bytes: 0,
+            over_ns: 0,
+            rate_bytes_per_s: 0,
+        });
+        assert!(SEEN.lock().unwrap().is_empty(), "cleared");
+    }
 
     fn snap(time_s: i64, sites: &[(u16, i64)]) -> Snapshot {
         let mut s = Snapshot::take();

@@ -40,6 +40,9 @@ pub(crate) fn map_zeroed(len: usize) -> Option<NonNull<u8>> {
 /// short writes, giving up silently on any other error (diagnostics must never
 /// fail the host program).
 pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
+    // A diagnostic may be written from inside malloc: leave errno as the
+    // program's last call set it.
+    let saved = errno();
     while !bytes.is_empty() {
         // SAFETY: the pointer and length describe a live, initialised slice.
         let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
@@ -48,9 +51,17 @@ pub(crate) fn write_all(fd: i32, mut bytes: &[u8]) {
         } else if n < 0 && errno() == libc::EINTR {
             continue;
         } else {
-            return;
+            break;
         }
     }
+    set_errno(saved);
+}
+
+/// Sets the calling thread's `errno`.
+fn set_errno(value: i32) {
+    // SAFETY: __errno_location always returns a valid pointer to the calling
+    // thread's errno, writable by that thread.
+    unsafe { *libc::__errno_location() = value }
 }
 
 /// The calling thread's `errno`.

@@ -15,8 +15,9 @@
 /// Bytes a tag occupies.
 pub const TAG_SIZE: usize = 8;
 
-/// Per-process key mixed into every check, so a stale tag copied from another
-/// process (or a constant pattern) does not validate by accident.
+/// A fixed key mixed into every check, so that simple patterns (zeroes,
+/// small integers, copies of the address) do not validate by accident. It
+/// is not a secret: the tag guards against accidents, not adversaries.
 const KEY: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[inline]

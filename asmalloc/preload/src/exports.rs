@@ -1153,6 +1153,7 @@ extern "C" fn on_fork_parent() {
 }
 
 extern "C" fn on_fork_child() {
+    rt::engine::after_fork_in_child();
     {
         let _guard = Guard::enter();
         rt::monitor::after_fork();

@@ -130,6 +130,14 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
     })
 }
 
+/// Call in a forked child (a `pthread_atfork` child handler; the LD_PRELOAD
+/// library registers one): repairs engine state that threads which do not
+/// exist in the child may have left half-changed. Tables of those threads
+/// keep their counts (the child has copies of their blocks).
+pub fn after_fork_in_child() {
+    registry::after_fork_in_child();
+}
+
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).
 pub fn record_op(op: Op, bytes: usize) {
     thread::with(|s| match s.table() {
@@ -357,11 +365,7 @@ pub struct SiteScope {
 /// one-time warning and site 0.
 #[inline]
 pub fn enter_scope(site: u16, type_id: u16) -> SiteScope {
-    let site = site::checked_site(site);
-    thread::with(|s| SiteScope {
-        prev_site: s.scope_site.replace(site),
-        prev_type: s.scope_type.replace(type_id),
-    })
+    enter_resolved_scope(site::checked_site(site), type_id)
 }
 
 /// [`enter_scope`] for ids already resolved against the table (the

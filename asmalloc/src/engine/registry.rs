@@ -131,6 +131,15 @@ pub(crate) fn read_consistently<R>(mut read: impl FnMut() -> R) -> R {
     read()
 }
 
+/// Repairs what a `fork` taken at the wrong moment leaves behind in the
+/// child, where only the forking thread survives: a fold another thread had
+/// begun (which would make every snapshot retry forever) and a pthread key
+/// being created (which would make the child's first new thread spin).
+pub(crate) fn after_fork_in_child() {
+    FOLDS_FINISHED.store(FOLDS_STARTED.load(Ordering::Relaxed), Ordering::Release);
+    let _ = KEY_STATE.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
+
 /// Folds an exiting thread's counters into the retired table and frees its
 /// table for adoption.
 pub(crate) fn release(table: &'static ThreadTable) {
