@@ -466,7 +466,9 @@ mod tests {
     use super::*;
     use crate::snapshot::SiteStats;
 
-    static SEEN: Mutex<Vec<(u32, u16, i64, i64, i64, i64, usize)>> = Mutex::new(Vec::new());
+    /// (kind, loc, net, growth, over, rate, user data) per call.
+    type Seen = (u32, u16, i64, i64, i64, i64, usize);
+    static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 
     extern "C" fn record(
         kind: u32,
