@@ -86,6 +86,12 @@ fn name_of(v: &Value) -> SiteName {
 impl Log {
     /// Reads a log file.
     pub fn read(path: &Path) -> std::io::Result<Log> {
+        Log::read_since(path, i64::MIN)
+    }
+
+    /// Reads the lines of a log file written at or after `since_ns` (earlier
+    /// runs appended to the same file are skipped).
+    pub fn read_since(path: &Path, since_ns: i64) -> std::io::Result<Log> {
         let file = std::fs::File::open(path)?;
         let mut log = Log::default();
         for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -93,17 +99,25 @@ impl Log {
             if line.trim().is_empty() {
                 continue;
             }
-            log.lines += 1;
-            if let Err(why) = log.add_line(&line) {
-                log.bad_lines.push((i + 1, why));
+            match log.add_line(&line, since_ns) {
+                Ok(true) => log.lines += 1,
+                Ok(false) => {}
+                Err(why) => {
+                    log.lines += 1;
+                    log.bad_lines.push((i + 1, why));
+                }
             }
         }
         Ok(log)
     }
 
-    fn add_line(&mut self, line: &str) -> Result<(), String> {
+    /// Adds one line; `Ok(false)` when it is older than `since_ns`.
+    fn add_line(&mut self, line: &str, since_ns: i64) -> Result<bool, String> {
         let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
         let time = v["time_ns"].as_i64().ok_or("no time_ns")?;
+        if time < since_ns {
+            return Ok(false);
+        }
         let pid = v["pid"].as_i64().unwrap_or(0);
         self.totals
             .entry(pid)
@@ -131,7 +145,7 @@ impl Log {
                 rate_bytes_per_s: d["rate_bytes_per_s"].as_i64().unwrap_or(0),
             });
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The first sample's time (for relative times).

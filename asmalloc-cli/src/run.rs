@@ -101,11 +101,19 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             }
         }
     };
+    // The monitor appends to the log; the summary reads only this run's
+    // lines (by time), so a --log file with earlier runs in it is kept.
     let log_path = args.log.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("asmalloc-{}.jsonl", std::process::id()))
     });
-    // Start a fresh log: the monitor appends.
-    let _ = std::fs::remove_file(&log_path);
+    if args.log.is_none() {
+        let _ = std::fs::remove_file(&log_path);
+    }
+    let started_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+        // The runtime's clock is the kernel's coarse one (a tick behind).
+        - 50_000_000;
     let mut cmd = Command::new(&args.program[0]);
     cmd.args(&args.program[1..])
         .env("ASMALLOC_SAMPLE_INTERVAL", &args.interval)
@@ -150,7 +158,13 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         }
     };
     drop(ignore);
-    summarise(&log_path, &args.program[0]);
+    // `%p` in the path is the program's pid, as the runtime expands it.
+    let log_path = PathBuf::from(
+        log_path
+            .to_string_lossy()
+            .replace("%p", &child.id().to_string()),
+    );
+    summarise(&log_path, started_ns, &args.program[0]);
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
         (None, Some(sig)) => {
@@ -165,9 +179,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
 }
 
 /// The final leak summary, from the log the program wrote.
-fn summarise(log_path: &Path, program: &OsString) {
+fn summarise(log_path: &Path, started_ns: i64, program: &OsString) {
     let program = Path::new(program).display();
-    let log = match Log::read(log_path) {
+    let log = match Log::read_since(log_path, started_ns) {
         Ok(log) if log.lines > 0 => log,
         _ => {
             eprintln!(
