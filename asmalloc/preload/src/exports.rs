@@ -736,11 +736,13 @@ struct VmStatsC {
 }
 
 /// A C-visible static the library writes and hands out pointers to (as the
-/// original did; concurrent `asm_hook` calls race on it exactly as there).
+/// original did). Writers take SNAPSHOT_WRITE; the program reads through
+/// the pointer it was given, as it did with the original.
 struct CStatic<T>(UnsafeCell<T>);
 
-// SAFETY: only written through `get()` by the API functions below; readers
-// are C programs that got the pointer from asm_hook/log_vm_stats, which is
+// SAFETY: only written through `get()` by the API functions below, each
+// holding SNAPSHOT_WRITE, so Rust never writes it from two threads at once;
+// readers are C programs that got the pointer from asm_hook/log_vm_stats,
 // the original's contract.
 unsafe impl<T> Sync for CStatic<T> {}
 
@@ -749,6 +751,9 @@ impl<T> CStatic<T> {
         self.0.get()
     }
 }
+
+/// Serialises writers of ASM_STATS and VM_STATS.
+static SNAPSHOT_WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 static ASM_STATS: CStatic<AsmStats> = CStatic(UnsafeCell::new(AsmStats {
     mem_count: 0,
@@ -817,8 +822,11 @@ pub unsafe extern "C" fn asm_hook(
     let saved = errno();
     let hook = api::hook();
     let stats = ASM_STATS.get();
-    // SAFETY: ASM_STATS is our static; the out-pointers are NULL or
-    // writable (caller's contract).
+    // Concurrent asm_hook / log_vm_stats calls write the shared snapshots
+    // one at a time (the program reads them as the original let it).
+    let _writing = SNAPSHOT_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: ASM_STATS is our static, written only under SNAPSHOT_WRITE;
+    // the out-pointers are NULL or writable (caller's contract).
     unsafe {
         stats.write(AsmStats {
             mem_count: hook.mem_count as usize,
@@ -974,7 +982,9 @@ pub extern "C" fn log_vm_stats(pid: c_int) -> *mut c_void {
     let out = match api::vm_stats_of(pid) {
         Some(vm) => {
             api::log_vm_stats(pid, &vm);
-            // SAFETY: VM_STATS is our static, writable.
+            let _writing = SNAPSHOT_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: VM_STATS is our static, written only under
+            // SNAPSHOT_WRITE.
             unsafe { fill_vm(VM_STATS.get(), &vm) };
             VM_STATS.get().cast()
         }

@@ -43,15 +43,16 @@ pub(crate) fn started_at(id: u64, start: usize) {
     let named = crate::real::with_code_name(start, |name| match name {
         crate::real::CodeName::Symbol(sym) => started(id, sym),
         crate::real::CodeName::Offset(file, offset) => {
+            // The file's bytes as they are (no UTF-8 conversion, which
+            // could allocate), then the offset.
             let mut buf = [0u8; NAME];
+            let n = file.len().min(NAME);
+            buf[..n].copy_from_slice(&file[..n]);
             let mut w = Cursor {
                 buf: &mut buf,
-                len: 0,
+                len: n,
             };
-            let _ = std::fmt::Write::write_fmt(
-                &mut w,
-                format_args!("{}+{offset:#x}", String::from_utf8_lossy(file)),
-            );
+            let _ = std::fmt::Write::write_fmt(&mut w, format_args!("+{offset:#x}"));
             let len = w.len;
             started(id, &buf[..len]);
         }

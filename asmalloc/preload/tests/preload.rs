@@ -463,7 +463,8 @@ fn net_mmap_and_shm_are_exact(lib: Lib) {
     let exe = compile_linked(lib, "maps", &[]);
     let r = run(&exe, Some(lib), &[("ASMALLOC_FEATURES", "none")]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let page = 4096;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
     let want = [
         "start net_mmaps=0 net_shm=0".to_string(),
         format!("mapped net_mmaps={} net_shm=0", 14 * page),

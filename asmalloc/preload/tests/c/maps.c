@@ -15,7 +15,7 @@ static void show(const char *when)
 
 int main(void)
 {
-	size_t page = 4096;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	show("start");
 	char *a = mmap(NULL, 10 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *b = mmap(NULL, 3 * page + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
