@@ -23,32 +23,20 @@ fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The directory holding the `asmalloc` binary (`target/<profile>`), where
-/// `asmalloc run` looks for libasmalloc.so; builds the library there.
+#[path = "../../asmalloc/preload/tests/support/build_lib.rs"]
+mod build_lib;
+
+/// Builds libasmalloc.so next to the `asmalloc` binary (`target/<profile>`),
+/// where `asmalloc run` looks for it.
 fn build_preload() {
-    static DONE: OnceLock<()> = OnceLock::new();
+    static DONE: OnceLock<PathBuf> = OnceLock::new();
     DONE.get_or_init(|| {
-        let profile_dir = Path::new(ASMALLOC).parent().unwrap();
-        let target = profile_dir.parent().unwrap();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "--quiet", "-p", "asmalloc-preload", "--lib"])
-            .env("CARGO_TARGET_DIR", target)
-            .current_dir(manifest());
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-            None => panic!("unexpected target layout {}", profile_dir.display()),
-        }
-        assert!(
-            cmd.status().unwrap().success(),
-            "building libasmalloc.so failed"
-        );
-        assert!(profile_dir.join("libasmalloc.so").exists());
+        build_lib::build_lib(
+            Path::new(ASMALLOC).parent().unwrap(),
+            "asmalloc-preload",
+            "libasmalloc.so",
+            manifest(),
+        )
     });
 }
 

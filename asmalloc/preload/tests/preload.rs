@@ -63,41 +63,19 @@ impl Lib {
     }
 }
 
+#[path = "support/build_lib.rs"]
+mod build_lib;
+
 /// Builds the library (a no-op when fresh) and returns its path.
 fn lib(which: Lib) -> &'static Path {
     static LIBS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     LIBS[which as usize].get_or_init(|| {
-        let profile = profile_dir();
-        let name = profile.file_name().unwrap().to_str().unwrap().to_string();
-        let mut target = profile.parent().unwrap().to_path_buf();
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", which.package(), "--lib"]);
-        // <target>/<triple>/<profile> when built with --target.
-        if !target.join("CACHEDIR.TAG").exists() && target.parent().is_some() {
-            let triple = target.file_name().unwrap().to_str().unwrap().to_string();
-            if target.parent().unwrap().join("CACHEDIR.TAG").exists() {
-                cmd.args(["--target", &triple]);
-                target = target.parent().unwrap().to_path_buf();
-            }
-        }
-        match name.as_str() {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let status = cmd
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(manifest_dir())
-            .status()
-            .expect("run cargo build for the preload library");
-        assert!(status.success(), "building {} failed", which.file());
-        let so = profile.join(which.file());
-        assert!(so.exists(), "{} missing after build", so.display());
-        so
+        build_lib::build_lib(
+            &profile_dir(),
+            which.package(),
+            which.file(),
+            manifest_dir(),
+        )
     })
 }
 
