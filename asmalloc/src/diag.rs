@@ -37,6 +37,14 @@ impl<const N: usize> fmt::Write for StackBuf<N> {
     }
 }
 
+/// Writes all of `bytes` to file descriptor `fd` with `write(2)`: no
+/// allocation, no lock, `errno` kept, `EINTR` and short writes retried,
+/// other errors ignored (output must never fail the host program). For
+/// reports written from inside an allocator.
+pub fn write_fd(fd: i32, bytes: &[u8]) {
+    sys::write_all(fd, bytes);
+}
+
 /// Writes one line (`asmalloc: ` + message + newline) to stderr.
 pub fn warn(args: fmt::Arguments<'_>) {
     let mut line = StackBuf::<512>::new();

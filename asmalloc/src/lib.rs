@@ -120,5 +120,5 @@ pub use tikv_jemallocator::Jemalloc;
 #[cfg(feature = "macros")]
 pub use asmalloc_macros::track_alloc;
 
-/// Warnings that go through asmalloc's allocation-free stderr path.
-pub use diag::{warn, warn_once};
+/// Warnings and raw output that go through asmalloc's allocation-free path.
+pub use diag::{warn, warn_once, write_fd};

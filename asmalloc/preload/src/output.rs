@@ -91,7 +91,7 @@ fn report_fd() -> i32 {
 
 /// Writes one report (or any text) to the report destination.
 pub(crate) fn emit(bytes: &[u8]) {
-    syscalls::write_all(report_fd(), bytes);
+    rt::write_fd(report_fd(), bytes);
 }
 
 #[cfg(test)]

@@ -74,24 +74,6 @@ pub(crate) fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
-/// Writes all of `bytes` to `fd`, retrying on `EINTR` and short writes and
-/// giving up silently on other errors (a report must never fail the host
-/// program). Keeps `errno`.
-pub(crate) fn write_all(fd: c_int, mut bytes: &[u8]) {
-    let saved = errno();
-    while !bytes.is_empty() {
-        // SAFETY: the pointer and length describe a live, initialised slice.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n > 0 {
-            bytes = &bytes[n as usize..];
-        } else if n < 0 && errno() == libc::EINTR {
-            continue;
-        } else {
-            break;
-        }
-    }
-    set_errno(saved);
-}
 
 /// Opens `path` for appending (created 0644, close-on-exec); the fd or
 /// `None`. Keeps `errno`.
