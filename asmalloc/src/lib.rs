@@ -78,23 +78,33 @@
 //!   threads exiting during it are counted exactly once.
 
 #![warn(missing_docs)]
+// `unsafe` lives only in the modules marked `allow(unsafe_code)` (here, and
+// submodules of `engine` and `report`), each block with a `// SAFETY:`
+// comment.
+#![deny(unsafe_code)]
 
+#[allow(unsafe_code)]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+#[allow(unsafe_code)]
 mod callback_cell;
 pub mod clock;
 pub mod config;
 pub mod detector;
 mod diag;
 pub mod engine;
+#[allow(unsafe_code)]
 mod global_alloc;
 pub mod monitor;
 pub mod op;
 pub mod report;
+#[allow(unsafe_code)]
 pub mod site;
 pub mod snapshot;
+#[allow(unsafe_code)]
 mod sys;
+#[allow(unsafe_code)]
 pub mod tag;
 pub mod vm_stats;
 

@@ -74,7 +74,6 @@ pub(crate) fn getpid() -> i32 {
     unsafe { libc::getpid() }
 }
 
-
 /// Opens `path` for appending (created 0644, close-on-exec); the fd or
 /// `None`. Keeps `errno`.
 pub(crate) fn open_append(path: &std::ffi::CStr) -> Option<c_int> {

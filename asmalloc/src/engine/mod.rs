@@ -21,8 +21,11 @@
 //! go negative on a thread that frees what others allocated; the sum over
 //! threads is exact.
 
+#[allow(unsafe_code)]
 mod registry;
+#[allow(unsafe_code)]
 mod table;
+#[allow(unsafe_code)]
 mod thread;
 
 use std::sync::atomic::Ordering;

@@ -5,6 +5,7 @@
 //! statistics (or jemalloc's, see [`set_jemalloc_stats`]), VM stats — and
 //! always the top sites by net bytes, *named* from the site table.
 
+#[allow(unsafe_code)]
 mod glibc;
 mod heap;
 mod json;
