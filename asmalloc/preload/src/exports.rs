@@ -880,6 +880,8 @@ pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
         2 => {
             USER_CALLBACK.store(a.callback, Ordering::Release);
             let callback: Option<rt::Callback> = (a.callback != 0).then_some(guarded_callback);
+            // Publishing the pair allocates a little: the library's own.
+            let _guard = Guard::enter();
             rt::set_callback(callback, a.udata as *mut c_void);
         }
         _ => api::print_stats(),
