@@ -333,7 +333,7 @@ fn only_the_leaking_site_is_reported_in_time_and_report_reads_the_log() {
 #[test]
 fn a_temporary_rise_is_reported_then_never_minded() {
     let log = scratch().join("rise.jsonl");
-    let out = run_server("rise", "3", &log);
+    let out = run_server("rise", "4", &log);
     assert!(out.status.success());
     let err = text(&out.stderr);
     let leak = err
