@@ -74,9 +74,15 @@ impl OpCounter {
     }
 }
 
-/// The header of a thread table.
+/// The header of a thread table. The fields the allocation path uses come
+/// first (the counters' address and the per-operation counts share the
+/// first cache lines); the registry's bookkeeping follows.
 #[repr(C)]
 pub(crate) struct ThreadTable {
+    /// The counters, `SITES` of them, right after the header's page.
+    sites: NonNull<SiteCounters>,
+    /// Per-operation call counts and bytes.
+    pub ops: [OpCounter; Op::COUNT],
     /// Next table in the registry (immutable once published).
     pub next: AtomicPtr<ThreadTable>,
     /// Owned by a live thread. Cleared when the owner exits (after folding its
@@ -87,10 +93,6 @@ pub(crate) struct ThreadTable {
     /// One bit per block of 64 site ids this table has written; reporters
     /// and the exit fold scan only those blocks.
     pub touched: [AtomicU64; TOUCH_WORDS],
-    /// Per-operation call counts and bytes.
-    pub ops: [OpCounter; Op::COUNT],
-    /// The counters, `SITES` of them, right after the header's page.
-    sites: NonNull<SiteCounters>,
 }
 
 // SAFETY: every field is an atomic or an immutable pointer into the table's
