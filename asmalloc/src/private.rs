@@ -68,14 +68,6 @@ impl RustSite {
         self.cache.store(c, Ordering::Relaxed);
         c
     }
-
-    /// The site id this function resolves to now (for tests and tools).
-    pub fn id(&'static self) -> u16 {
-        let scope = self.enter();
-        let id = engine::current_scope_site();
-        drop(scope);
-        id
-    }
 }
 
 /// A future that makes `site` current around every poll of `inner`: an

@@ -12,11 +12,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+use crate::clock;
 use crate::config::{self, Features};
 use crate::engine::{self, ThreadTable};
 use crate::op::Op;
 use crate::site::{self, SiteInfo};
-use crate::{clock, vm_stats};
 
 /// One site's counters summed over every thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -133,11 +133,6 @@ impl Snapshot {
     /// The counts of one operation kind.
     pub fn op(&self, op: Op) -> OpStats {
         self.ops[op as usize]
-    }
-
-    /// The process's VM stats now (reads `/proc/self/status`).
-    pub fn vm_stats() -> vm_stats::VmStats {
-        vm_stats::VmStats::read_self()
     }
 }
 

@@ -94,7 +94,7 @@ fn slot(id: u16) -> Option<&'static DynamicSite> {
     }
 }
 
-/// True for an id handed out by [`dynamic_site`].
+/// True for an id handed out by [`dynamic_site_typed`].
 pub(crate) fn is_dynamic(id: u16) -> bool {
     slot(id).is_some()
 }
@@ -123,13 +123,9 @@ pub(super) fn describe(id: u16) -> Option<SiteInfo> {
 }
 
 /// Creates (or finds) a site named at run time and returns its id; 0 when
-/// the dynamic capacity is exhausted (with a one-time warning).
-pub fn dynamic_site(type_id: u16, file: &'static str, line: u32, function: &'static str) -> u16 {
-    dynamic_site_typed(type_id, "", file, line, function)
-}
-
-/// [`dynamic_site`] with a type *name* of its own (Rust categories the table
-/// may not list).
+/// the dynamic capacity is exhausted (with a one-time warning). `type_name`
+/// is the site's own type name (Rust categories the table may not list), or
+/// empty to name the type from `type_id`.
 pub(crate) fn dynamic_site_typed(
     type_id: u16,
     type_name: &'static str,

@@ -214,7 +214,7 @@ mod dynamic;
 mod resolve;
 
 pub(crate) use dynamic::is_dynamic;
-pub use dynamic::{MAX_DYNAMIC_SITES, current_id, dynamic_site};
+pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
 pub use resolve::{resolve, resolve_rust, same_file, same_function};
 
 use std::sync::atomic::AtomicBool;
