@@ -43,6 +43,33 @@ pub fn decode(addr: usize, size: usize, word: u64) -> Option<u16> {
     (word >> 16 == check(addr, size, site)).then_some(site)
 }
 
+/// Flipped into the check of the library's *own* blocks (see
+/// [`encode_own`]), so an own tag never decodes as a site tag and a site
+/// tag never passes [`is_own`].
+const OWN: u64 = 0x0000_5a5a_c3c3_a5a5;
+
+/// The tag word for a block the tracker allocated for its own work (the
+/// LD_PRELOAD library's reports, monitor and log, and what libc allocates
+/// on their behalf). Such a block is never charged to a site: freeing it —
+/// even from program code, as glibc does with the thread-exit destructor
+/// list — is neither a program free nor a foreign one.
+#[inline]
+pub fn encode_own(addr: usize, size: usize) -> u64 {
+    (check(addr, size, 0) ^ OWN) << 16
+}
+
+/// True if `word` is an own tag ([`encode_own`]) for a block at `addr` and
+/// `size`.
+#[inline]
+pub fn is_own(addr: usize, size: usize, word: u64) -> bool {
+    word & 0xffff == 0 && word >> 16 == check(addr, size, 0) ^ OWN
+}
+
+/// A word no tag check produces for a live block: written over a tag when
+/// its block is freed, so memory reused by an untagged allocation never
+/// carries a stale tag that still validates (same address, same size).
+pub const CLEARED: u64 = 0;
+
 /// Writes a tag at `at` (any alignment).
 ///
 /// # Safety
@@ -84,5 +111,21 @@ mod tests {
         assert_eq!(decode(0x1000, 32, w ^ (1 << 40)), None);
         assert_eq!(decode(0x1000, 32, 0), None);
         assert_eq!(decode(0x1000, 32, u64::MAX), None);
+    }
+
+    #[test]
+    fn own_tags_are_not_site_tags_and_back() {
+        for (addr, size) in [(0x1000usize, 32usize), (0x7f00_1234_5670, 48), (0x10, 8)] {
+            let own = encode_own(addr, size);
+            assert!(is_own(addr, size, own));
+            assert_eq!(decode(addr, size, own), None);
+            assert!(!is_own(addr + 16, size, own));
+            assert!(!is_own(addr, size + 8, own));
+            for site in [0u16, 1, 7, u16::MAX] {
+                assert!(!is_own(addr, size, encode(addr, size, site)));
+            }
+            assert!(!is_own(addr, size, CLEARED));
+            assert_eq!(decode(addr, size, CLEARED), None);
+        }
     }
 }

@@ -35,21 +35,117 @@ use crate::syscalls::{self, errno, set_errno};
 use crate::{api, real, report, settings, shm, threads};
 
 // ---------------------------------------------------------------------------
-// Tagging.
+// Who is calling, and whose block it is.
 
-/// True when this call is tracked: not inside the library's own work, and
-/// glibc's functions are known.
+/// How an allocation-family call is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The program's call: tagged and charged to its site.
+    Tracked,
+    /// The library's own work (the reentrancy guard is held): the block
+    /// gets an *own* tag and is never charged; a program block freed or
+    /// resized here (by the user's callback, say) is still charged back.
+    Own,
+    /// Before the heap is known (a nested call from inside `dlsym`) or if
+    /// it could not be: forwarded untagged.
+    Plain,
+    /// The library stepped aside for the program's own allocator
+    /// (`real/foreign.rs`): forwarded to it, untouched.
+    Aside,
+}
+
+/// The mode of this call: one TLS read and one load when tracked.
 #[inline(always)]
-fn tracking() -> bool {
-    !guard::held() && real::ensure()
+fn mode() -> Mode {
+    if !guard::held() && real::ensure() {
+        Mode::Tracked
+    } else {
+        other_mode()
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn other_mode() -> Mode {
+    let ready = real::ensure();
+    if real::stepped_aside() {
+        Mode::Aside
+    } else if !ready {
+        Mode::Plain
+    } else {
+        Mode::Own
+    }
+}
+
+/// Whose a block is, by its tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The program's, charged to this site.
+    Program(u16),
+    /// The library's own (see [`Mode::Own`]).
+    Library,
+    /// Untagged: from before tracking, from `__libc_malloc` called
+    /// directly, or overwritten.
+    Foreign,
+}
+
+impl Owner {
+    /// The site of a program block.
+    fn site(self) -> Option<u16> {
+        match self {
+            Owner::Program(site) => Some(site),
+            Owner::Library | Owner::Foreign => None,
+        }
+    }
+
+    /// Bytes of a block of `usable` real bytes the program may use.
+    fn program_usable(self, usable: usize) -> usize {
+        match self {
+            Owner::Program(_) | Owner::Library => usable - TAG_SIZE,
+            Owner::Foreign => usable,
+        }
+    }
+}
+
+/// Whose block `p` is, and its real usable size.
+///
+/// # Safety
+/// `p` is a live, non-null block of the real allocator, which is resolved
+/// (mode `Tracked` or `Own`).
+#[inline(always)]
+unsafe fn read_tag(p: *mut c_void) -> (Owner, usize) {
+    // SAFETY: `p` is a live block of the real allocator.
+    let usable = unsafe { real::usable_size(p) };
+    if usable < TAG_SIZE {
+        return (Owner::Foreign, usable);
+    }
+    // SAFETY: the block's usable bytes are readable; the tag is its last 8.
+    let word = unsafe { tag::read(p.cast::<u8>().add(usable - TAG_SIZE)) };
+    let owner = match tag::decode(p as usize, usable, word) {
+        Some(site) => Owner::Program(site),
+        None if tag::is_own(p as usize, usable, word) => Owner::Library,
+        None => Owner::Foreign,
+    };
+    (owner, usable)
+}
+
+/// Writes `word` as the tag of the block `p` of `usable` real bytes.
+///
+/// # Safety
+/// `p` is a live block of at least `usable >= TAG_SIZE` usable bytes whose
+/// last `TAG_SIZE` the program was never told it may use.
+#[inline(always)]
+unsafe fn write_tag(p: *mut c_void, usable: usize, word: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { tag::write(p.cast::<u8>().add(usable - TAG_SIZE), word) }
 }
 
 /// Charges a fresh block of the real allocator to the current site and
 /// writes its tag. Null passes through.
 ///
 /// # Safety
-/// `p` is null or a live glibc block at least `TAG_SIZE` bytes larger than
-/// the program asked for.
+/// `p` is null or a live block of the real allocator at least `TAG_SIZE`
+/// bytes larger than the program asked for.
 #[inline(always)]
 unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
     if p.is_null() {
@@ -58,80 +154,80 @@ unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
         engine::clear_pending();
         return p;
     }
-    // SAFETY: `p` is a live glibc block.
+    // SAFETY: `p` is a live block.
     let usable = unsafe { real::usable_size(p) };
-    let bytes = usable - TAG_SIZE;
-    let site = engine::record_alloc(op, bytes);
+    let site = engine::record_alloc(op, usable - TAG_SIZE);
     // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
-    // program), so the last TAG_SIZE usable bytes are inside the block, and
-    // the program is told it may use only `bytes`.
-    unsafe {
-        tag::write(
-            p.cast::<u8>().add(bytes),
-            tag::encode(p as usize, usable, site),
-        )
-    };
+    // program), and the program is told it may use only `usable - TAG_SIZE`.
+    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
     p
 }
 
-/// The site in a block's tag (None: foreign) and its real usable size.
+/// Gives a fresh block of the real allocator an own tag. Null passes
+/// through.
 ///
 /// # Safety
-/// `p` is a live, non-null glibc block.
-#[inline(always)]
-unsafe fn read_tag(p: *mut c_void) -> (Option<u16>, usize) {
-    // SAFETY: `p` is a live glibc block.
-    let usable = unsafe { real::usable_size(p) };
-    if usable < TAG_SIZE {
-        return (None, usable);
+/// As [`track_new`].
+#[inline]
+unsafe fn mark_own(p: *mut c_void) -> *mut c_void {
+    if !p.is_null() {
+        // SAFETY: `p` is a live block.
+        let usable = unsafe { real::usable_size(p) };
+        // SAFETY: as in track_new.
+        unsafe { write_tag(p, usable, tag::encode_own(p as usize, usable)) };
     }
-    // SAFETY: the block's usable bytes are readable; the tag is its last 8.
-    let word = unsafe { tag::read(p.cast::<u8>().add(usable - TAG_SIZE)) };
-    (tag::decode(p as usize, usable, word), usable)
+    p
 }
 
-/// Uncharges a block about to be freed; returns its real usable size.
+/// Uncharges (a program block) or unmarks (an own block) a block about to
+/// be freed, and clears its tag, so that an untagged block later reusing
+/// the memory never carries a stale tag that still validates. A foreign
+/// block is counted as such on the program's calls (`mode` `Tracked`),
+/// unless it is one the library's heap handed out inside `dlsym` (which is
+/// forgotten instead). Returns the block's real usable size.
 ///
 /// # Safety
-/// `p` is a live, non-null block of the real allocator.
+/// `p` is a live, non-null block of the real allocator, which is resolved.
 #[inline(always)]
-unsafe fn untrack(op: Op, p: *mut c_void) -> usize {
+unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
     // SAFETY: forwarded.
-    match unsafe { read_tag(p) } {
-        (Some(site), usable) => {
+    let (owner, usable) = unsafe { read_tag(p) };
+    match owner {
+        Owner::Program(site) => {
             engine::record_free(op, site, usable - TAG_SIZE);
-            usable
+            // SAFETY: the tag's bytes are the block's, which is live.
+            unsafe { write_tag(p, usable, tag::CLEARED) };
         }
-        (None, usable) => {
-            engine::record_foreign_free(usable);
-            usable
+        // SAFETY: as above.
+        Owner::Library => unsafe { write_tag(p, usable, tag::CLEARED) },
+        Owner::Foreign => {
+            if !real::early::take(p as usize) && mode == Mode::Tracked {
+                engine::record_foreign_free(usable);
+            }
         }
     }
+    usable
 }
 
-/// Charges a block a `realloc`-like call resized or moved (from the block
-/// whose tag said `old_site`, `old_usable`) to the current site, and tags it.
+/// Charges a block a `realloc`-like call resized or moved (from a block
+/// owned by `old` with `old_usable` real bytes) to the current site, and
+/// tags it.
 ///
 /// # Safety
 /// `q` is a live, non-null block of the real allocator at least `TAG_SIZE`
 /// bytes larger than the program asked for.
 #[inline(always)]
-unsafe fn track_moved(op: Op, q: *mut c_void, old_site: Option<u16>, old_usable: usize) {
+unsafe fn track_moved(op: Op, q: *mut c_void, old: Owner, old_usable: usize) {
     // SAFETY: `q` is a live block (caller).
     let usable = unsafe { real::usable_size(q) };
-    let bytes = usable - TAG_SIZE;
-    let old_bytes = match old_site {
-        Some(_) => old_usable - TAG_SIZE,
-        None => old_usable,
-    };
-    let site = engine::record_realloc(op, old_site, old_bytes, bytes);
+    let site = engine::record_realloc(
+        op,
+        old.site(),
+        old.program_usable(old_usable),
+        usable - TAG_SIZE,
+    );
     // SAFETY: as in track_new.
-    unsafe {
-        tag::write(
-            q.cast::<u8>().add(bytes),
-            tag::encode(q as usize, usable, site),
-        )
-    };
+    unsafe { write_tag(q, usable, tag::encode(q as usize, usable, site)) };
 }
 
 /// A failed call: NULL with ENOMEM. Like a failed allocation it uses up a
@@ -143,28 +239,6 @@ fn enomem() -> *mut c_void {
     std::ptr::null_mut()
 }
 
-/// Under the reentrancy guard the library's own blocks (untagged) are freed
-/// plainly, but a program block freed from inside the library — by the
-/// user's callback, say — is still charged back to its site. Returns the
-/// block's real usable size when it was such a program block.
-///
-/// # Safety
-/// `p` is a live, non-null block of the real allocator.
-#[cold]
-unsafe fn untrack_if_program_block(op: Op, p: *mut c_void) -> Option<usize> {
-    if !real::ensure() {
-        return None;
-    }
-    // SAFETY: forwarded.
-    match unsafe { read_tag(p) } {
-        (Some(site), usable) => {
-            engine::record_free(op, site, usable - TAG_SIZE);
-            Some(usable)
-        }
-        (None, _) => None,
-    }
-}
-
 /// A tracked allocation of `size` bytes made by `alloc` (which receives
 /// the size with room for the tag).
 #[inline(always)]
@@ -173,8 +247,39 @@ fn tracked(op: Op, size: usize, alloc: impl FnOnce(usize) -> *mut c_void) -> *mu
         return enomem();
     };
     let p = alloc(n);
-    // SAFETY: `p` is null or a fresh glibc block of at least `n` bytes.
+    // SAFETY: `p` is null or a fresh block of at least `n` bytes.
     unsafe { track_new(op, p) }
+}
+
+/// An untracked allocation of `size` bytes in `mode`: by `alloc` with an
+/// own tag (`Own`, which gets the size with room for the tag), by `alloc`
+/// plainly (`Plain`), or by `aside` (the program's allocator).
+#[cold]
+#[inline(never)]
+fn untracked(
+    mode: Mode,
+    size: usize,
+    alloc: impl FnOnce(usize) -> *mut c_void,
+    aside: impl FnOnce() -> *mut c_void,
+) -> *mut c_void {
+    match mode {
+        Mode::Aside => aside(),
+        Mode::Plain => {
+            let p = alloc(size);
+            if real::resolving() {
+                real::early::note(p as usize);
+            }
+            p
+        }
+        Mode::Own | Mode::Tracked => {
+            let Some(n) = size.checked_add(TAG_SIZE) else {
+                set_errno(libc::ENOMEM);
+                return std::ptr::null_mut();
+            };
+            // SAFETY: null or a fresh block of at least `n` bytes.
+            unsafe { mark_own(alloc(n)) }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -186,10 +291,10 @@ fn tracked(op: Op, size: usize, alloc: impl FnOnce(usize) -> *mut c_void) -> *mu
 /// C contract of malloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::malloc(size);
+    match mode() {
+        Mode::Tracked => tracked(Op::Malloc, size, real::malloc),
+        m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
     }
-    tracked(Op::Malloc, size, real::malloc)
 }
 
 /// `calloc(3)`: overflow of `n * size` gives NULL and ENOMEM, as glibc.
@@ -198,13 +303,18 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// C contract of calloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::calloc(n, size);
+    let m = mode();
+    match (m, n.checked_mul(size)) {
+        (Mode::Aside, _) => real::NEXT.calloc(n, size),
+        (Mode::Plain, _) => untracked(m, 0, |_| real::calloc(n, size), std::ptr::null_mut),
+        (Mode::Tracked, None) => enomem(),
+        (_, None) => {
+            set_errno(libc::ENOMEM);
+            std::ptr::null_mut()
+        }
+        (Mode::Tracked, Some(total)) => tracked(Op::Calloc, total, |bytes| real::calloc(1, bytes)),
+        (_, Some(total)) => untracked(m, total, |bytes| real::calloc(1, bytes), std::ptr::null_mut),
     }
-    let Some(total) = n.checked_mul(size) else {
-        return enomem();
-    };
-    tracked(Op::Calloc, total, |bytes| real::calloc(1, bytes))
 }
 
 /// `free(3)`: NULL is a no-op; errno is kept.
@@ -216,19 +326,20 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
-    if !tracking() {
-        // SAFETY: `p` is a live block (caller's contract).
-        return unsafe {
-            match untrack_if_program_block(Op::Free, p) {
-                Some(usable) => real::free_sized(p, usable),
-                None => real::free(p),
-            }
-        };
-    }
-    // SAFETY: `p` is a live block (caller's contract).
+    // SAFETY: `p` is a live block (caller's contract) of the allocator the
+    // mode names.
     unsafe {
-        let usable = untrack(Op::Free, p);
-        real::free_sized(p, usable);
+        match mode() {
+            m @ (Mode::Tracked | Mode::Own) => {
+                let usable = release(Op::Free, p, m);
+                real::free_sized(p, usable);
+            }
+            Mode::Plain => {
+                real::early::take(p as usize);
+                real::free(p);
+            }
+            Mode::Aside => real::NEXT.free(p),
+        }
     }
 }
 
@@ -240,37 +351,113 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
 /// C contract of realloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
-    // A program block resized from inside the library (guard held) keeps
-    // its tag and its accounting, like any other.
-    // SAFETY: `p` is NULL or a live block (caller's contract).
-    let program_block = || !p.is_null() && real::ensure() && unsafe { read_tag(p) }.0.is_some();
-    let tracked_here = tracking() || (guard::held() && program_block());
-    if !tracked_here {
+    let m = mode();
+    match m {
         // SAFETY: the caller's contract.
-        return unsafe { real::realloc(p, size) };
+        Mode::Aside => return unsafe { real::NEXT.realloc(p, size) },
+        // SAFETY: the caller's contract.
+        Mode::Plain => return unsafe { real::realloc(p, size) },
+        Mode::Tracked | Mode::Own => {}
     }
     if p.is_null() {
-        return tracked(Op::Realloc, size, real::malloc);
+        return match m {
+            Mode::Tracked => tracked(Op::Realloc, size, real::malloc),
+            _ => untracked(m, size, real::malloc, std::ptr::null_mut),
+        };
     }
     if size == 0 {
+        // glibc's rule: the block is freed, NULL returned.
         // SAFETY: `p` is a live block (caller's contract).
         unsafe { free(p) };
         return std::ptr::null_mut();
     }
+    // SAFETY: `p` is a live block (caller's contract); the heap is known.
+    let (owner, usable) = unsafe { read_tag(p) };
+    // SAFETY: `p` is live; `real::realloc` is its allocator's.
+    let resize = |p, n| unsafe { real::realloc(p, n) };
+    // SAFETY: as above; `size` is non-zero.
+    unsafe {
+        match (owner, m) {
+            // The library's own blocks stay its own, whoever resizes them;
+            // an untagged block the library resizes becomes its own.
+            (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
+                resize_own(p, owner, usable, size, resize)
+            }
+            _ => resize_tracked(Op::Realloc, p, owner, usable, size, resize),
+        }
+    }
+}
+
+/// Resizes a program (or foreign) block with `resize` (given the block and
+/// the size with room for the tag) and charges it to the current site.
+///
+/// # Safety
+/// `p` is a live block of the real allocator owned by `owner`, with
+/// `usable` real bytes; `size` is non-zero; `resize` is the real
+/// allocator's realloc-like call for `p`.
+#[inline(always)]
+unsafe fn resize_tracked(
+    op: Op,
+    p: *mut c_void,
+    owner: Owner,
+    usable: usize,
+    size: usize,
+    resize: impl FnOnce(*mut c_void, usize) -> *mut c_void,
+) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
     };
-    // SAFETY: `p` is a live block (caller's contract).
-    let (old_site, old_usable) = unsafe { read_tag(p) };
-    // SAFETY: as above.
-    let q = unsafe { real::realloc(p, n) };
+    // The old tag is cleared first: the block may grow in place, and a
+    // stale tag must not survive inside it.
+    if owner.site().is_some() {
+        // SAFETY: the block is live and the tag's bytes are its own.
+        unsafe { write_tag(p, usable, tag::CLEARED) };
+    }
+    let q = resize(p, n);
     if q.is_null() {
+        if let Some(site) = owner.site() {
+            // SAFETY: a failed resize leaves `p` as it was.
+            unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
+        }
         engine::clear_pending();
         return q;
     }
     // SAFETY: `q` is a live block of at least `n` bytes.
-    unsafe { track_moved(Op::Realloc, q, old_site, old_usable) };
+    unsafe { track_moved(op, q, owner, usable) };
     q
+}
+
+/// Resizes the library's own block (or an untagged one, under the guard)
+/// with `resize`: it stays the library's, never charged.
+///
+/// # Safety
+/// As [`resize_tracked`].
+#[cold]
+unsafe fn resize_own(
+    p: *mut c_void,
+    owner: Owner,
+    usable: usize,
+    size: usize,
+    resize: impl FnOnce(*mut c_void, usize) -> *mut c_void,
+) -> *mut c_void {
+    let Some(n) = size.checked_add(TAG_SIZE) else {
+        set_errno(libc::ENOMEM);
+        return std::ptr::null_mut();
+    };
+    if owner == Owner::Library {
+        // SAFETY: the block is live and the tag's bytes are its own.
+        unsafe { write_tag(p, usable, tag::CLEARED) };
+    }
+    let q = resize(p, n);
+    if q.is_null() {
+        if owner == Owner::Library {
+            // SAFETY: a failed resize leaves `p` as it was.
+            unsafe { write_tag(p, usable, tag::encode_own(p as usize, usable)) };
+        }
+        return q;
+    }
+    // SAFETY: `q` is a live block at least TAG_SIZE larger than asked.
+    unsafe { mark_own(q) }
 }
 
 /// `reallocarray(3)`: overflow of `n * size` gives NULL and ENOMEM and
@@ -293,21 +480,34 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> 
 /// C contract of posix_memalign(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
-    if !tracking() {
+    let m = mode();
+    let n = match m {
         // SAFETY: the caller's contract.
-        return unsafe { real::posix_memalign(out, align, size) };
-    }
-    let Some(n) = size.checked_add(TAG_SIZE) else {
-        engine::clear_pending();
-        return libc::ENOMEM;
+        Mode::Aside => return unsafe { real::NEXT.posix_memalign(out, align, size) },
+        // SAFETY: the caller's contract.
+        Mode::Plain => return unsafe { real::posix_memalign(out, align, size) },
+        Mode::Tracked | Mode::Own => match size.checked_add(TAG_SIZE) {
+            Some(n) => n,
+            None if m == Mode::Tracked => {
+                engine::clear_pending();
+                return libc::ENOMEM;
+            }
+            None => return libc::ENOMEM,
+        },
     };
     // SAFETY: the caller's contract (`out` writable).
     let rc = unsafe { real::posix_memalign(out, align, n) };
-    if rc == 0 {
+    match (rc, m) {
         // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
-        unsafe { track_new(Op::Memalign, *out) };
-    } else {
-        engine::clear_pending();
+        (0, Mode::Tracked) => unsafe {
+            track_new(Op::Memalign, *out);
+        },
+        // SAFETY: as above.
+        (0, _) => unsafe {
+            mark_own(*out);
+        },
+        (_, Mode::Tracked) => engine::clear_pending(),
+        _ => {}
     }
     rc
 }
@@ -318,10 +518,11 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
 /// C contract of aligned_alloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::aligned_alloc(align, size);
+    let alloc = |n| real::aligned_alloc(align, n);
+    match mode() {
+        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        m => untracked(m, size, alloc, || real::NEXT.aligned_alloc(align, size)),
     }
-    tracked(Op::Memalign, size, |n| real::aligned_alloc(align, n))
 }
 
 /// `memalign(3)`.
@@ -330,10 +531,11 @@ pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void
 /// C contract of memalign(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::memalign(align, size);
+    let alloc = |n| real::memalign(align, n);
+    match mode() {
+        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        m => untracked(m, size, alloc, || real::NEXT.memalign(align, size)),
     }
-    tracked(Op::Memalign, size, |n| real::memalign(align, n))
 }
 
 /// `valloc(3)`.
@@ -342,10 +544,10 @@ pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
 /// C contract of valloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::valloc(size);
+    match mode() {
+        Mode::Tracked => tracked(Op::Valloc, size, real::valloc),
+        m => untracked(m, size, real::valloc, || real::NEXT.valloc(size)),
     }
-    tracked(Op::Valloc, size, real::valloc)
 }
 
 /// `pvalloc(3)`.
@@ -354,13 +556,14 @@ pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
 /// C contract of pvalloc(3).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
-    if !tracking() {
-        return real::pvalloc(size);
+    match mode() {
+        Mode::Tracked => tracked(Op::Valloc, size, real::pvalloc),
+        m => untracked(m, size, real::pvalloc, || real::NEXT.pvalloc(size)),
     }
-    tracked(Op::Valloc, size, real::pvalloc)
 }
 
-/// Copies `len` bytes of `s` into a new tracked block with a final NUL.
+/// Copies `len` bytes of `s` into a new block with a final NUL (tracked
+/// when the program calls).
 ///
 /// # Safety
 /// `s` is readable for `len` bytes.
@@ -368,11 +571,9 @@ unsafe fn dup(op: Op, s: *const c_char, len: usize) -> *mut c_void {
     let Some(size) = len.checked_add(1) else {
         return enomem();
     };
-    // SAFETY: malloc's contract holds for any size.
-    let p = if tracking() {
-        tracked(op, size, real::malloc)
-    } else {
-        real::malloc(size)
+    let p = match mode() {
+        Mode::Tracked => tracked(op, size, real::malloc),
+        m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
     };
     if !p.is_null() {
         // SAFETY: `p` has room for `len + 1` bytes; `s` is readable for
@@ -408,7 +609,7 @@ pub unsafe extern "C" fn strndup(s: *const c_char, n: usize) -> *mut c_char {
 }
 
 /// `malloc_usable_size(3)`: what the program may use — the real usable size
-/// less our tag for tracked blocks.
+/// less our tag for tagged blocks.
 ///
 /// # Safety
 /// `p` is NULL or a live block of this allocator.
@@ -417,10 +618,17 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    // SAFETY: `p` is a live block (caller's contract).
-    match unsafe { read_tag(p) } {
-        (Some(_), usable) => usable - TAG_SIZE,
-        (None, usable) => usable,
+    // SAFETY: `p` is a live block (caller's contract) of the allocator the
+    // mode names.
+    unsafe {
+        match mode() {
+            Mode::Aside => real::NEXT.usable_size(p),
+            Mode::Plain => real::usable_size(p),
+            Mode::Tracked | Mode::Own => {
+                let (owner, usable) = read_tag(p);
+                owner.program_usable(usable)
+            }
+        }
     }
 }
 
@@ -1208,8 +1416,12 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
 }
 
 /// The library destructor: a last leak-monitor sample, and the report at
-/// exit.
+/// exit (none when the library stepped aside for another allocator: it
+/// tracked nothing, and said so at start).
 extern "C" fn fini() {
+    if real::stepped_aside() {
+        return;
+    }
     if rt::monitor::installed() {
         let saved = errno();
         report::sample();

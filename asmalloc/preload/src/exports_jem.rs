@@ -15,11 +15,17 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use rt::Op;
-use rt::engine;
-use rt::tag::TAG_SIZE;
+use rt::tag::{self, TAG_SIZE};
 
-use super::{read_tag, track_moved, tracked, tracking, untrack, untrack_if_program_block};
+use super::{
+    Mode, Owner, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_moved,
+    tracked, untracked, write_tag,
+};
 use crate::real;
+
+// In mode `Aside` (the program's malloc is neither glibc's nor jemalloc's)
+// jemalloc's API still goes to the jemalloc this library carries: a program
+// that calls `mallocx` expects jemalloc, and gets it, untracked.
 
 /// `void *mallocx(size_t size, int flags)`: tracked; NULL on failure.
 ///
@@ -27,10 +33,11 @@ use crate::real;
 /// C contract of mallocx(3) (size non-zero).
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn mallocx(size: usize, flags: c_int) -> *mut c_void {
-    if !tracking() {
-        return real::mallocx(size, flags);
+    let alloc = |n| real::mallocx(n, flags);
+    match mode() {
+        Mode::Tracked => tracked(Op::Mallocx, size, alloc),
+        m => untracked(m, size, alloc, || real::mallocx(size, flags)),
     }
-    tracked(Op::Mallocx, size, |n| real::mallocx(n, flags))
 }
 
 /// `void *rallocx(void *ptr, size_t size, int flags)`: moves the block to
@@ -40,25 +47,24 @@ pub unsafe extern "C" fn mallocx(size: usize, flags: c_int) -> *mut c_void {
 /// C contract of rallocx(3): `ptr` live, size non-zero.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) -> *mut c_void {
-    if !tracking() {
+    let m = mode();
+    if matches!(m, Mode::Plain | Mode::Aside) {
         // SAFETY: the caller's contract.
         return unsafe { real::rallocx(ptr, size, flags) };
     }
-    let Some(n) = size.checked_add(TAG_SIZE) else {
-        engine::clear_pending();
-        return std::ptr::null_mut();
-    };
     // SAFETY: `ptr` is a live block (caller's contract).
-    let (old_site, old_usable) = unsafe { read_tag(ptr) };
-    // SAFETY: as above; `n` is non-zero.
-    let q = unsafe { real::rallocx(ptr, n, flags) };
-    if q.is_null() {
-        engine::clear_pending();
-        return q;
+    let (owner, usable) = unsafe { read_tag(ptr) };
+    // SAFETY: `ptr` is live; `n` is non-zero (size + tag).
+    let resize = |p, n| unsafe { real::rallocx(p, n, flags) };
+    // SAFETY: as above; `size` is non-zero (caller's contract).
+    unsafe {
+        match (owner, m) {
+            (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
+                resize_own(ptr, owner, usable, size, resize)
+            }
+            _ => resize_tracked(Op::Rallocx, ptr, owner, usable, size, resize),
+        }
     }
-    // SAFETY: `q` is a live block of at least `n` bytes.
-    unsafe { track_moved(Op::Rallocx, q, old_site, old_usable) };
-    q
 }
 
 /// `size_t xallocx(void *ptr, size_t size, size_t extra, int flags)`:
@@ -74,32 +80,47 @@ pub unsafe extern "C" fn xallocx(
     extra: usize,
     flags: c_int,
 ) -> usize {
-    if !tracking() {
+    let m = mode();
+    if matches!(m, Mode::Plain | Mode::Aside) {
         // SAFETY: the caller's contract.
         return unsafe { real::xallocx(ptr, size, extra, flags) };
     }
     // SAFETY: `ptr` is a live block (caller's contract).
-    let (old_site, old_usable) = unsafe { read_tag(ptr) };
-    let program_usable = |site: Option<u16>, usable: usize| match site {
-        Some(_) => usable - TAG_SIZE,
-        None => usable,
-    };
+    let (owner, old_usable) = unsafe { read_tag(ptr) };
     let Some(n) = size.checked_add(TAG_SIZE) else {
         // Cannot be satisfied; the block is unchanged.
-        engine::clear_pending();
-        return program_usable(old_site, old_usable);
+        if m == Mode::Tracked {
+            rt::engine::clear_pending();
+        }
+        return owner.program_usable(old_usable);
     };
     // SAFETY: as above; `n` is non-zero.
     let usable = unsafe { real::xallocx(ptr, n, extra, flags) };
     if usable == old_usable {
-        // Not resized (or resized within its size class): nothing moved.
-        engine::clear_pending();
-        return program_usable(old_site, old_usable);
+        // Not resized (or resized within its size class): nothing moved,
+        // the tag is where it was.
+        if m == Mode::Tracked {
+            rt::engine::clear_pending();
+        }
+        return owner.program_usable(old_usable);
     }
-    // SAFETY: `ptr` is live, and jemalloc changed its size only to one of
-    // at least `n` (it never resizes below the size asked for), so the
-    // tag's 8 bytes are beyond what the program was asked to use.
-    unsafe { track_moved(Op::Rallocx, ptr, old_site, old_usable) };
+    // The block's size changed, and only to one of at least `n` (jemalloc
+    // never resizes below the size asked for), so the new tag's 8 bytes are
+    // beyond what the program was asked to use. The old tag, now inside
+    // the block, is cleared.
+    // SAFETY: `ptr` is live with `usable` real bytes; the old tag's bytes
+    // are inside it (old_usable <= usable) or were released by a shrink.
+    unsafe {
+        if owner != Owner::Foreign && old_usable < usable {
+            write_tag(ptr, old_usable, tag::CLEARED);
+        }
+        match (owner, m) {
+            (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
+                mark_own(ptr);
+            }
+            _ => track_moved(Op::Rallocx, ptr, owner, old_usable),
+        }
+    }
     usable - TAG_SIZE
 }
 
@@ -111,11 +132,14 @@ pub unsafe extern "C" fn xallocx(
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sallocx(ptr: *const c_void, flags: c_int) -> usize {
     let ptr = ptr.cast_mut();
+    if matches!(mode(), Mode::Plain | Mode::Aside) {
+        // SAFETY: the caller's contract.
+        return unsafe { real::sallocx(ptr, flags) };
+    }
     // SAFETY: `ptr` is a live block (caller's contract).
     match unsafe { read_tag(ptr) } {
-        (Some(_), usable) => usable - TAG_SIZE,
-        // SAFETY: as above.
-        (None, _) => unsafe { real::sallocx(ptr, flags) },
+        (Owner::Foreign, _) => unsafe { real::sallocx(ptr, flags) },
+        (owner, usable) => owner.program_usable(usable),
     }
 }
 
@@ -137,10 +161,14 @@ pub extern "C" fn nallocx(size: usize, flags: c_int) -> usize {
 pub unsafe extern "C" fn dallocx(ptr: *mut c_void, flags: c_int) {
     // SAFETY: `ptr` is a live block (caller's contract).
     unsafe {
-        if tracking() {
-            untrack(Op::Dallocx, ptr);
-        } else {
-            untrack_if_program_block(Op::Dallocx, ptr);
+        match mode() {
+            m @ (Mode::Tracked | Mode::Own) => {
+                release(Op::Dallocx, ptr, m);
+            }
+            Mode::Plain => {
+                real::early::take(ptr as usize);
+            }
+            Mode::Aside => {}
         }
         real::dallocx(ptr, flags)
     }
@@ -154,20 +182,22 @@ pub unsafe extern "C" fn dallocx(ptr: *mut c_void, flags: c_int) {
 /// C contract of sdallocx(3): `ptr` live, `size` within its bounds.
 #[cfg_attr(not(test), unsafe(no_mangle))]
 pub unsafe extern "C" fn sdallocx(ptr: *mut c_void, size: usize, flags: c_int) {
-    if !tracking() {
-        // SAFETY: the caller's contract; a program block freed from inside
-        // the library is uncharged and given its real size (the program's
-        // size excludes the tag, which could name a smaller size class).
-        return unsafe {
-            let size = untrack_if_program_block(Op::Dallocx, ptr).unwrap_or(size);
-            real::sdallocx(ptr, size, flags)
-        };
-    }
-    // SAFETY: `ptr` is a live block (caller's contract); `usable` is its
-    // real usable size, a valid size for sdallocx with the block's flags.
+    // SAFETY: `ptr` is a live block (caller's contract). A tagged block is
+    // given its real usable size, a valid size for sdallocx with the
+    // block's flags (the program's size excludes the tag, which could name
+    // a smaller size class).
     unsafe {
-        let usable = untrack(Op::Dallocx, ptr);
-        real::sdallocx(ptr, usable, flags)
+        match mode() {
+            m @ (Mode::Tracked | Mode::Own) => {
+                let usable = release(Op::Dallocx, ptr, m);
+                real::sdallocx(ptr, usable, flags)
+            }
+            Mode::Plain => {
+                real::early::take(ptr as usize);
+                real::sdallocx(ptr, size, flags)
+            }
+            Mode::Aside => real::sdallocx(ptr, size, flags),
+        }
     }
 }
 

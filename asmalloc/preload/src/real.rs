@@ -13,7 +13,9 @@
 //!
 //! Resolution is a small state machine: UNRESOLVED → RESOLVING → READY (or
 //! FAILED, when the heap's functions cannot be found: then the library
-//! forwards everything untracked and says so once).
+//! forwards everything untracked and says so once; or ASIDE, when the
+//! program brings an allocator the library cannot track: then it forwards
+//! everything to that allocator, see `real/foreign.rs`).
 
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -26,6 +28,9 @@ mod heap;
 
 pub(crate) use heap::*;
 
+mod foreign;
+pub(crate) use foreign::{NEXT, Underneath, early};
+
 // ---------------------------------------------------------------------------
 // Functions found with dlsym.
 
@@ -33,6 +38,7 @@ const UNRESOLVED: u8 = 0;
 const RESOLVING: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
+const ASIDE: u8 = 4;
 
 static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
 
@@ -81,7 +87,7 @@ fn ensure_slow() -> bool {
                 return STATE.load(Ordering::Acquire) == READY;
             }
             Err(READY) => return true,
-            Err(FAILED) => return false,
+            Err(FAILED | ASIDE) => return false,
             Err(_) => {
                 // Another thread is resolving (or this one, from inside
                 // dlsym: then the guard is held and we must not wait).
@@ -104,8 +110,83 @@ fn resolve() {
     SYMS.sbrk.store(lookup(c"sbrk"), Ordering::Relaxed);
     SYMS.pthread_create
         .store(lookup(c"pthread_create"), Ordering::Relaxed);
-    let state = if heap::resolve() { READY } else { FAILED };
+    let state = if steps_aside() {
+        ASIDE
+    } else if heap::resolve() {
+        READY
+    } else {
+        FAILED
+    };
     STATE.store(state, Ordering::Release);
+}
+
+/// The allocator the library tracks over, and whether it can be the one
+/// after it in the program.
+fn tracks(kind: Underneath) -> bool {
+    match kind {
+        Underneath::Glibc => true,
+        // libasmalloc_jem.so exports every jemalloc entry point itself.
+        Underneath::Jemalloc => cfg!(jemalloc_backend),
+        Underneath::Tcmalloc | Underneath::Mimalloc | Underneath::Other => false,
+    }
+}
+
+/// This library's file name in messages.
+const LIBRARY: &str = if cfg!(jemalloc_backend) {
+    "libasmalloc_jem.so"
+} else {
+    "libasmalloc.so"
+};
+
+/// Decides whether to step aside for the allocator after this library
+/// (see `real/foreign.rs`); says so once when it does.
+fn steps_aside() -> bool {
+    let Some((kind, file, len)) = foreign::next_malloc() else {
+        return false;
+    };
+    if tracks(kind) {
+        return false;
+    }
+    let file = String::from_utf8_lossy(&file[..len]);
+    if !foreign::resolve_next() {
+        rt::warn(format_args!(
+            "this program's malloc comes from {file} ({}), whose free/realloc/calloc \
+             could not all be found; {LIBRARY} keeps its own heap",
+            kind.name()
+        ));
+        return false;
+    }
+    let which = if cfg!(jemalloc_backend) {
+        "glibc's or jemalloc's"
+    } else {
+        "glibc's"
+    };
+    match kind {
+        Underneath::Jemalloc => rt::warn(format_args!(
+            "this program's malloc is jemalloc's ({file}), not glibc's: {LIBRARY} steps aside \
+             and the program runs untracked; preload libasmalloc_jem.so to track it \
+             (`asmalloc run` picks it by itself)"
+        )),
+        _ => rt::warn(format_args!(
+            "this program's malloc is {}'s ({file}), not {which}: asmalloc cannot track it, \
+             so {LIBRARY} steps aside and the program runs untracked",
+            kind.name()
+        )),
+    }
+    true
+}
+
+/// True once the library has stepped aside for another allocator.
+#[inline]
+pub(crate) fn stepped_aside() -> bool {
+    STATE.load(Ordering::Acquire) == ASIDE
+}
+
+/// True while the calling thread's nested calls come from inside the
+/// library's own symbol resolution (before any decision).
+#[inline]
+pub(crate) fn resolving() -> bool {
+    STATE.load(Ordering::Acquire) == RESOLVING
 }
 
 fn sym(slot: &AtomicUsize) -> usize {

@@ -97,6 +97,9 @@ static MONITOR_PID: AtomicI32 = AtomicI32::new(0);
 /// has none yet (a forked child calls this again and starts its own, with
 /// its own log if the path has `%p`).
 pub(crate) fn start_monitor() {
+    if crate::real::stepped_aside() {
+        return;
+    }
     let _guard = Guard::enter();
     let Some((interval, mut config)) = rt::monitor::configured() else {
         return;
@@ -137,6 +140,9 @@ static REPORTER_PID: AtomicI32 = AtomicI32::new(0);
 /// Starts the periodic reporter if `ASMALLOC_REPORT_INTERVAL` asks for one
 /// and this process has none yet (a forked child calls this again).
 pub(crate) fn start_reporter() {
+    if crate::real::stepped_aside() {
+        return;
+    }
     let ms = settings::interval_ms();
     if ms == 0 {
         return;
