@@ -138,6 +138,7 @@ pub unsafe extern "C" fn sallocx(ptr: *const c_void, flags: c_int) -> usize {
     }
     // SAFETY: `ptr` is a live block (caller's contract).
     match unsafe { read_tag(ptr) } {
+        // SAFETY: as above.
         (Owner::Foreign, _) => unsafe { real::sallocx(ptr, flags) },
         (owner, usable) => owner.program_usable(usable),
     }

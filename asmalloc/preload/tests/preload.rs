@@ -729,6 +729,354 @@ fn glibc_only_sections_follow_the_heap(lib: Lib) {
     }
 }
 
+// --- another allocator underneath.
+
+/// Programs linked against Debian's jemalloc, tcmalloc and mimalloc shared
+/// libraries, mixing the standard family with the allocator's own API: the
+/// same output and status as without the library. libasmalloc.so steps
+/// aside for all three (one line on stderr, naming the allocator, and for
+/// jemalloc the library to use); libasmalloc_jem.so tracks the jemalloc
+/// program (its exit report is there, and it does not step aside) and
+/// steps aside for the other two.
+fn another_allocator_underneath_runs_untouched(lib: Lib) {
+    for (name, define, link, package) in [
+        (
+            "jemalloc",
+            "-DUSE_JEMALLOC",
+            "-ljemalloc",
+            "libjemalloc-dev",
+        ),
+        (
+            "tcmalloc",
+            "-DUSE_TCMALLOC",
+            "-ltcmalloc_minimal",
+            "libgoogle-perftools-dev",
+        ),
+        (
+            "mimalloc",
+            "-DUSE_MIMALLOC",
+            "-lmimalloc",
+            "libmimalloc-dev",
+        ),
+    ] {
+        let src = manifest_dir().join("tests/c/foreign_heap.c");
+        let exe = scratch().join(format!("foreign_heap-{name}"));
+        let tmp = scratch().join(format!(".foreign_heap-{name}.{}", lib.name()));
+        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O1", "-fno-builtin", define])
+            .arg(&src)
+            .arg("-o")
+            .arg(&tmp)
+            .arg(link)
+            .output()
+            .expect("run the C compiler");
+        assert!(
+            out.status.success(),
+            "building the {name} program failed (install Debian's {package}):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(&tmp, &exe).unwrap();
+        let plain = run(&exe, None, &[]);
+        assert_eq!(plain.code, Some(0), "{name}: {}", plain.stderr);
+        assert!(plain.stdout.starts_with(name), "{}", plain.stdout);
+        let traced = run(&exe, Some(lib), &[("ASMALLOC_REPORT_AT_EXIT", "1")]);
+        assert_eq!(
+            traced.code,
+            Some(0),
+            "{name} under {}: {}",
+            lib.name(),
+            traced.stderr
+        );
+        assert_eq!(traced.stdout, plain.stdout, "{name} under {}", lib.name());
+        let tracks = lib == Lib::Jemalloc && name == "jemalloc";
+        let aside: Vec<&str> = traced
+            .stderr
+            .lines()
+            .filter(|l| l.contains("steps aside"))
+            .collect();
+        if tracks {
+            assert!(aside.is_empty(), "{}", traced.stderr);
+            assert!(traced.stderr.contains("at exit ----"), "{}", traced.stderr);
+        } else {
+            assert_eq!(aside.len(), 1, "said once: {}", traced.stderr);
+            assert!(
+                aside[0].starts_with("asmalloc: this program's malloc is"),
+                "{}",
+                aside[0]
+            );
+            assert!(aside[0].contains(&format!("{name}'s")), "{}", aside[0]);
+            assert!(aside[0].contains(lib.file()), "{}", aside[0]);
+            if name == "jemalloc" {
+                assert!(aside[0].contains("libasmalloc_jem.so"), "{}", aside[0]);
+            }
+            assert!(
+                !traced.stderr.contains("at exit ----"),
+                "no report after stepping aside: {}",
+                traced.stderr
+            );
+        }
+    }
+}
+
+// --- exactness with every optional part on (monitor, log, reporter).
+
+/// The settings `asmalloc run` uses, and more: the leak monitor sampling
+/// every 10 ms into a JSON-lines log, the periodic reporter every 20 ms,
+/// every feature, JSON reports into `out`. Each of these allocates inside
+/// the library while the program runs.
+fn everything_on(log: &Path, out: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("ASMALLOC_LOG", log.display().to_string()),
+        ("ASMALLOC_SAMPLE_INTERVAL", "10ms".into()),
+        ("ASMALLOC_REPORT_INTERVAL", "20ms".into()),
+        ("ASMALLOC_FEATURES", "all".into()),
+        ("ASMALLOC_REPORT_FORMAT", "json".into()),
+        ("ASMALLOC_OUTPUT", out.display().to_string()),
+    ]
+}
+
+fn run_with(exe: &Path, lib: Lib, args: &[&str], env: &[(&'static str, String)]) -> Run {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_cmd(cmd, Some(lib), &env)
+}
+
+/// The JSON lines of a file (reports or the monitor's log).
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// (net bytes, net blocks) of each site in a report or log line.
+fn sites_of(line: &serde_json::Value) -> std::collections::BTreeMap<u64, (i64, i64)> {
+    line["sites"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["id"].as_u64().unwrap(),
+                (
+                    s["net_bytes"].as_i64().unwrap(),
+                    s["net_count"].as_i64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Frees of blocks the library did not hand out, in a JSON report.
+fn foreign_frees(report: &serde_json::Value) -> u64 {
+    report["ops"]["foreign_free"]["count"].as_u64().unwrap_or(0)
+}
+
+/// Four threads, 40 sites, 100,000 random calls each (malloc, calloc,
+/// realloc, posix_memalign, memalign, aligned_alloc, strndup, realloc to 0,
+/// free; blocks freed and resized on other threads), with the monitor, log
+/// and reporter running: every site's net bytes and blocks in the exit
+/// report, and in the monitor's last sample, equal the program's own count;
+/// no foreign free.
+fn exact_with_monitor_log_and_reporter_on(lib: Lib) {
+    let exe = compile_linked(lib, "exactness", &[]);
+    let log = scratch().join(format!("exactness-{}.jsonl", lib.name()));
+    let out = scratch().join(format!("exactness-{}.out", lib.name()));
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&out);
+    let r = run_with(&exe, lib, &["100000", "7"], &everything_on(&log, &out));
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("exactness done"), "{}", r.stdout);
+    let model: std::collections::BTreeMap<u64, (i64, i64)> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("site "))
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let num = |s: &str| s.split('=').nth(1).unwrap().parse::<i64>().unwrap();
+            (w[0].parse().unwrap(), (num(w[1]), num(w[2])))
+        })
+        .collect();
+    assert_eq!(model.len(), 40);
+    assert!(
+        model.values().map(|v| v.0).sum::<i64>() > 10_000_000,
+        "the scenario keeps many MB live at exit: {model:?}"
+    );
+    let reports = json_lines(&out);
+    assert!(
+        reports.len() >= 3,
+        "periodic reports were written while it ran"
+    );
+    let last = reports.last().unwrap();
+    let charged = sites_of(last);
+    for (site, want) in &model {
+        assert_eq!(
+            charged.get(site).copied().unwrap_or((0, 0)),
+            *want,
+            "site {site}: report vs the program's own count"
+        );
+    }
+    assert_eq!(foreign_frees(last), 0, "{last}");
+    // The monitor's log lists changed sites only: fold it to the latest.
+    let samples = json_lines(&log);
+    assert!(samples.len() >= 3, "the monitor sampled while it ran");
+    let mut latest = std::collections::BTreeMap::new();
+    for line in &samples {
+        latest.extend(sites_of(line));
+    }
+    for (site, want) in &model {
+        assert_eq!(
+            latest.get(site).copied().unwrap_or((0, 0)),
+            *want,
+            "site {site}: the monitor's last sample vs the program's count"
+        );
+    }
+}
+
+/// `realloc(NULL, 16)`, its free, and ten malloc/free pairs (or nothing at
+/// all) with the monitor and log on: exactly zero net, no foreign free —
+/// the library's own allocations (monitor thread, log writer, the thread
+/// destructor lists libc keeps for it) are never charged to the program,
+/// and never uncharged from it.
+fn quiet_programs_end_at_zero_with_the_monitor_on(lib: Lib) {
+    let exe = compile("quiet", &[]);
+    for args in [&[][..], &["work"][..]] {
+        let tag = format!("quiet-{}-{}", lib.name(), args.len());
+        let log = scratch().join(format!("{tag}.jsonl"));
+        let out = scratch().join(format!("{tag}.out"));
+        let _ = std::fs::remove_file(&log);
+        let _ = std::fs::remove_file(&out);
+        let r = run_with(&exe, lib, args, &everything_on(&log, &out));
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        assert!(!r.stderr.contains("asmalloc"), "{}", r.stderr);
+        let last = json_lines(&out).pop().expect("an exit report");
+        assert_eq!(foreign_frees(&last), 0, "{args:?}: {last}");
+        assert_eq!(last["net_count"], 0, "{args:?}: {last}");
+        assert_eq!(last["net_bytes"], 0, "{args:?}: {last}");
+        for line in json_lines(&log) {
+            for (site, (bytes, count)) in sites_of(&line) {
+                assert!(bytes >= 0 && count >= 0, "site {site} negative: {line}");
+            }
+        }
+    }
+}
+
+/// The Lua 5.4 interpreter built from the `lua-src` crate's sources (its
+/// library, and a ten-line `main` that runs a file), running an
+/// allocation-heavy script with its garbage collector at work, with the
+/// monitor sampling every 10 ms: no site is ever negative, in any sample of
+/// the log or in the exit report, and no block is foreign.
+fn lua_interpreter_never_shows_a_negative_site(lib: Lib) {
+    let exe = lua_interpreter();
+    let script = scratch().join("gc.lua");
+    std::fs::write(
+        &script,
+        "local t = {}\n\
+         for i = 1, 200000 do t[i] = string.rep('x', i % 100) .. i end\n\
+         local c = 0\n\
+         for _, v in pairs(t) do c = c + #v end\n\
+         t = nil\n\
+         collectgarbage()\n\
+         local s = {}\n\
+         for i = 1, 50000 do s[#s + 1] = {i, tostring(i)} end\n\
+         print(c, #s)\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(&exe);
+    cmd.arg(&script);
+    let plain = run_cmd(cmd, None, &[]);
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    let log = scratch().join(format!("lua-{}.jsonl", lib.name()));
+    let out = scratch().join(format!("lua-{}.out", lib.name()));
+    let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&out);
+    let r = run_with(
+        &exe,
+        lib,
+        &[script.to_str().unwrap()],
+        &everything_on(&log, &out),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, plain.stdout);
+    assert_eq!(r.stdout, "10988895\t50000\n");
+    let samples = json_lines(&log);
+    assert!(samples.len() >= 2, "the monitor sampled while Lua ran");
+    for line in samples.iter().chain(json_lines(&out).iter()) {
+        for (site, (bytes, count)) in sites_of(line) {
+            assert!(bytes >= 0 && count >= 0, "site {site} negative: {line}");
+        }
+    }
+    let last = json_lines(&out).pop().unwrap();
+    assert_eq!(foreign_frees(&last), 0, "{last}");
+}
+
+/// Builds the Lua 5.4 interpreter from the `lua-src` crate (a
+/// dev-dependency, so cargo has its sources; found with `cargo metadata`).
+fn lua_interpreter() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let meta = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["metadata", "--format-version", "1"])
+            .current_dir(manifest_dir())
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            meta.status.success(),
+            "{}",
+            String::from_utf8_lossy(&meta.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&meta.stdout).unwrap();
+        let manifest = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "lua-src")
+            .expect("lua-src is a dev-dependency")["manifest_path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let src = std::fs::read_dir(Path::new(&manifest).parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("lua-5.4")
+            })
+            .expect("lua-src ships Lua 5.4");
+        let main = manifest_dir().join("tests/c/lua_main.c");
+        let exe = scratch().join("lua");
+        let tmp = scratch().join(".lua.building");
+        let sources: Vec<PathBuf> = std::fs::read_dir(&src)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "c"))
+            .filter(|p| !matches!(p.file_name().unwrap().to_str(), Some("lua.c" | "luac.c")))
+            .collect();
+        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+            .args(["-O2", "-g", "-DLUA_USE_LINUX", "-I"])
+            .arg(&src)
+            .arg(&main)
+            .args(&sources)
+            .args(["-lm", "-ldl", "-o"])
+            .arg(&tmp)
+            .output()
+            .expect("run the C compiler");
+        assert!(
+            out.status.success(),
+            "building Lua failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(&tmp, &exe).unwrap();
+        exe
+    })
+    .clone()
+}
+
 // ---------------------------------------------------------------------------
 // Every scenario above, under each library.
 
@@ -770,6 +1118,10 @@ under_both!(
     real_multithreaded_c_program,
     the_c_example_runs_with_and_without_the_library,
     glibc_only_sections_follow_the_heap,
+    exact_with_monitor_log_and_reporter_on,
+    quiet_programs_end_at_zero_with_the_monitor_on,
+    lua_interpreter_never_shows_a_negative_site,
+    another_allocator_underneath_runs_untouched,
 );
 
 // ---------------------------------------------------------------------------

@@ -4,6 +4,10 @@
 //! freeing each other's blocks, every site's net bytes and blocks equal the
 //! shadow model's. The model charges what `super::charged` says for the
 //! allocator in use.
+//!
+//! Every scenario runs with the optional parts that work beside the program
+//! switched on (see [`monitor_on`]): exactness must hold while the leak
+//! monitor samples and writes its log, as under `asmalloc run`.
 
 use std::sync::mpsc;
 
@@ -60,7 +64,40 @@ fn random_phase(
     }
 }
 
+/// Installs the leak monitor with a JSON-lines log and starts its thread,
+/// sampling every 5 ms, once per test binary. Returns the log's path.
+pub fn monitor_on() -> std::path::PathBuf {
+    static LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let log =
+            std::env::temp_dir().join(format!("asmalloc-exactness-{}.jsonl", std::process::id()));
+        asmalloc::monitor::install(asmalloc::monitor::MonitorConfig {
+            log_path: Some(log.display().to_string()),
+            ..Default::default()
+        })
+        .expect("install the monitor");
+        asmalloc::monitor::start_thread(std::time::Duration::from_millis(5))
+            .expect("start the monitor thread");
+        log
+    })
+    .clone()
+}
+
+/// The monitor has sampled (and logged) at least `n` times since the call
+/// began: proof that it ran alongside the scenario.
+fn assert_monitor_sampled(log: &std::path::Path) {
+    let lines = std::fs::read_to_string(log)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
+    assert!(
+        lines >= 2,
+        "the monitor wrote {lines} lines to {}",
+        log.display()
+    );
+}
+
 pub fn single_thread_random_sequences_match_the_model() {
+    let log = monitor_on();
     let mut rng = Rng::new(0x5eed_0001);
     let mut model = Expected::default();
     let mut live = Vec::new();
@@ -77,9 +114,11 @@ pub fn single_thread_random_sequences_match_the_model() {
     for site in sites {
         assert_eq!(asmalloc::Snapshot::take().site(site).net_bytes, 0);
     }
+    assert_monitor_sampled(&log);
 }
 
 pub fn threads_freeing_each_others_blocks_match_the_model() {
+    let log = monitor_on();
     const THREADS: usize = 4;
     let sites = 200..(200 + THREADS as u16 * 4);
     let (senders, receivers): (Vec<_>, Vec<_>) =
@@ -128,9 +167,11 @@ pub fn threads_freeing_each_others_blocks_match_the_model() {
         free(b);
     }
     model.assert_matches(sites, "the main thread freed the rest");
+    assert_monitor_sampled(&log);
 }
 
 pub fn thousands_of_short_threads_lose_nothing() {
+    let log = monitor_on();
     const THREADS: usize = 1_200;
     const SITE: u16 = 300;
     let before = asmalloc::Snapshot::take();
@@ -173,6 +214,7 @@ pub fn thousands_of_short_threads_lose_nothing() {
         free(a);
     }
     model.assert_matches([SITE, SITE + 1], "kept blocks freed");
+    assert_monitor_sampled(&log);
 }
 
 pub fn zero_sized_and_huge_requests_are_safe() {
@@ -182,7 +224,9 @@ pub fn zero_sized_and_huge_requests_are_safe() {
     let layout = std::alloc::Layout::from_size_align(isize::MAX as usize - 4096, 8).unwrap();
     // SAFETY: non-zero size; a null result is checked.
     let p = unsafe { std::alloc::alloc(layout) };
-    assert!(p.is_null());
+    // black_box: an optimised build may otherwise drop the unused
+    // allocation and assume it succeeded.
+    assert!(std::hint::black_box(p).is_null());
     let mut v: Vec<u8> = Vec::new();
     assert!(v.try_reserve(usize::MAX / 2).is_err());
 }

@@ -183,7 +183,11 @@ impl Next {
     pub(crate) fn malloc(&self, size: usize) -> *mut c_void {
         // SAFETY: resolve_next found malloc (checked non-zero) before the
         // library stepped aside; the C signature is malloc's.
-        unsafe { func::<unsafe extern "C" fn(usize) -> *mut c_void>(self.malloc.load(Ordering::Relaxed))(size) }
+        unsafe {
+            func::<unsafe extern "C" fn(usize) -> *mut c_void>(self.malloc.load(Ordering::Relaxed))(
+                size,
+            )
+        }
     }
 
     /// The next allocator's `calloc`.
@@ -241,7 +245,9 @@ impl Next {
                 }
             }
             // SAFETY: memalign's C signature.
-            f => unsafe { func::<unsafe extern "C" fn(usize, usize) -> *mut c_void>(f)(align, size) },
+            f => unsafe {
+                func::<unsafe extern "C" fn(usize, usize) -> *mut c_void>(f)(align, size)
+            },
         }
     }
 
@@ -249,7 +255,12 @@ impl Next {
     ///
     /// # Safety
     /// `out` is writable.
-    pub(crate) unsafe fn posix_memalign(&self, out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    pub(crate) unsafe fn posix_memalign(
+        &self,
+        out: *mut *mut c_void,
+        align: usize,
+        size: usize,
+    ) -> c_int {
         match self.posix_memalign.load(Ordering::Relaxed) {
             0 => libc::ENOMEM,
             // SAFETY: posix_memalign's C signature; `out` writable (caller).
@@ -266,7 +277,9 @@ impl Next {
         match self.aligned_alloc.load(Ordering::Relaxed) {
             0 => self.memalign(align, size),
             // SAFETY: aligned_alloc's C signature.
-            f => unsafe { func::<unsafe extern "C" fn(usize, usize) -> *mut c_void>(f)(align, size) },
+            f => unsafe {
+                func::<unsafe extern "C" fn(usize, usize) -> *mut c_void>(f)(align, size)
+            },
         }
     }
 
