@@ -92,8 +92,12 @@ pub fn write_text(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<
         if foreign.count > 0 {
             writeln!(
                 w,
-                "    ({} frees of blocks with no valid tag — allocated before tracking or elsewhere — were not charged to any site)",
-                foreign.count
+                "    ({} free{} of {} in blocks asmalloc never handed out — allocated before it was loaded, \
+                 or by a call that bypasses malloc such as __libc_malloc — were passed on untouched \
+                 and not charged to any site)",
+                foreign.count,
+                if foreign.count == 1 { "" } else { "s" },
+                human_bytes(foreign.bytes as i64)
             )?;
         }
     }
