@@ -1,8 +1,9 @@
 //! `asmalloc`: the one command for users.
 //!
 //! * `asmalloc run [OPTIONS] -- PROGRAM ARGS…` runs a program under the
-//!   LD_PRELOAD library with the leak monitor on, forwards its exit status,
-//!   and prints a final leak summary;
+//!   LD_PRELOAD library (the jemalloc build when the program links jemalloc)
+//!   with the leak monitor on, forwards its exit status, and prints a final
+//!   leak summary;
 //! * `asmalloc report LOG [--svg FILE]` reads a JSON-lines log: top sites,
 //!   verdicts, and a plot of net bytes per site over time;
 //! * `asmalloc gen ARGS…` runs `asmalloc-gen` (the site-table generator).
@@ -14,6 +15,7 @@
 //! exit 2.
 #![deny(unsafe_code)]
 
+mod allocator;
 mod gen_cmd;
 mod log;
 mod report;
@@ -42,7 +44,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run PROGRAM under libasmalloc.so with the leak monitor on.
+    /// Run PROGRAM under the preload library with the leak monitor on
+    /// (libasmalloc_jem.so when PROGRAM links jemalloc, else libasmalloc.so;
+    /// one line says which).
     Run(run::RunArgs),
     /// Summarise a JSON-lines log written by `asmalloc run` or ASMALLOC_LOG.
     Report {

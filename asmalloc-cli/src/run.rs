@@ -1,5 +1,10 @@
 //! `asmalloc run -- PROGRAM ARGS…`: the program under the preload library,
 //! with the leak monitor on, then a summary of what the monitor concluded.
+//!
+//! The library is the jemalloc build when the program links jemalloc and the
+//! glibc build otherwise ([`allocator`] reads the program's ELF
+//! dependencies); one line on stderr says which and why. `--jemalloc`,
+//! `--glibc`, `--lib` (or `$ASMALLOC_LIB`) choose by hand, without looking.
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
@@ -8,6 +13,7 @@ use std::process::{Command, ExitCode};
 
 use clap::Args;
 
+use crate::allocator;
 use crate::log::{Log, human, verdict_sentence};
 use crate::signals;
 
@@ -27,47 +33,84 @@ pub(crate) struct RunArgs {
     /// The detector's window (e.g. 30s; default: the runtime's).
     #[arg(long)]
     window: Option<String>,
-    /// Use the jemalloc build of the library (libasmalloc_jem.so).
-    #[arg(long)]
+    /// Use the jemalloc build of the library (libasmalloc_jem.so), whatever
+    /// the program links.
+    #[arg(long, conflicts_with = "lib")]
     jemalloc: bool,
-    /// The library to preload (default: next to this executable, or
-    /// $ASMALLOC_LIB).
+    /// Use the glibc build of the library (libasmalloc.so), whatever the
+    /// program links.
+    #[arg(long, conflicts_with_all = ["lib", "jemalloc"])]
+    glibc: bool,
+    /// The library to preload, whatever the program links ($ASMALLOC_LIB
+    /// does the same when no library option is given).
     #[arg(long)]
     lib: Option<PathBuf>,
     /// The program links asmalloc itself (a Rust program with the `AsmAlloc`
     /// global allocator that calls `asmalloc::configure_from_env()`): set
     /// the monitor up through the environment, preload nothing.
-    #[arg(long, conflicts_with_all = ["lib", "jemalloc"])]
+    #[arg(long, conflicts_with_all = ["lib", "jemalloc", "glibc"])]
     linked: bool,
     /// The program and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     program: Vec<OsString>,
 }
 
-/// Finds the preload library: `--lib`, `$ASMALLOC_LIB`, next to this
-/// executable, or in `../lib` beside it.
-fn find_lib(args: &RunArgs) -> Result<PathBuf, String> {
-    let name = if args.jemalloc {
-        "libasmalloc_jem.so"
-    } else {
-        "libasmalloc.so"
+/// The library to preload, as chosen.
+enum Choice {
+    /// A path given by `--lib` or `$ASMALLOC_LIB`.
+    Path(PathBuf),
+    /// One of the two builds, looked for next to this executable.
+    Named(&'static str),
+}
+
+/// Chooses the library: `--lib`, `--jemalloc`, `--glibc`, `$ASMALLOC_LIB`,
+/// or else by what the program links (saying so in one line).
+fn choose(args: &RunArgs) -> Choice {
+    if let Some(lib) = &args.lib {
+        return Choice::Path(lib.clone());
+    }
+    if args.jemalloc {
+        return Choice::Named(allocator::JEMALLOC_LIB);
+    }
+    if args.glibc {
+        return Choice::Named(allocator::GLIBC_LIB);
+    }
+    if let Some(env) = std::env::var_os("ASMALLOC_LIB").filter(|v| !v.is_empty()) {
+        let env = PathBuf::from(env);
+        eprintln!("asmalloc: using {} ($ASMALLOC_LIB)", env.display());
+        return Choice::Path(env);
+    }
+    let detection = allocator::detect(&args.program[0], &allocator::Search::from_env());
+    if let Some(line) = detection.message(&Path::new(&args.program[0]).display().to_string()) {
+        eprintln!("{line}");
+    }
+    Choice::Named(detection.library())
+}
+
+/// Finds the chosen library: the given path, or the named build next to
+/// this executable or in `../lib` beside it.
+fn find_lib(choice: &Choice) -> Result<PathBuf, String> {
+    let (name, candidates) = match choice {
+        Choice::Path(path) => (
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            vec![path.clone()],
+        ),
+        Choice::Named(name) => {
+            let mut candidates = Vec::new();
+            if let Some(dir) = std::env::current_exe()
+                .ok()
+                .and_then(|e| e.parent().map(Path::to_path_buf))
+            {
+                candidates.push(dir.join(name));
+                candidates.push(dir.join("../lib").join(name));
+            }
+            (name.to_string(), candidates)
+        }
     };
     let mut tried = Vec::new();
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(lib) = &args.lib {
-        candidates.push(lib.clone());
-    } else {
-        if let Some(env) = std::env::var_os("ASMALLOC_LIB") {
-            candidates.push(PathBuf::from(env));
-        }
-        if let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
-            candidates.push(dir.join(name));
-            candidates.push(dir.join("../lib").join(name));
-        }
-    }
     for c in candidates {
         if c.is_file() {
             return std::fs::canonicalize(&c).map_err(|e| format!("{}: {e}", c.display()));
@@ -81,7 +124,7 @@ fn find_lib(args: &RunArgs) -> Result<PathBuf, String> {
         } else {
             tried.join(", ")
         },
-        if args.jemalloc {
+        if name.starts_with("libasmalloc_jem") {
             "asmalloc-preload-jem"
         } else {
             "asmalloc-preload"
@@ -93,7 +136,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     let lib = if args.linked {
         None
     } else {
-        match find_lib(&args) {
+        match find_lib(&choose(&args)) {
             Ok(lib) => Some(lib),
             Err(why) => {
                 eprintln!("asmalloc: {why}");
