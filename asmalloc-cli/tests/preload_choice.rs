@@ -11,7 +11,8 @@
 //!   script), a file that is neither; a program found through `PATH`;
 //! * end to end: `asmalloc run` on the jemalloc program says what it picked
 //!   in one line, preloads `libasmalloc_jem.so` and passes the exit status
-//!   through; the tcmalloc and mimalloc programs are named as untracked;
+//!   through; the tcmalloc and mimalloc programs are named as untracked
+//!   and run under `libasmalloc.so`;
 //!   `--glibc` and `--jemalloc` choose without looking.
 //!
 //! Needs gcc and Debian's libjemalloc-dev, libgoogle-perftools-dev and
@@ -454,8 +455,8 @@ fn run_names_untracked_allocators_and_picks_glibc_otherwise() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert_eq!(preloaded(&out), "libasmalloc.so", "{err}");
 
-    // The line is printed before the program starts (how the library steps
-    // aside from tcmalloc is the library's own business and tested there).
+    // (How the library steps aside, with its own line, is tested with the
+    // library.)
     let out = run(&[], "tc");
     let err = text(&out.stderr);
     assert_eq!(
@@ -466,6 +467,8 @@ fn run_names_untracked_allocators_and_picks_glibc_otherwise() {
         ),
         "{err}"
     );
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(preloaded(&out), "libasmalloc.so", "{err}");
 
     let out = run(&[], "plain");
     let err = text(&out.stderr);
