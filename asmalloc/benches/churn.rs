@@ -150,7 +150,7 @@ fn main() {
     println!(
         "asmalloc churn benchmark (features {}, per-site tracking on, leak monitor {})",
         asmalloc::features(),
-        if asmalloc::monitor::installed() {
+        if asmalloc::__private::monitor::installed() {
             "on"
         } else {
             "off"

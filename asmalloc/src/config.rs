@@ -353,7 +353,7 @@ pub fn set_thresholds(t: Thresholds) {
 }
 
 /// Shows a [`ConfigError`] without its `asmalloc: ` prefix (diag adds it).
-struct Bare<'a>(&'a ConfigError);
+pub(crate) struct Bare<'a>(pub(crate) &'a ConfigError);
 
 impl fmt::Display for Bare<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -399,8 +399,9 @@ pub(crate) fn callback() -> Option<(Callback, *mut c_void)> {
 // Environment variables.
 
 /// The settings this module reads from the environment, with the accepted
-/// form of each (for error messages and `--help`).
-pub const ENV_VARS: [(&str, &str); 9] = [
+/// form of each (for error messages and `--help`); the whole list is
+/// [`crate::env::ENV_VARS`].
+pub const CONFIG_VARS: [(&str, &str); 4] = [
     (
         "ASMALLOC_FEATURES",
         "feature names joined by '|' or ',' (DATESTAMP, THREAD_STATS, MEM_COUNT_STATS, \
@@ -419,32 +420,11 @@ pub const ENV_VARS: [(&str, &str); 9] = [
         "ASMALLOC_TIME_THRESHOLD",
         "seconds, or a duration with ms/s/m/h suffix (default 60s)",
     ),
-    (
-        "ASMALLOC_SAMPLE_INTERVAL",
-        "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 1s; 0 or off \
-         disables the leak monitor",
-    ),
-    (
-        "ASMALLOC_LOG",
-        "a file path for the JSON-lines log (%p is replaced by the process id)",
-    ),
-    (
-        "ASMALLOC_LEAK_THRESHOLD",
-        "bytes with optional K/M/G suffix, more than 0 (default 4M)",
-    ),
-    (
-        "ASMALLOC_LEAK_WINDOW",
-        "a duration with optional ms, s, m or h suffix, more than 0 (default 30s)",
-    ),
-    (
-        "ASMALLOC_LEAK_MIN_SAMPLES",
-        "a number of samples, at least 4 (default 6)",
-    ),
 ];
 
-/// Applies one `ASMALLOC_*` setting. `Ok(false)` for a name this module does
-/// not own (another part may); an error leaves the setting unchanged.
-pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
+/// Applies one of this module's `ASMALLOC_*` settings. `Ok(false)` for a
+/// name it does not own; an error leaves the setting unchanged.
+pub fn apply_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
     match name {
         "ASMALLOC_FEATURES" => set_features(Features::parse(value)?),
         "ASMALLOC_BLOCK_THRESHOLD" => {
@@ -467,37 +447,9 @@ pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
                 ..thresholds()
             });
         }
-        _ => return crate::monitor::apply_env_setting(name, value),
+        _ => return Ok(false),
     }
     Ok(true)
-}
-
-/// Applies every `ASMALLOC_*` setting found in the process environment
-/// (features, thresholds, and the leak monitor's), and starts the leak
-/// monitor if `ASMALLOC_SAMPLE_INTERVAL` or `ASMALLOC_LOG` asks for it. A bad
-/// value is reported on stderr (naming the variable and the accepted form)
-/// and ignored; the rest still apply. Returns the errors.
-pub fn configure_from_env() -> Vec<(String, ConfigError)> {
-    let mut errors = Vec::new();
-    for (name, accepted) in ENV_VARS {
-        if let Some(value) = std::env::var_os(name) {
-            let value = value.to_string_lossy();
-            if let Err(err) = apply_env_setting(name, &value) {
-                crate::diag::warn(format_args!(
-                    "{name}={value}: {}; expected {accepted}. Keeping the previous setting.",
-                    Bare(&err)
-                ));
-                errors.push((name.to_string(), err));
-            }
-        }
-    }
-    if let Err(e) = crate::monitor::start_from_settings() {
-        crate::diag::warn(format_args!(
-            "{}; no leak monitor",
-            e.to_string().trim_start_matches("asmalloc: ")
-        ));
-    }
-    errors
 }
 
 #[cfg(test)]

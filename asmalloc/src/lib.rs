@@ -64,6 +64,29 @@
 //! time threshold (whole seconds) has passed, calls it with the movement and
 //! the thread's total. See [`set_thresholds`], [`set_callback`].
 //!
+//! ## Module order
+//!
+//! Each module uses only modules listed below it (`tests/module_order.rs`
+//! checks this), so the crate can be read bottom-up:
+//!
+//! 1. `__private` — what the macro and the LD_PRELOAD library reach.
+//! 2. `env` — the `ASMALLOC_*` variables: applies them, starts the monitor.
+//! 3. `global_alloc` — `AsmAlloc`, the Rust `GlobalAlloc` wrapper.
+//! 4. `monitor` — sampling, the leak detector's verdicts, the JSON log.
+//! 5. `report` — text and JSON reports of a snapshot.
+//! 6. `snapshot` — a consistent read of every thread's counters.
+//! 7. `engine` — the allocation path: per-thread tables, sites, thresholds.
+//! 8. `site` — the registered site table, resolution, dynamic sites.
+//! 9. `config` — features, thresholds, the callback (process settings).
+//! 10. `detector` — the progressive-leak rule, on plain numbers.
+//! 11. `clock` — coarse and injectable time.
+//! 12. `diag` — warnings written without allocating.
+//! 13. `callback_cell` — a function and its user data published as one.
+//! 14. `vm_stats` — `/proc/self/status` figures.
+//! 15. `op` — the allocation-family operations.
+//! 16. `tag` — the per-block site tag.
+//! 17. `sys` — raw system calls.
+//!
 //! ## Caveats
 //!
 //! * Each block carries 8 extra bytes (the tag).
@@ -89,36 +112,42 @@
 pub mod __private;
 #[allow(unsafe_code)]
 mod callback_cell;
-pub mod clock;
-pub mod config;
+mod clock;
+mod config;
 pub mod detector;
 mod diag;
-pub mod engine;
+mod engine;
+mod env;
 #[allow(unsafe_code)]
 mod global_alloc;
-pub mod monitor;
-pub mod op;
+mod monitor;
+mod op;
 pub mod report;
 #[allow(unsafe_code)]
-pub mod site;
-pub mod snapshot;
+mod site;
+mod snapshot;
 #[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]
-pub mod tag;
-pub mod vm_stats;
+mod tag;
+mod vm_stats;
 
 pub use config::{
-    Callback, ConfigError, Features, Thresholds, configure_from_env, features, set_callback,
-    set_feature_bits, set_features, set_thresholds, thresholds,
+    Callback, ConfigError, Features, Thresholds, features, parse_duration_ms, parse_size,
+    set_callback, set_feature_bits, set_features, set_thresholds, thresholds,
 };
 pub use engine::{
     Mallocation, SiteScope, current_thread_id, enter_scope, mallocation_get, mallocation_set,
 };
+pub use env::configure_from_env;
 pub use global_alloc::{AsmAlloc, UsableSize};
+pub use monitor::{VerdictCallback, leaking as leaking_sites, set_verdict_callback};
 pub use op::Op;
 pub use report::print_report;
-pub use site::{Site, SiteInfo, SiteTable, SiteTableError, register_sites, registered_sites};
+pub use site::{
+    Site, SiteInfo, SiteTable, SiteTableError, describe as describe_site, register_sites,
+    registered_sites,
+};
 pub use snapshot::{SiteStats, Snapshot};
 pub use vm_stats::VmStats;
 

@@ -244,9 +244,36 @@ static LEAK_WINDOW_MS: AtomicU64 =
     AtomicU64::new((DetectorConfig::DEFAULT.window_ns / 1_000_000) as u64);
 static LEAK_MIN_SAMPLES: AtomicUsize = AtomicUsize::new(DetectorConfig::DEFAULT.min_samples);
 
-/// Applies one of the monitor's `ASMALLOC_*` variables (see
-/// [`crate::config::ENV_VARS`]); `Ok(false)` for a name it does not own.
-pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
+/// The monitor's settings in the environment, with the accepted form of
+/// each (for error messages and `--help`); the whole list is
+/// [`crate::env::ENV_VARS`].
+pub const MONITOR_VARS: [(&str, &str); 5] = [
+    (
+        "ASMALLOC_SAMPLE_INTERVAL",
+        "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 1s; 0 or off \
+         disables the leak monitor",
+    ),
+    (
+        "ASMALLOC_LOG",
+        "a file path for the JSON-lines log (%p is replaced by the process id)",
+    ),
+    (
+        "ASMALLOC_LEAK_THRESHOLD",
+        "bytes with optional K/M/G suffix, more than 0 (default 4M)",
+    ),
+    (
+        "ASMALLOC_LEAK_WINDOW",
+        "a duration with optional ms, s, m or h suffix, more than 0 (default 30s)",
+    ),
+    (
+        "ASMALLOC_LEAK_MIN_SAMPLES",
+        "a number of samples, at least 4 (default 6)",
+    ),
+];
+
+/// Applies one of the monitor's `ASMALLOC_*` variables ([`MONITOR_VARS`]);
+/// `Ok(false)` for a name it does not own.
+pub fn apply_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
     match name {
         "ASMALLOC_SAMPLE_INTERVAL" => {
             let ms = match value.trim() {
@@ -325,7 +352,7 @@ pub fn configured() -> Option<(Duration, MonitorConfig)> {
 }
 
 /// Installs the monitor the settings ask for and starts its sampling
-/// thread (Rust programs; [`crate::config::configure_from_env`] calls it).
+/// thread (Rust programs; [`crate::env::configure_from_env`] calls it).
 /// Does nothing when the monitor is off or already installed.
 pub fn start_from_settings() -> io::Result<()> {
     let Some((interval, config)) = configured() else {

@@ -1,13 +1,18 @@
-//! What `#[track_alloc]` expands to. Not a public API: the macro's output
-//! names these through `::asmalloc::__private`, and they may change with it.
+//! What asmalloc's own crates reach and users do not: not a public API,
+//! hidden from the docs and outside semver.
+//!
+//! * [`RustSite`] and [`Tracked`]: what `#[track_alloc]` expands to (the
+//!   macro's output names them through `::asmalloc::__private`).
+//! * The internal modules the LD_PRELOAD library builds on (`engine`,
+//!   `tag`, `clock`, `monitor`, `site`, `env`, `config`, `vm_stats`),
+//!   re-exported whole, and the test clock (`clock::set_test_time`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
-use crate::engine::{self, SiteScope};
-use crate::site;
+use crate::engine::SiteScope;
 
 const VALID: u64 = 1 << 32;
 const AFTER_TABLE: u64 = 1 << 33;
@@ -47,7 +52,7 @@ impl RustSite {
     #[inline]
     pub fn enter(&'static self) -> SiteScope {
         let want = VALID
-            | if site::generation() == 0 {
+            | if crate::site::generation() == 0 {
                 0
             } else {
                 AFTER_TABLE
@@ -56,14 +61,14 @@ impl RustSite {
         if c & (VALID | AFTER_TABLE) != want {
             c = self.resolve(want);
         }
-        engine::enter_resolved_scope(c as u16, (c >> 16) as u16)
+        crate::engine::enter_resolved_scope(c as u16, (c >> 16) as u16)
     }
 
     #[cold]
     #[inline(never)]
     fn resolve(&self, want: u64) -> u64 {
         let (site, type_id) =
-            site::resolve_rust(self.type_name, self.file, self.line, self.function);
+            crate::site::resolve_rust(self.type_name, self.file, self.line, self.function);
         let c = want | u64::from(type_id) << 16 | u64::from(site);
         self.cache.store(c, Ordering::Relaxed);
         c
@@ -96,4 +101,44 @@ impl<F: Future> Future for Tracked<F> {
         // and no `Unpin` impl beyond the auto one (which requires F: Unpin).
         unsafe { self.map_unchecked_mut(|t| &mut t.inner) }.poll(cx)
     }
+}
+
+/// The accounting engine (the preload's allocation path).
+pub mod engine {
+    pub use crate::engine::*;
+}
+
+/// The per-block tag.
+pub mod tag {
+    pub use crate::tag::*;
+}
+
+/// The runtime's clock, and the test hook that fixes it.
+pub mod clock {
+    pub use crate::clock::*;
+}
+
+/// The leak monitor: configuration, sampling, fork handling.
+pub mod monitor {
+    pub use crate::monitor::*;
+}
+
+/// Site tables: resolution of call sites, dynamic sites.
+pub mod site {
+    pub use crate::site::*;
+}
+
+/// The `ASMALLOC_*` variables.
+pub mod env {
+    pub use crate::env::*;
+}
+
+/// Features, thresholds, the callback and their parsers.
+pub mod config {
+    pub use crate::config::*;
+}
+
+/// `/proc/self/status` figures.
+pub mod vm_stats {
+    pub use crate::vm_stats::*;
 }

@@ -29,7 +29,7 @@ fn jemalloc_charged(ptr: *mut u8, requested: usize, _align: usize) -> usize {
     // are jemalloc blocks.
     let usable = unsafe { tikv_jemalloc_sys::sallocx(ptr.cast(), 0) };
     usable
-        .saturating_sub(asmalloc::tag::TAG_SIZE)
+        .saturating_sub(asmalloc::__private::tag::TAG_SIZE)
         .max(requested)
 }
 

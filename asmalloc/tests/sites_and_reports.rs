@@ -104,8 +104,8 @@ fn out_of_range_sites_fall_back_to_unknown() {
     // 0 (unknown), and site 999 sees nothing.
     let b = alloc_at(999, 64, 8, false);
     // SAFETY: the block is 64 bytes plus its 8-byte tag.
-    let word = unsafe { asmalloc::tag::read(b.ptr.add(64)) };
-    assert_eq!(asmalloc::tag::decode(b.ptr as usize, 64, word), Some(0));
+    let word = unsafe { asmalloc::__private::tag::read(b.ptr.add(64)) };
+    assert_eq!(asmalloc::__private::tag::decode(b.ptr as usize, 64, word), Some(0));
     assert_eq!(Snapshot::take().site(999).allocs, 0);
     free(b);
     // The C-style set falls back the same way, and an unknown type becomes 0.
@@ -118,20 +118,20 @@ fn out_of_range_sites_fall_back_to_unknown() {
 #[test]
 fn dynamic_sites_get_real_names() {
     table();
-    let id = asmalloc::site::resolve(2, "/build/src/net/buffer.rs", 19, "drain");
+    let id = asmalloc::__private::site::resolve(2, "/build/src/net/buffer.rs", 19, "drain");
     assert_eq!(
         id, 3,
         "a __FILE__ with a longer path matches the table's relative file"
     );
-    let id = asmalloc::site::resolve(7, "src/new.c", 5, "fresh");
+    let id = asmalloc::__private::site::resolve(7, "src/new.c", 5, "fresh");
     assert!(id > 4, "a site the table lacks gets a dynamic id");
-    let info = asmalloc::site::describe(id).unwrap();
+    let info = asmalloc::__private::site::describe(id).unwrap();
     assert_eq!(
         (info.file, info.line, info.function, info.dynamic),
         ("src/new.c", 5, "fresh", true)
     );
     assert_eq!(
-        asmalloc::site::resolve(7, "src/new.c", 5, "fresh"),
+        asmalloc::__private::site::resolve(7, "src/new.c", 5, "fresh"),
         id,
         "resolved once"
     );
@@ -142,19 +142,19 @@ fn dynamic_sites_get_real_names() {
         "dynamic ids are accepted"
     );
     free(b);
-    assert!(!asmalloc::site::same_file("src/xbuffer.rs", "buffer.rs"));
+    assert!(!asmalloc::__private::site::same_file("src/xbuffer.rs", "buffer.rs"));
     // A stale table whose line 19 now holds another function never lends
     // that function's name.
-    let moved = asmalloc::site::resolve(2, "src/net/buffer.rs", 19, "refill");
+    let moved = asmalloc::__private::site::resolve(2, "src/net/buffer.rs", 19, "refill");
     assert_ne!(moved, 3);
-    assert_eq!(asmalloc::site::describe(moved).unwrap().function, "refill");
+    assert_eq!(asmalloc::__private::site::describe(moved).unwrap().function, "refill");
 }
 
 #[test]
 fn foreign_and_corrupted_blocks_are_counted_not_charged() {
     table();
     let layout = Layout::from_size_align(64, 8).unwrap();
-    let full = Layout::from_size_align(64 + asmalloc::tag::TAG_SIZE, 8).unwrap();
+    let full = Layout::from_size_align(64 + asmalloc::__private::tag::TAG_SIZE, 8).unwrap();
     let before = Snapshot::take();
     // A block the tracker never saw, freed through it.
     // SAFETY: non-zero layout; the block is freed below by GLOBAL, which

@@ -78,7 +78,7 @@ const SEC: i64 = 1_000_000_000;
 
 #[test]
 fn thresholds_follow_the_original_rules() {
-    asmalloc::clock::set_test_time(Some(1_000 * SEC));
+    asmalloc::__private::clock::set_test_time(Some(1_000 * SEC));
     asmalloc::set_callback(Some(record), (&raw const UDATA).cast_mut().cast());
     asmalloc::set_thresholds(Thresholds {
         block_bytes: 4096,
@@ -146,13 +146,13 @@ fn thresholds_follow_the_original_rules() {
     }
     assert_eq!(take_events(11), vec![], "within 60 s nothing fires");
     // Exactly 60 s later: still silent (the rule is strictly greater).
-    asmalloc::clock::set_test_time(Some(1_060 * SEC));
+    asmalloc::__private::clock::set_test_time(Some(1_060 * SEC));
     let b = alloc_at(11, 100, 8, false);
     net += b.charged as i64;
     blocks.push(b);
     assert_eq!(take_events(11), vec![], "60 s is not more than 60 s");
     // 61 s later: fires with the movement since the last report.
-    asmalloc::clock::set_test_time(Some(1_061 * SEC));
+    asmalloc::__private::clock::set_test_time(Some(1_061 * SEC));
     let b = alloc_at(11, 100, 8, false);
     net += b.charged as i64;
     blocks.push(b);
@@ -163,7 +163,7 @@ fn thresholds_follow_the_original_rules() {
         (net - reported, net, 1_061)
     );
     // A fall back is reported too (negative delta), after the time passes.
-    asmalloc::clock::set_test_time(Some(1_200 * SEC));
+    asmalloc::__private::clock::set_test_time(Some(1_200 * SEC));
     let mut fired = Vec::new();
     for b in blocks.drain(..) {
         net -= b.charged as i64;
@@ -210,7 +210,7 @@ fn thresholds_follow_the_original_rules() {
     free(b);
     assert_eq!(take_events(14), vec![]);
     asmalloc::set_callback(None, std::ptr::null_mut());
-    asmalloc::clock::set_test_time(None);
+    asmalloc::__private::clock::set_test_time(None);
 
     // --- unknown feature bits (as the C API may pass) are dropped with a
     // warning; the known ones take effect ---

@@ -42,7 +42,7 @@ fn the_generated_table_names_every_tracked_function() {
     // The runtime resolves the macro's site to the table's id and name.
     let v = inner(10);
     let id = site_of("inner");
-    let info = asmalloc::site::describe(id).unwrap();
+    let info = asmalloc::__private::site::describe(id).unwrap();
     assert!(!info.dynamic);
     assert_eq!(info.type_name, "inner");
     let src = include_str!("../src/lib.rs");
@@ -98,7 +98,7 @@ fn early_return_and_unwinding_restore_the_previous_site() {
     drop(kept);
 
     let k0 = net("allocate_then_panic");
-    let site_before = asmalloc::engine::current_scope_site();
+    let site_before = asmalloc::__private::engine::current_scope_site();
     // A silent hook: the default one would allocate (message, backtrace
     // caches) while the panicking function is still the current site.
     let hook = std::panic::take_hook();
@@ -108,7 +108,7 @@ fn early_return_and_unwinding_restore_the_previous_site() {
     assert!(caught.is_err());
     drop(caught); // the panic payload was allocated there too
     assert_eq!(
-        asmalloc::engine::current_scope_site(),
+        asmalloc::__private::engine::current_scope_site(),
         site_before,
         "unwinding restored the thread's site"
     );

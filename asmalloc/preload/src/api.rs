@@ -90,7 +90,7 @@ pub(crate) fn log_vm_stats(pid: i32, vm: &rt::VmStats) {
     use std::fmt::Write;
     let _guard = Guard::enter();
     let mut line = format!("asmalloc: vm stats (kB) of pid {pid}:");
-    for (key, value) in rt::vm_stats::VM_KEYS.iter().zip(vm.values) {
+    for (key, value) in rt::__private::vm_stats::VM_KEYS.iter().zip(vm.values) {
         match value {
             Some(v) => {
                 let _ = write!(line, " {key} {v}");
@@ -166,7 +166,7 @@ pub(crate) fn resolve_site(
     function: &'static str,
 ) -> u16 {
     let _guard = Guard::enter();
-    rt::site::resolve(type_id, file, line, function)
+    rt::__private::site::resolve(type_id, file, line, function)
 }
 
 #[cfg(test)]

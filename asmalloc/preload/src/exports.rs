@@ -22,8 +22,8 @@ use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
 use rt::Op;
-use rt::engine;
-use rt::tag::{self, TAG_SIZE};
+use rt::__private::engine;
+use rt::__private::tag::{self, TAG_SIZE};
 
 use crate::guard::{self, Guard};
 
@@ -1161,7 +1161,7 @@ pub unsafe extern "C" fn asm_mallocation_get(
             delta_size.write(m.delta_size);
         }
         if !last_time.is_null() {
-            last_time.write(rt::clock::to_timespec(m.last_time_ns));
+            last_time.write(rt::__private::clock::to_timespec(m.last_time_ns));
         }
     }
 }
@@ -1311,7 +1311,7 @@ pub unsafe extern "C" fn asm_site_enter(
     let mut id = cache.map_or(0, |c| c.load(Ordering::Relaxed));
     if id != 0 {
         // A site cached before the table was registered now gets its id.
-        let now = rt::site::current_id(id);
+        let now = rt::__private::site::current_id(id);
         if now != id {
             if let Some(c) = cache {
                 c.store(now, Ordering::Relaxed);
@@ -1327,7 +1327,7 @@ pub unsafe extern "C" fn asm_site_enter(
             c.store(id, Ordering::Relaxed);
         }
     }
-    rt::engine::set_next_site(type_id, id);
+    rt::__private::engine::set_next_site(type_id, id);
     set_errno(saved);
 }
 
@@ -1364,19 +1364,19 @@ unsafe extern "C" {
 
 extern "C" fn on_fork_prepare() {
     let _guard = Guard::enter();
-    rt::monitor::before_fork();
+    rt::__private::monitor::before_fork();
 }
 
 extern "C" fn on_fork_parent() {
     let _guard = Guard::enter();
-    rt::monitor::after_fork();
+    rt::__private::monitor::after_fork();
 }
 
 extern "C" fn on_fork_child() {
-    rt::engine::after_fork_in_child();
+    rt::__private::engine::after_fork_in_child();
     {
         let _guard = Guard::enter();
-        rt::monitor::after_fork();
+        rt::__private::monitor::after_fork();
     }
     report::start_reporter();
     report::start_monitor();
@@ -1422,7 +1422,7 @@ extern "C" fn fini() {
     if real::stepped_aside() {
         return;
     }
-    if rt::monitor::installed() {
+    if rt::__private::monitor::installed() {
         let saved = errno();
         report::sample();
         set_errno(saved);

@@ -15,7 +15,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use rt::Op;
-use rt::tag::{self, TAG_SIZE};
+use rt::__private::tag::{self, TAG_SIZE};
 
 use super::{
     Mode, Owner, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_moved,
@@ -90,7 +90,7 @@ pub unsafe extern "C" fn xallocx(
     let Some(n) = size.checked_add(TAG_SIZE) else {
         // Cannot be satisfied; the block is unchanged.
         if m == Mode::Tracked {
-            rt::engine::clear_pending();
+            rt::__private::engine::clear_pending();
         }
         return owner.program_usable(old_usable);
     };
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn xallocx(
         // Not resized (or resized within its size class): nothing moved,
         // the tag is where it was.
         if m == Mode::Tracked {
-            rt::engine::clear_pending();
+            rt::__private::engine::clear_pending();
         }
         return owner.program_usable(old_usable);
     }

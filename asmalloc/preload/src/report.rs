@@ -83,7 +83,7 @@ pub(crate) fn emit(reason: Reason) {
 /// verdicts to the report output.
 pub(crate) fn sample() {
     let _guard = Guard::enter();
-    let text = rt::monitor::sample_now();
+    let text = rt::__private::monitor::sample_now();
     if !text.is_empty() {
         output::emit(text.as_bytes());
     }
@@ -101,7 +101,7 @@ pub(crate) fn start_monitor() {
         return;
     }
     let _guard = Guard::enter();
-    let Some((interval, mut config)) = rt::monitor::configured() else {
+    let Some((interval, mut config)) = rt::__private::monitor::configured() else {
         return;
     };
     let pid = syscalls::getpid();
@@ -109,7 +109,7 @@ pub(crate) fn start_monitor() {
         return;
     }
     config.log_path = config.log_path.map(|p| output::expand(&p, pid));
-    if let Err(e) = rt::monitor::install(config) {
+    if let Err(e) = rt::__private::monitor::install(config) {
         MONITOR_PID.store(0, Ordering::Release);
         rt::warn(format_args!(
             "{}; no leak monitor",

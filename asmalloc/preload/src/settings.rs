@@ -2,7 +2,7 @@
 //!
 //! Read once, in the library constructor, by walking `envp` (no
 //! `std::env`, which locks and allocates). The variables the core owns
-//! (features and thresholds) go to `asmalloc::config::apply_env_setting`;
+//! (features and thresholds) go to `asmalloc::env::apply_env_setting`;
 //! the reporting ones are kept here. A bad value prints one line naming the
 //! variable, what is wrong and the accepted form, and is ignored.
 
@@ -70,7 +70,7 @@ pub(crate) const VARS: [(&str, &str); 5] = [
 /// The form every known variable accepts, for messages.
 fn accepted(name: &str) -> Option<&'static str> {
     VARS.iter()
-        .chain(rt::config::ENV_VARS.iter())
+        .chain(rt::__private::env::ENV_VARS.iter())
         .find(|(n, _)| *n == name)
         .map(|(_, form)| *form)
 }
@@ -93,7 +93,7 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
         "ASMALLOC_REPORT_INTERVAL" => {
             let ms = match value.trim() {
                 "off" | "0" => 0,
-                v => rt::config::parse_duration_ms(v).map_err(|e| bare(&e))?,
+                v => rt::__private::config::parse_duration_ms(v).map_err(|e| bare(&e))?,
             };
             INTERVAL_MS.store(ms, Ordering::Relaxed);
         }
@@ -128,7 +128,7 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
                 .map_err(|_| format!("'{value}' is not a number"))?;
             TOP.store(n, Ordering::Relaxed);
         }
-        _ => match rt::config::apply_env_setting(name, value) {
+        _ => match rt::__private::env::apply_env_setting(name, value) {
             Ok(true) => {}
             Ok(false) => return Err("unknown variable".into()),
             Err(e) => return Err(bare(&e)),
@@ -159,7 +159,7 @@ pub(crate) fn configure<'a>(vars: impl Iterator<Item = (&'a [u8], &'a [u8])>) ->
                 None => {
                     let known: Vec<&str> = VARS
                         .iter()
-                        .chain(rt::config::ENV_VARS.iter())
+                        .chain(rt::__private::env::ENV_VARS.iter())
                         .map(|(n, _)| *n)
                         .collect();
                     format!(

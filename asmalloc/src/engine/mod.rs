@@ -139,6 +139,7 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
 /// keep their counts (the child has copies of their blocks).
 pub fn after_fork_in_child() {
     registry::after_fork_in_child();
+    thread::after_fork_in_child();
 }
 
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).

@@ -6,12 +6,11 @@
 //! peak number of live threads and nothing counted is ever lost, however
 //! many short-lived threads come and go.
 //!
-//! Thread exit is observed with a `pthread` key destructor rather than a Rust
-//! `thread_local!` with `Drop`: a key needs no allocation to set (glibc keeps
-//! the first 32 keys in the thread descriptor), and its destructors run after
-//! the Rust and C++ TLS destructors, which may still allocate.
+//! The registry knows nothing of the calling thread: `engine::thread`
+//! adopts a table from here and hands it back ([`release`]) when its thread
+//! exits.
 
-use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::table::ThreadTable;
 use crate::sys;
@@ -24,11 +23,6 @@ static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
 /// Threads that have adopted a table (ever) and that have released one.
 static THREADS_STARTED: AtomicU64 = AtomicU64::new(0);
 static THREADS_EXITED: AtomicU64 = AtomicU64::new(0);
-
-/// The pthread key whose destructor folds an exiting thread's table:
-/// KEY_STATE 0 = not created, 1 = being created, 2 = ready, 3 = failed.
-static KEY_STATE: AtomicU8 = AtomicU8::new(0);
-static KEY: AtomicU32 = AtomicU32::new(0);
 
 /// Iterates every table ever registered (live or waiting for adoption).
 pub(crate) fn tables() -> impl Iterator<Item = &'static ThreadTable> {
@@ -67,9 +61,9 @@ pub(crate) fn retired() -> Option<&'static ThreadTable> {
     }
 }
 
-/// Finds a free table (or makes one), marks it in use and registers the
-/// thread-exit hook for it. Returns `None` when no memory can be had; the
-/// caller then charges the retired table.
+/// Finds a free table (or makes one), marks it in use and gives it a thread
+/// id. Returns `None` when no memory can be had; the caller then charges
+/// the retired table.
 pub(crate) fn adopt() -> Option<&'static ThreadTable> {
     let table = tables()
         .find(|t| {
@@ -86,7 +80,6 @@ pub(crate) fn adopt() -> Option<&'static ThreadTable> {
     };
     table.thread_id.store(id, Ordering::Relaxed);
     THREADS_STARTED.fetch_add(1, Ordering::Relaxed);
-    register_exit_hook(table);
     Some(table)
 }
 
@@ -133,11 +126,9 @@ pub(crate) fn read_consistently<R>(mut read: impl FnMut() -> R) -> R {
 
 /// Repairs what a `fork` taken at the wrong moment leaves behind in the
 /// child, where only the forking thread survives: a fold another thread had
-/// begun (which would make every snapshot retry forever) and a pthread key
-/// being created (which would make the child's first new thread spin).
+/// begun (which would make every snapshot retry forever).
 pub(crate) fn after_fork_in_child() {
     FOLDS_FINISHED.store(FOLDS_STARTED.load(Ordering::Relaxed), Ordering::Release);
-    let _ = KEY_STATE.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed);
 }
 
 /// Folds an exiting thread's counters into the retired table and frees its
@@ -158,48 +149,4 @@ pub(crate) fn thread_counts() -> (u64, u64) {
     let started = THREADS_STARTED.load(Ordering::Relaxed);
     let exited = THREADS_EXITED.load(Ordering::Relaxed);
     (started.saturating_sub(exited), started)
-}
-
-extern "C" fn on_thread_exit(value: *mut libc::c_void) {
-    if value.is_null() {
-        return;
-    }
-    super::thread::exit_current(value.cast_const().cast::<ThreadTable>());
-}
-
-fn key() -> Option<libc::pthread_key_t> {
-    loop {
-        match KEY_STATE.load(Ordering::Acquire) {
-            2 => return Some(KEY.load(Ordering::Relaxed)),
-            3 => return None,
-            0 => {
-                if KEY_STATE
-                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
-                    let mut key: libc::pthread_key_t = 0;
-                    // SAFETY: `key` is a valid out-pointer and the destructor
-                    // is an extern "C" fn with the signature pthread expects.
-                    let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
-                    if rc == 0 {
-                        KEY.store(key, Ordering::Relaxed);
-                        KEY_STATE.store(2, Ordering::Release);
-                    } else {
-                        KEY_STATE.store(3, Ordering::Release);
-                    }
-                }
-            }
-            _ => std::hint::spin_loop(),
-        }
-    }
-}
-
-fn register_exit_hook(table: &'static ThreadTable) {
-    if let Some(key) = key() {
-        // SAFETY: `key` was created by pthread_key_create; the value is a
-        // pointer to a 'static table, handed back to on_thread_exit.
-        unsafe {
-            libc::pthread_setspecific(key, table as *const ThreadTable as *const libc::c_void);
-        }
-    }
 }

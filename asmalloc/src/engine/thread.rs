@@ -5,8 +5,15 @@
 //! TLS slot: no lazy initialisation, no destructor registration (which would
 //! itself allocate), and it stays readable during every thread-exit
 //! destructor.
+//!
+//! Thread exit is observed with a `pthread` key destructor rather than a Rust
+//! `thread_local!` with `Drop`: a key needs no allocation to set (glibc keeps
+//! the first 32 keys in the thread descriptor), and its destructors run after
+//! the Rust and C++ TLS destructors, which may still allocate. The
+//! destructor hands the thread's table back to the registry.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use super::registry;
 use super::table::ThreadTable;
@@ -72,6 +79,7 @@ impl ThreadState {
         self.phase.set(ADOPTING);
         match registry::adopt() {
             Some(t) => {
+                register_exit_hook(t);
                 self.table.set(t);
                 self.phase.set(ACTIVE);
                 Some(t)
@@ -129,11 +137,69 @@ pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
 }
 
 /// Called from the pthread key destructor as the thread exits.
-pub(crate) fn exit_current(table: *const ThreadTable) {
+fn exit_current(table: *const ThreadTable) {
     with(|s| {
         s.table.set(std::ptr::null());
         s.phase.set(EXITED);
     });
     // SAFETY: the key's value is the 'static table this thread adopted.
     registry::release(unsafe { &*table });
+}
+
+// ---------------------------------------------------------------------------
+// The thread-exit hook.
+
+/// The pthread key whose destructor folds an exiting thread's table:
+/// KEY_STATE 0 = not created, 1 = being created, 2 = ready, 3 = failed.
+static KEY_STATE: AtomicU8 = AtomicU8::new(0);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Repairs a pthread key that another thread was creating when the process
+/// forked (the child's first new thread would spin on it).
+pub(crate) fn after_fork_in_child() {
+    let _ = KEY_STATE.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    if value.is_null() {
+        return;
+    }
+    exit_current(value.cast_const().cast::<ThreadTable>());
+}
+
+fn key() -> Option<libc::pthread_key_t> {
+    loop {
+        match KEY_STATE.load(Ordering::Acquire) {
+            2 => return Some(KEY.load(Ordering::Relaxed)),
+            3 => return None,
+            0 => {
+                if KEY_STATE
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let mut key: libc::pthread_key_t = 0;
+                    // SAFETY: `key` is a valid out-pointer and the destructor
+                    // is an extern "C" fn with the signature pthread expects.
+                    let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+                    if rc == 0 {
+                        KEY.store(key, Ordering::Relaxed);
+                        KEY_STATE.store(2, Ordering::Release);
+                    } else {
+                        KEY_STATE.store(3, Ordering::Release);
+                    }
+                }
+            }
+            _ => std::hint::spin_loop(),
+        }
+    }
+}
+
+fn register_exit_hook(table: &'static ThreadTable) {
+    if let Some(key) = key() {
+        // SAFETY: `key` was created by pthread_key_create; the value is a
+        // pointer to a 'static table, handed back to on_thread_exit.
+        unsafe {
+            libc::pthread_setspecific(key, table as *const ThreadTable as *const libc::c_void);
+        }
+    }
 }

@@ -179,7 +179,7 @@ pub fn current_id(id: u16) -> u16 {
     match d.table_id.load(Ordering::Relaxed) {
         0 if d.provisional.load(Ordering::Relaxed) && super::generation() != 0 => {
             d.provisional.store(false, Ordering::Relaxed);
-            let found = super::resolve::find(
+            let found = super::lookup::find(
                 d.file.get(),
                 d.line.load(Ordering::Relaxed),
                 d.function.get(),

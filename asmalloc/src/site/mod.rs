@@ -211,11 +211,13 @@ pub fn registered_sites() -> Option<&'static SiteTable> {
 // Checking ids, naming sites, and dynamic sites.
 
 mod dynamic;
+mod lookup;
 mod resolve;
 
 pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
-pub use resolve::{resolve, resolve_rust, same_file, same_function};
+pub use lookup::{same_file, same_function};
+pub use resolve::{resolve, resolve_rust};
 
 use std::sync::atomic::AtomicBool;
 

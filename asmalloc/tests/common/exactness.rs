@@ -71,12 +71,12 @@ pub fn monitor_on() -> std::path::PathBuf {
     LOG.get_or_init(|| {
         let log =
             std::env::temp_dir().join(format!("asmalloc-exactness-{}.jsonl", std::process::id()));
-        asmalloc::monitor::install(asmalloc::monitor::MonitorConfig {
+        asmalloc::__private::monitor::install(asmalloc::__private::monitor::MonitorConfig {
             log_path: Some(log.display().to_string()),
             ..Default::default()
         })
         .expect("install the monitor");
-        asmalloc::monitor::start_thread(std::time::Duration::from_millis(5))
+        asmalloc::__private::monitor::start_thread(std::time::Duration::from_millis(5))
             .expect("start the monitor thread");
         log
     })

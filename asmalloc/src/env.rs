@@ -1,0 +1,83 @@
+//! The process environment: every `ASMALLOC_*` variable the runtime reads,
+//! and [`configure_from_env`], which applies them and starts what they ask
+//! for.
+//!
+//! It sits above both kinds of settings it dispatches to — the engine's
+//! ([`crate::config`]: features and thresholds, a leaf the allocation path
+//! reads) and the leak monitor's ([`crate::monitor`]) — so that neither has
+//! to know the other, and starting the monitor is not something the leaf
+//! settings do.
+
+use crate::config::{self, Bare, ConfigError};
+use crate::monitor;
+
+/// Every variable the runtime reads, with the accepted form of each (for
+/// error messages and `--help`). The LD_PRELOAD library adds its own report
+/// settings.
+pub const ENV_VARS: [(&str, &str); 9] = {
+    let mut all = [("", ""); 9];
+    let mut i = 0;
+    while i < config::CONFIG_VARS.len() {
+        all[i] = config::CONFIG_VARS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < monitor::MONITOR_VARS.len() {
+        all[i + j] = monitor::MONITOR_VARS[j];
+        j += 1;
+    }
+    all
+};
+
+/// Applies one `ASMALLOC_*` setting. `Ok(false)` for a name the runtime does
+/// not own (the LD_PRELOAD library may); an error leaves the setting
+/// unchanged.
+pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
+    if config::apply_setting(name, value)? {
+        return Ok(true);
+    }
+    monitor::apply_setting(name, value)
+}
+
+/// Applies every `ASMALLOC_*` setting found in the process environment
+/// (features, thresholds, and the leak monitor's), and starts the leak
+/// monitor if `ASMALLOC_SAMPLE_INTERVAL` or `ASMALLOC_LOG` asks for it. A bad
+/// value is reported on stderr (naming the variable and the accepted form)
+/// and ignored; the rest still apply. Returns the errors.
+pub fn configure_from_env() -> Vec<(String, ConfigError)> {
+    let mut errors = Vec::new();
+    for (name, accepted) in ENV_VARS {
+        if let Some(value) = std::env::var_os(name) {
+            let value = value.to_string_lossy();
+            if let Err(err) = apply_env_setting(name, &value) {
+                crate::diag::warn(format_args!(
+                    "{name}={value}: {}; expected {accepted}. Keeping the previous setting.",
+                    Bare(&err)
+                ));
+                errors.push((name.to_string(), err));
+            }
+        }
+    }
+    if let Err(e) = monitor::start_from_settings() {
+        crate::diag::warn(format_args!(
+            "{}; no leak monitor",
+            e.to_string().trim_start_matches("asmalloc: ")
+        ));
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variable_is_listed_once_and_owned_by_someone() {
+        let mut names: Vec<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
+        assert!(names.iter().all(|n| n.starts_with("ASMALLOC_")));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ENV_VARS.len());
+        assert_eq!(apply_env_setting("ASMALLOC_NOT_OURS", "1"), Ok(false));
+    }
+}
