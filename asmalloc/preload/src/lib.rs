@@ -14,17 +14,24 @@
 //!
 //! ## Layout
 //!
-//! * `exports` — every exported C symbol (the only place with `no_mangle`).
-//! * `real` — forwarding to glibc (`__libc_malloc` & co.; `dlsym` for the rest).
+//! * `exports/` — every exported C symbol, one file per concern (the only
+//!   place with `no_mangle`).
+//! * `real` — forwarding to the heap (glibc's `__libc_malloc` & co., or the
+//!   bundled jemalloc), `dlsym` for the rest, and `real/foreign.rs`: stepping
+//!   aside for another allocator.
+//! * `forward` — the two forwarding macros (`next_fn!`, `export_forward!`).
 //! * `syscalls` — raw system calls and `errno`.
 //! * `guard` — the per-thread reentrancy guard.
 //! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
 //!
-//! `unsafe` lives only in `exports`, `real` and `syscalls`.
+//! `unsafe` lives only in `exports/`, `real`, `forward` and `syscalls`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // In unit tests the exports are not `no_mangle`, so nothing calls them.
 #![cfg_attr(test, allow(dead_code))]
+
+#[macro_use]
+mod forward;
 
 mod api;
 mod exports;

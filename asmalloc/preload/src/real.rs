@@ -42,27 +42,6 @@ const ASIDE: u8 = 4;
 
 static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
 
-/// Addresses found by dlsym (0 = not found).
-struct Symbols {
-    shmget: AtomicUsize,
-    shmat: AtomicUsize,
-    shmdt: AtomicUsize,
-    shmctl: AtomicUsize,
-    brk: AtomicUsize,
-    sbrk: AtomicUsize,
-    pthread_create: AtomicUsize,
-}
-
-static SYMS: Symbols = Symbols {
-    shmget: AtomicUsize::new(0),
-    shmat: AtomicUsize::new(0),
-    shmdt: AtomicUsize::new(0),
-    shmctl: AtomicUsize::new(0),
-    brk: AtomicUsize::new(0),
-    sbrk: AtomicUsize::new(0),
-    pthread_create: AtomicUsize::new(0),
-};
-
 pub(super) fn lookup(name: &CStr) -> usize {
     // SAFETY: RTLD_NEXT with a NUL-terminated name; dlsym returns null or
     // the address of the next definition after this library.
@@ -102,14 +81,6 @@ fn ensure_slow() -> bool {
 
 fn resolve() {
     let _guard = Guard::enter();
-    SYMS.shmget.store(lookup(c"shmget"), Ordering::Relaxed);
-    SYMS.shmat.store(lookup(c"shmat"), Ordering::Relaxed);
-    SYMS.shmdt.store(lookup(c"shmdt"), Ordering::Relaxed);
-    SYMS.shmctl.store(lookup(c"shmctl"), Ordering::Relaxed);
-    SYMS.brk.store(lookup(c"brk"), Ordering::Relaxed);
-    SYMS.sbrk.store(lookup(c"sbrk"), Ordering::Relaxed);
-    SYMS.pthread_create
-        .store(lookup(c"pthread_create"), Ordering::Relaxed);
     let state = if steps_aside() {
         ASIDE
     } else if heap::resolve() {
@@ -189,69 +160,66 @@ pub(crate) fn resolving() -> bool {
     STATE.load(Ordering::Acquire) == RESOLVING
 }
 
-fn sym(slot: &AtomicUsize) -> usize {
+/// The next definition of `name` (cached in `slot`; 1 = looked up, none),
+/// or 0. The lookup runs once the library's own resolution is done, with
+/// the reentrancy guard held so that `dlsym`'s own allocations are the
+/// library's.
+pub(crate) fn next_symbol(slot: &AtomicUsize, name: &CStr) -> usize {
+    const NONE: usize = 1;
+    match slot.load(Ordering::Acquire) {
+        0 => {}
+        NONE => return 0,
+        f => return f,
+    }
     ensure();
-    slot.load(Ordering::Relaxed)
+    let _guard = Guard::enter();
+    let f = match lookup(name) {
+        0 => NONE,
+        f => f,
+    };
+    slot.store(f, Ordering::Release);
+    if f == NONE { 0 } else { f }
 }
 
-fn enosys<T>(fail: T) -> T {
+/// `fail`, with errno ENOSYS: what a function the C library lacks returns.
+pub(crate) fn enosys<T>(fail: T) -> T {
     crate::syscalls::set_errno(libc::ENOSYS);
     fail
 }
 
-/// glibc's `shmget`.
-pub(crate) fn shmget(key: libc::key_t, size: usize, flags: c_int) -> c_int {
-    match sym(&SYMS.shmget) {
-        0 => enosys(-1),
-        // SAFETY: `f` is glibc's shmget; plain values.
-        f => unsafe {
-            let f: unsafe extern "C" fn(libc::key_t, usize, c_int) -> c_int =
-                std::mem::transmute(f);
-            f(key, size, flags)
-        },
-    }
-}
-
-/// glibc's `shmat`.
-pub(crate) fn shmat(id: c_int, addr: *const c_void, flags: c_int) -> *mut c_void {
-    match sym(&SYMS.shmat) {
-        0 => enosys(usize::MAX as *mut c_void),
-        // SAFETY: `f` is glibc's shmat; attaching is the program's request.
-        f => unsafe {
-            let f: unsafe extern "C" fn(c_int, *const c_void, c_int) -> *mut c_void =
-                std::mem::transmute(f);
-            f(id, addr, flags)
-        },
-    }
-}
-
-/// glibc's `shmdt`.
-pub(crate) fn shmdt(addr: *const c_void) -> c_int {
-    match sym(&SYMS.shmdt) {
-        0 => enosys(-1),
-        // SAFETY: `f` is glibc's shmdt; detaching is the program's request.
-        f => unsafe {
-            let f: unsafe extern "C" fn(*const c_void) -> c_int = std::mem::transmute(f);
-            f(addr)
-        },
-    }
-}
-
-/// glibc's `shmctl`.
-///
-/// # Safety
-/// `buf` is what `cmd` requires (see shmctl(2)).
-pub(crate) unsafe fn shmctl(id: c_int, cmd: c_int, buf: *mut libc::shmid_ds) -> c_int {
-    match sym(&SYMS.shmctl) {
-        0 => enosys(-1),
-        // SAFETY: `f` is glibc's shmctl; the caller vouches for `buf`.
-        f => unsafe {
-            let f: unsafe extern "C" fn(c_int, c_int, *mut libc::shmid_ds) -> c_int =
-                std::mem::transmute(f);
-            f(id, cmd, buf)
-        },
-    }
-}
+next_fn!(
+    /// The C library's `shmget`.
+    fn shmget(key: libc::key_t, size: usize, flags: c_int) -> c_int = -1
+);
+next_fn!(
+    /// The C library's `shmat`.
+    fn shmat(id: c_int, addr: *const c_void, flags: c_int) -> *mut c_void = usize::MAX as *mut c_void
+);
+next_fn!(
+    /// The C library's `shmdt`.
+    fn shmdt(addr: *const c_void) -> c_int = -1
+);
+next_fn!(
+    /// The C library's `shmctl`.
+    unsafe fn shmctl(id: c_int, cmd: c_int, buf: *mut libc::shmid_ds) -> c_int = -1
+);
+next_fn!(
+    /// The C library's `brk`.
+    fn brk(addr: *mut c_void) -> c_int = -1
+);
+next_fn!(
+    /// The C library's `sbrk`.
+    fn sbrk(increment: isize) -> *mut c_void = usize::MAX as *mut c_void
+);
+next_fn!(
+    /// The C library's `pthread_create` (EAGAIN if there is none).
+    unsafe fn pthread_create(
+        thread: *mut libc::pthread_t,
+        attr: *const libc::pthread_attr_t,
+        start: StartRoutine,
+        arg: *mut c_void,
+    ) -> c_int = libc::EAGAIN
+);
 
 /// The size of shared memory segment `id` (`IPC_STAT`), if it can be read.
 pub(crate) fn shm_segment_size(id: c_int) -> Option<usize> {
@@ -264,58 +232,8 @@ pub(crate) fn shm_segment_size(id: c_int) -> Option<usize> {
     (rc == 0).then_some(ds.shm_segsz)
 }
 
-/// glibc's `brk`.
-pub(crate) fn brk(addr: *mut c_void) -> c_int {
-    match sym(&SYMS.brk) {
-        0 => enosys(-1),
-        // SAFETY: `f` is glibc's brk; moving the break is the program's request.
-        f => unsafe {
-            let f: unsafe extern "C" fn(*mut c_void) -> c_int = std::mem::transmute(f);
-            f(addr)
-        },
-    }
-}
-
-/// glibc's `sbrk`.
-pub(crate) fn sbrk(increment: isize) -> *mut c_void {
-    match sym(&SYMS.sbrk) {
-        0 => enosys(usize::MAX as *mut c_void),
-        // SAFETY: `f` is glibc's sbrk; moving the break is the program's request.
-        f => unsafe {
-            let f: unsafe extern "C" fn(isize) -> *mut c_void = std::mem::transmute(f);
-            f(increment)
-        },
-    }
-}
-
 /// A thread start routine.
 pub(crate) type StartRoutine = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
-
-/// glibc's `pthread_create`, if found.
-///
-/// # Safety
-/// As pthread_create(3): `thread` writable, `attr` null or initialised,
-/// `start` callable with `arg` on a new thread.
-pub(crate) unsafe fn pthread_create(
-    thread: *mut libc::pthread_t,
-    attr: *const libc::pthread_attr_t,
-    start: StartRoutine,
-    arg: *mut c_void,
-) -> Option<c_int> {
-    match sym(&SYMS.pthread_create) {
-        0 => None,
-        // SAFETY: `f` is glibc's pthread_create; the caller's contract.
-        f => unsafe {
-            let f: unsafe extern "C" fn(
-                *mut libc::pthread_t,
-                *const libc::pthread_attr_t,
-                StartRoutine,
-                *mut c_void,
-            ) -> c_int = std::mem::transmute(f);
-            Some(f(thread, attr, start, arg))
-        },
-    }
-}
 
 /// What dladdr knows about `addr`: the symbol name if the dynamic symbol
 /// table has one, else the object's file name and the offset in it.

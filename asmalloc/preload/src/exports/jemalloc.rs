@@ -14,10 +14,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use rt::Op;
 use rt::__private::tag::{self, TAG_SIZE};
+use rt::Op;
 
-use super::{
+use super::tagging::{
     Mode, Owner, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_moved,
     tracked, untracked, write_tag,
 };
@@ -202,117 +202,71 @@ pub unsafe extern "C" fn sdallocx(ptr: *mut c_void, size: usize, flags: c_int) {
     }
 }
 
-/// `int mallctl(...)`: jemalloc's, untouched.
-///
-/// # Safety
-/// C contract of mallctl(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn mallctl(
-    name: *const c_char,
-    oldp: *mut c_void,
-    oldlenp: *mut usize,
-    newp: *mut c_void,
-    newlen: usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { real::mallctl(name, oldp, oldlenp, newp, newlen) }
-}
-
-/// `int mallctlnametomib(...)`: jemalloc's.
-///
-/// # Safety
-/// C contract of mallctl(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn mallctlnametomib(
-    name: *const c_char,
-    mibp: *mut usize,
-    miblenp: *mut usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { real::mallctlnametomib(name, mibp, miblenp) }
-}
-
-/// `int mallctlbymib(...)`: jemalloc's.
-///
-/// # Safety
-/// C contract of mallctl(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn mallctlbymib(
-    mib: *const usize,
-    miblen: usize,
-    oldp: *mut c_void,
-    oldlenp: *mut usize,
-    newp: *mut c_void,
-    newlen: usize,
-) -> c_int {
-    // SAFETY: the caller's contract.
-    unsafe { real::mallctlbymib(mib, miblen, oldp, oldlenp, newp, newlen) }
-}
-
-/// `void malloc_stats_print(...)`: jemalloc's.
-///
-/// # Safety
-/// C contract of malloc_stats_print(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn malloc_stats_print(
-    write_cb: Option<real::WriteCb>,
-    opaque: *mut c_void,
-    opts: *const c_char,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { real::malloc_stats_print(write_cb, opaque, opts) }
-}
+export_forward!(
+    /// `int mallctl(...)`: jemalloc's, untouched.
+    unsafe fn mallctl(
+        name: *const c_char,
+        oldp: *mut c_void,
+        oldlenp: *mut usize,
+        newp: *mut c_void,
+        newlen: usize,
+    ) -> c_int => real::mallctl
+);
+export_forward!(
+    /// `int mallctlnametomib(...)`: jemalloc's.
+    unsafe fn mallctlnametomib(name: *const c_char, mibp: *mut usize, miblenp: *mut usize) -> c_int
+        => real::mallctlnametomib
+);
+export_forward!(
+    /// `int mallctlbymib(...)`: jemalloc's.
+    unsafe fn mallctlbymib(
+        mib: *const usize,
+        miblen: usize,
+        oldp: *mut c_void,
+        oldlenp: *mut usize,
+        newp: *mut c_void,
+        newlen: usize,
+    ) -> c_int => real::mallctlbymib
+);
+export_forward!(
+    /// `void malloc_stats_print(...)`: jemalloc's.
+    unsafe fn malloc_stats_print(
+        write_cb: Option<real::WriteCb>,
+        opaque: *mut c_void,
+        opts: *const c_char,
+    ) => real::malloc_stats_print
+);
 
 // ---------------------------------------------------------------------------
-// glibc's bypass entry points: the real (untracked) allocator, jemalloc.
+// glibc's bypass entry points: the real (untracked) allocator, jemalloc. A
+// tracked block freed with `__libc_free` stays charged, as with glibc's
+// `__libc_free` under libasmalloc.so.
 
-/// `__libc_malloc`: untracked jemalloc `malloc`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
-    real::malloc(size)
-}
-
-/// `__libc_calloc`: untracked jemalloc `calloc`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
-    real::calloc(n, size)
-}
-
-/// `__libc_realloc`: untracked jemalloc `realloc`.
-///
-/// # Safety
-/// `ptr` is NULL or a live block of this library.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void {
-    // SAFETY: the caller's contract.
-    unsafe { real::realloc(ptr, size) }
-}
-
-/// `__libc_free`: untracked jemalloc `free` (a tracked block freed here
-/// stays charged, as with glibc's `__libc_free` under libasmalloc.so).
-///
-/// # Safety
-/// `ptr` is NULL or a live block of this library.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn __libc_free(ptr: *mut c_void) {
-    // SAFETY: the caller's contract.
-    unsafe { real::free(ptr) }
-}
-
-/// `__libc_memalign`: untracked jemalloc `memalign`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
-    real::memalign(align, size)
-}
-
-/// `__libc_valloc`: untracked jemalloc `valloc`.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
-    real::valloc(size)
-}
-
-/// `__libc_pvalloc`: untracked.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
-    real::pvalloc(size)
-}
+export_forward!(
+    /// `__libc_malloc`: untracked jemalloc `malloc`.
+    fn __libc_malloc(size: usize) -> *mut c_void => real::malloc
+);
+export_forward!(
+    /// `__libc_calloc`: untracked jemalloc `calloc`.
+    fn __libc_calloc(n: usize, size: usize) -> *mut c_void => real::calloc
+);
+export_forward!(
+    /// `__libc_realloc`: untracked jemalloc `realloc`.
+    unsafe fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void => real::realloc
+);
+export_forward!(
+    /// `__libc_free`: untracked jemalloc `free`.
+    unsafe fn __libc_free(ptr: *mut c_void) => real::free
+);
+export_forward!(
+    /// `__libc_memalign`: untracked jemalloc `memalign`.
+    fn __libc_memalign(align: usize, size: usize) -> *mut c_void => real::memalign
+);
+export_forward!(
+    /// `__libc_valloc`: untracked jemalloc `valloc`.
+    fn __libc_valloc(size: usize) -> *mut c_void => real::valloc
+);
+export_forward!(
+    /// `__libc_pvalloc`: untracked.
+    fn __libc_pvalloc(size: usize) -> *mut c_void => real::pvalloc
+);

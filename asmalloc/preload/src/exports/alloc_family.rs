@@ -1,0 +1,294 @@
+//! The interposed allocation family: `malloc` … `malloc_usable_size`,
+//! each served as its call's mode says (tracked, the library's own, plain,
+//! or stepped aside for another allocator).
+//!
+//! **errno**: tracking itself never sets it, so successful calls keep it,
+//! and failures report exactly what the heap reports.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use rt::__private::engine;
+use rt::__private::tag::TAG_SIZE;
+use rt::Op;
+
+use super::tagging::{
+    Mode, Owner, enomem, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_new,
+    tracked, untracked,
+};
+use crate::real;
+use crate::syscalls::set_errno;
+
+/// `malloc(3)`.
+///
+/// # Safety
+/// C contract of malloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    match mode() {
+        Mode::Tracked => tracked(Op::Malloc, size, real::malloc),
+        m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
+    }
+}
+
+/// `calloc(3)`: overflow of `n * size` gives NULL and ENOMEM, as glibc.
+///
+/// # Safety
+/// C contract of calloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    let m = mode();
+    match (m, n.checked_mul(size)) {
+        (Mode::Aside, _) => real::NEXT.calloc(n, size),
+        (Mode::Plain, _) => untracked(m, 0, |_| real::calloc(n, size), std::ptr::null_mut),
+        (Mode::Tracked, None) => enomem(),
+        (_, None) => {
+            set_errno(libc::ENOMEM);
+            std::ptr::null_mut()
+        }
+        (Mode::Tracked, Some(total)) => tracked(Op::Calloc, total, |bytes| real::calloc(1, bytes)),
+        (_, Some(total)) => untracked(m, total, |bytes| real::calloc(1, bytes), std::ptr::null_mut),
+    }
+}
+
+/// `free(3)`: NULL is a no-op; errno is kept.
+///
+/// # Safety
+/// C contract of free(3): `p` is NULL or a live block of this allocator.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `p` is a live block (caller's contract) of the allocator the
+    // mode names.
+    unsafe {
+        match mode() {
+            m @ (Mode::Tracked | Mode::Own) => {
+                let usable = release(Op::Free, p, m);
+                real::free_sized(p, usable);
+            }
+            Mode::Plain => {
+                real::early::take(p as usize);
+                real::free(p);
+            }
+            Mode::Aside => real::NEXT.free(p),
+        }
+    }
+}
+
+/// `realloc(3)` with glibc's rules: `realloc(NULL, n)` is `malloc(n)`,
+/// `realloc(p, 0)` frees `p` and returns NULL, a failure leaves `p` intact
+/// (and still charged where it was).
+///
+/// # Safety
+/// C contract of realloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    let m = mode();
+    match m {
+        // SAFETY: the caller's contract.
+        Mode::Aside => return unsafe { real::NEXT.realloc(p, size) },
+        // SAFETY: the caller's contract.
+        Mode::Plain => return unsafe { real::realloc(p, size) },
+        Mode::Tracked | Mode::Own => {}
+    }
+    if p.is_null() {
+        return match m {
+            Mode::Tracked => tracked(Op::Realloc, size, real::malloc),
+            _ => untracked(m, size, real::malloc, std::ptr::null_mut),
+        };
+    }
+    if size == 0 {
+        // glibc's rule: the block is freed, NULL returned.
+        // SAFETY: `p` is a live block (caller's contract).
+        unsafe { free(p) };
+        return std::ptr::null_mut();
+    }
+    // SAFETY: `p` is a live block (caller's contract); the heap is known.
+    let (owner, usable) = unsafe { read_tag(p) };
+    // SAFETY: `p` is live; `real::realloc` is its allocator's.
+    let resize = |p, n| unsafe { real::realloc(p, n) };
+    // SAFETY: as above; `size` is non-zero.
+    unsafe {
+        match (owner, m) {
+            // The library's own blocks stay its own, whoever resizes them;
+            // an untagged block the library resizes becomes its own.
+            (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
+                resize_own(p, owner, usable, size, resize)
+            }
+            _ => resize_tracked(Op::Realloc, p, owner, usable, size, resize),
+        }
+    }
+}
+
+/// `reallocarray(3)`: overflow of `n * size` gives NULL and ENOMEM and
+/// leaves `p` alone.
+///
+/// # Safety
+/// C contract of reallocarray(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: the caller's contract.
+        Some(total) => unsafe { realloc(p, total) },
+        None => enomem(),
+    }
+}
+
+/// `posix_memalign(3)`: EINVAL for a bad alignment, ENOMEM on failure.
+///
+/// # Safety
+/// C contract of posix_memalign(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    let m = mode();
+    let n = match m {
+        // SAFETY: the caller's contract.
+        Mode::Aside => return unsafe { real::NEXT.posix_memalign(out, align, size) },
+        // SAFETY: the caller's contract.
+        Mode::Plain => return unsafe { real::posix_memalign(out, align, size) },
+        Mode::Tracked | Mode::Own => match size.checked_add(TAG_SIZE) {
+            Some(n) => n,
+            None if m == Mode::Tracked => {
+                engine::clear_pending();
+                return libc::ENOMEM;
+            }
+            None => return libc::ENOMEM,
+        },
+    };
+    // SAFETY: the caller's contract (`out` writable).
+    let rc = unsafe { real::posix_memalign(out, align, n) };
+    match (rc, m) {
+        // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
+        (0, Mode::Tracked) => unsafe {
+            track_new(Op::Memalign, *out);
+        },
+        // SAFETY: as above.
+        (0, _) => unsafe {
+            mark_own(*out);
+        },
+        (_, Mode::Tracked) => engine::clear_pending(),
+        _ => {}
+    }
+    rc
+}
+
+/// `aligned_alloc(3)`.
+///
+/// # Safety
+/// C contract of aligned_alloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    let alloc = |n| real::aligned_alloc(align, n);
+    match mode() {
+        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        m => untracked(m, size, alloc, || real::NEXT.aligned_alloc(align, size)),
+    }
+}
+
+/// `memalign(3)`.
+///
+/// # Safety
+/// C contract of memalign(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    let alloc = |n| real::memalign(align, n);
+    match mode() {
+        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        m => untracked(m, size, alloc, || real::NEXT.memalign(align, size)),
+    }
+}
+
+/// `valloc(3)`.
+///
+/// # Safety
+/// C contract of valloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    match mode() {
+        Mode::Tracked => tracked(Op::Valloc, size, real::valloc),
+        m => untracked(m, size, real::valloc, || real::NEXT.valloc(size)),
+    }
+}
+
+/// `pvalloc(3)`.
+///
+/// # Safety
+/// C contract of pvalloc(3).
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    match mode() {
+        Mode::Tracked => tracked(Op::Valloc, size, real::pvalloc),
+        m => untracked(m, size, real::pvalloc, || real::NEXT.pvalloc(size)),
+    }
+}
+
+/// Copies `len` bytes of `s` into a new block with a final NUL (tracked
+/// when the program calls).
+///
+/// # Safety
+/// `s` is readable for `len` bytes.
+unsafe fn dup(op: Op, s: *const c_char, len: usize) -> *mut c_void {
+    let Some(size) = len.checked_add(1) else {
+        return enomem();
+    };
+    let p = match mode() {
+        Mode::Tracked => tracked(op, size, real::malloc),
+        m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
+    };
+    if !p.is_null() {
+        // SAFETY: `p` has room for `len + 1` bytes; `s` is readable for
+        // `len` (caller) and cannot overlap a fresh block.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.cast::<u8>(), p.cast::<u8>(), len);
+            p.cast::<u8>().add(len).write(0);
+        }
+    }
+    p
+}
+
+/// `strdup(3)`, charged to a site like any allocation.
+///
+/// # Safety
+/// `s` is a NUL-terminated string.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strdup(s: *const c_char) -> *mut c_char {
+    // SAFETY: `s` is NUL-terminated (caller), so strlen is in bounds and
+    // `len` bytes are readable.
+    unsafe { dup(Op::Strdup, s, libc::strlen(s)).cast() }
+}
+
+/// `strndup(3)`.
+///
+/// # Safety
+/// `s` is readable up to its NUL or `n` bytes, whichever comes first.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn strndup(s: *const c_char, n: usize) -> *mut c_char {
+    // SAFETY: strnlen reads at most `n` bytes and stops at a NUL, both
+    // readable by the caller's contract; so are the `len` bytes copied.
+    unsafe { dup(Op::Strndup, s, libc::strnlen(s, n)).cast() }
+}
+
+/// `malloc_usable_size(3)`: what the program may use — the real usable size
+/// less our tag for tagged blocks.
+///
+/// # Safety
+/// `p` is NULL or a live block of this allocator.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: `p` is a live block (caller's contract) of the allocator the
+    // mode names.
+    unsafe {
+        match mode() {
+            Mode::Aside => real::NEXT.usable_size(p),
+            Mode::Plain => real::usable_size(p),
+            Mode::Tracked | Mode::Own => {
+                let (owner, usable) = read_tag(p);
+                owner.program_usable(usable)
+            }
+        }
+    }
+}
