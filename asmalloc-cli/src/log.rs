@@ -1,13 +1,13 @@
-//! Reading the JSON-lines log the monitor writes (schema in the runtime's
-//! `asmalloc::monitor` docs). A line that does not parse is reported with
-//! its number and skipped; the rest is still read.
+//! Reading the JSON-lines log the monitor writes, with the runtime's own
+//! types for it (`asmalloc::log_format`). A line that does not parse is
+//! reported with its number and skipped; the rest is still read.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
 
-use serde_json::Value;
+use asmalloc::log_format::{LogLine, LogSiteName};
 
 /// A site as the log names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,12 +74,12 @@ pub(crate) struct Log {
     pub bad_lines: Vec<(usize, String)>,
 }
 
-fn name_of(v: &Value) -> SiteName {
+fn name_of(n: &LogSiteName) -> SiteName {
     SiteName {
-        type_name: v["type"].as_str().unwrap_or("").to_string(),
-        file: v["file"].as_str().unwrap_or("").to_string(),
-        line: v["line"].as_u64().unwrap_or(0),
-        function: v["function"].as_str().unwrap_or("").to_string(),
+        type_name: n.type_name.clone(),
+        file: n.file.clone(),
+        line: u64::from(n.line),
+        function: n.function.clone(),
     }
 }
 
@@ -113,36 +113,38 @@ impl Log {
 
     /// Adds one line; `Ok(false)` when it is older than `since_ns`.
     fn add_line(&mut self, line: &str, since_ns: i64) -> Result<bool, String> {
-        let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-        let time = v["time_ns"].as_i64().ok_or("no time_ns")?;
-        if time < since_ns {
+        let v = LogLine::parse(line).map_err(|e| {
+            if e.is_data() {
+                format!("not a log line: {e}")
+            } else {
+                format!("not JSON: {e}")
+            }
+        })?;
+        if v.time_ns < since_ns {
             return Ok(false);
         }
-        let pid = v["pid"].as_i64().unwrap_or(0);
+        let (pid, time) = (v.pid, v.time_ns);
         self.totals
             .entry(pid)
             .or_default()
-            .push((time, v["net_bytes"].as_i64().unwrap_or(0)));
-        for s in v["sites"].as_array().ok_or("no sites array")? {
-            let id = s["id"].as_u64().ok_or("a site without an id")? as u16;
-            let series = self.sites.entry((pid, id)).or_default();
-            series.name = name_of(s);
-            series
-                .points
-                .push((time, s["net_bytes"].as_i64().unwrap_or(0)));
-            series.last_count = s["net_count"].as_i64().unwrap_or(0);
+            .push((time, v.net_bytes));
+        for s in &v.sites {
+            let series = self.sites.entry((pid, s.id)).or_default();
+            series.name = name_of(&s.name);
+            series.points.push((time, s.net_bytes));
+            series.last_count = s.net_count;
         }
-        for d in v["verdicts"].as_array().map_or(&[][..], Vec::as_slice) {
+        for d in v.verdicts {
             self.verdicts.push(VerdictRecord {
                 pid,
                 time_ns: time,
-                kind: d["kind"].as_str().unwrap_or("?").to_string(),
-                id: d["id"].as_u64().unwrap_or(0) as u16,
-                name: name_of(d),
-                net_bytes: d["net_bytes"].as_i64().unwrap_or(0),
-                growth_bytes: d["growth_bytes"].as_i64().unwrap_or(0),
-                over_ns: d["over_ns"].as_i64().unwrap_or(0),
-                rate_bytes_per_s: d["rate_bytes_per_s"].as_i64().unwrap_or(0),
+                name: name_of(&d.name),
+                kind: d.kind,
+                id: d.id,
+                net_bytes: d.net_bytes,
+                growth_bytes: d.growth_bytes,
+                over_ns: d.over_ns,
+                rate_bytes_per_s: d.rate_bytes_per_s,
             });
         }
         Ok(true)

@@ -79,13 +79,14 @@
 //! 8. `site` — the registered site table, resolution, dynamic sites.
 //! 9. `config` — features, thresholds, the callback (process settings).
 //! 10. `detector` — the progressive-leak rule, on plain numbers.
-//! 11. `clock` — coarse and injectable time.
-//! 12. `diag` — warnings written without allocating.
-//! 13. `callback_cell` — a function and its user data published as one.
-//! 14. `vm_stats` — `/proc/self/status` figures.
-//! 15. `op` — the allocation-family operations.
-//! 16. `tag` — the per-block site tag.
-//! 17. `sys` — raw system calls.
+//! 11. `log_format` — the JSON-lines log's types (written and read).
+//! 12. `clock` — coarse and injectable time.
+//! 13. `diag` — warnings written without allocating.
+//! 14. `callback_cell` — a function and its user data published as one.
+//! 15. `vm_stats` — `/proc/self/status` figures.
+//! 16. `op` — the allocation-family operations.
+//! 17. `tag` — the per-block site tag.
+//! 18. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -120,6 +121,7 @@ mod engine;
 mod env;
 #[allow(unsafe_code)]
 mod global_alloc;
+pub mod log_format;
 mod monitor;
 mod op;
 pub mod report;

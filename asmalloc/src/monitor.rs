@@ -38,12 +38,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 use std::sync::atomic::AtomicU64;
 
 use crate::config::{ConfigError, parse_duration_ms, parse_size};
 use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
+use crate::log_format::{self, LogLine, LogSite, LogSiteName, LogThreads, LogVerdict};
 use crate::report::human_bytes;
 use crate::site;
 use crate::snapshot::Snapshot;
@@ -128,15 +127,15 @@ impl Monitor {
     }
 }
 
-fn site_json(id: u16) -> (Value, Value, Value, Value) {
+fn site_name(id: u16) -> LogSiteName {
     match site::describe(id) {
-        Some(i) if id != 0 => (
-            json!(i.type_name),
-            json!(i.file),
-            json!(i.line),
-            json!(i.function),
-        ),
-        _ => (json!(""), json!(""), json!(0), json!("")),
+        Some(i) if id != 0 => LogSiteName {
+            type_name: i.type_name.to_string(),
+            file: i.file.to_string(),
+            line: i.line,
+            function: i.function.to_string(),
+        },
+        _ => LogSiteName::default(),
     }
 }
 
@@ -165,40 +164,43 @@ fn log_line(
         last.insert(id, (bytes, count));
     }
     changed.sort_by_key(|c| c.0);
-    let sites: Vec<Value> = changed
-        .iter()
-        .map(|&(id, bytes, count, _)| {
-            let (ty, file, line, function) = site_json(id);
-            json!({"id": id, "type": ty, "file": file, "line": line, "function": function,
-                   "net_bytes": bytes, "net_count": count})
-        })
-        .collect();
-    let verdicts: Vec<Value> = verdicts
-        .iter()
-        .map(|v| {
-            let (ty, file, line, function) = site_json(v.site);
-            json!({"kind": v.kind.name(), "id": v.site, "type": ty, "file": file, "line": line,
-                   "function": function, "net_bytes": v.net_bytes, "growth_bytes": v.growth_bytes,
-                   "over_ns": v.over_ns, "rate_bytes_per_s": v.rate_bytes_per_s})
-        })
-        .collect();
-    let value = json!({
-        "v": 1,
-        "pid": std::process::id(),
-        "seq": seq,
-        "time_ns": snap.time_ns,
-        "net_bytes": snap.net_bytes,
-        "net_count": snap.net_count,
-        "net_mapped": snap.net_mapped,
-        "net_shm": snap.net_shm,
-        "threads": {"live": snap.threads_live, "total": snap.threads_total},
-        "sites": sites,
-        "sites_truncated": truncated,
-        "verdicts": verdicts,
-    });
-    let mut line = serde_json::to_vec(&value).unwrap_or_default();
-    line.push(b'\n');
-    line
+    LogLine {
+        v: log_format::VERSION,
+        pid: i64::from(std::process::id()),
+        seq,
+        time_ns: snap.time_ns,
+        net_bytes: snap.net_bytes,
+        net_count: snap.net_count,
+        net_mapped: snap.net_mapped,
+        net_shm: snap.net_shm,
+        threads: LogThreads {
+            live: snap.threads_live,
+            total: snap.threads_total,
+        },
+        sites: changed
+            .iter()
+            .map(|&(id, net_bytes, net_count, _)| LogSite {
+                id,
+                name: site_name(id),
+                net_bytes,
+                net_count,
+            })
+            .collect(),
+        sites_truncated: truncated as u64,
+        verdicts: verdicts
+            .iter()
+            .map(|v| LogVerdict {
+                kind: v.kind.name().to_string(),
+                id: v.site,
+                name: site_name(v.site),
+                net_bytes: v.net_bytes,
+                growth_bytes: v.growth_bytes,
+                over_ns: v.over_ns,
+                rate_bytes_per_s: v.rate_bytes_per_s,
+            })
+            .collect(),
+    }
+    .to_json_line()
 }
 
 /// One verdict as a line of text, naming the site:
@@ -581,7 +583,7 @@ mod tests {
             Some((2, VerdictKind::PossibleLeak))
         );
         let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text
+        let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
@@ -592,7 +594,7 @@ mod tests {
         // truncated ones catching up.
         assert_eq!(lines[10]["sites"].as_array().unwrap().len(), 1);
         assert_eq!(lines[10]["sites"][0]["id"], 2);
-        let with_verdict: Vec<&Value> = lines
+        let with_verdict: Vec<&serde_json::Value> = lines
             .iter()
             .filter(|l| !l["verdicts"].as_array().unwrap().is_empty())
             .collect();

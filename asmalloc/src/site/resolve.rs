@@ -65,4 +65,3 @@ pub fn resolve_rust(
         type_id,
     )
 }
-

@@ -1,0 +1,177 @@
+//! The leak monitor's JSON-lines log: one [`LogLine`] per sample.
+//!
+//! One set of types, written by the monitor (`ASMALLOC_LOG`) and read by
+//! `asmalloc report` and `asmalloc run`, so the two can never disagree on a
+//! field. A line lists only the sites whose net bytes or blocks changed
+//! since the line before (at most `max_sites` of them, the largest moves
+//! first; `sites_truncated` counts the rest), and the verdicts the detector
+//! reached at that sample. Readers accept lines with fields missing (they
+//! default), so logs from older versions still read.
+//!
+//! ```json
+//! {"v":1,"pid":4242,"seq":7,"time_ns":1796104131622949816,"net_bytes":1048576,
+//!  "net_count":12,"net_mapped":0,"net_shm":0,"threads":{"live":3,"total":3},
+//!  "sites":[{"id":7,"type":"cache","file":"src/cache.c","line":30,
+//!            "function":"cache_put","net_bytes":1040000,"net_count":10}],
+//!  "sites_truncated":0,
+//!  "verdicts":[{"kind":"possible_leak","id":7,"type":"cache","file":"src/cache.c",
+//!               "line":30,"function":"cache_put","net_bytes":1040000,
+//!               "growth_bytes":900000,"over_ns":5000000000,"rate_bytes_per_s":180000}]}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// The schema version written in every line (`v`).
+pub const VERSION: u32 = 1;
+
+/// One sample.
+/// Every field but `time_ns` may be missing (it defaults).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Schema version ([`VERSION`]).
+    #[serde(default)]
+    pub v: u32,
+    /// The sampled process.
+    #[serde(default)]
+    pub pid: i64,
+    /// The monitor's sample number in this process, from 0.
+    #[serde(default)]
+    pub seq: u64,
+    /// Time of the sample, ns since the Unix epoch.
+    pub time_ns: i64,
+    /// Net heap bytes, all sites.
+    #[serde(default)]
+    pub net_bytes: i64,
+    /// Net heap blocks, all sites.
+    #[serde(default)]
+    pub net_count: i64,
+    /// Net bytes mapped with `mmap` (not charged to sites).
+    #[serde(default)]
+    pub net_mapped: i64,
+    /// Net bytes of attached System V shared memory.
+    #[serde(default)]
+    pub net_shm: i64,
+    /// Threads that have used the tracker.
+    #[serde(default)]
+    pub threads: LogThreads,
+    /// Sites that changed since the previous line.
+    #[serde(default)]
+    pub sites: Vec<LogSite>,
+    /// Changed sites left out of this line (over the per-line limit).
+    #[serde(default)]
+    pub sites_truncated: u64,
+    /// Verdicts reached at this sample.
+    #[serde(default)]
+    pub verdicts: Vec<LogVerdict>,
+}
+
+/// Live and total threads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogThreads {
+    /// Threads alive now.
+    pub live: u64,
+    /// Threads ever started.
+    pub total: u64,
+}
+
+/// How a site is named in the log (empty strings and line 0 for site 0 and
+/// for sites without a description).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSiteName {
+    /// The allocation type's name.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Source file.
+    pub file: String,
+    /// Source line.
+    pub line: u32,
+    /// Function.
+    pub function: String,
+}
+
+/// A site's net bytes and blocks at this sample.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSite {
+    /// Site id.
+    pub id: u16,
+    /// Its name.
+    #[serde(flatten)]
+    pub name: LogSiteName,
+    /// Net bytes.
+    pub net_bytes: i64,
+    /// Net blocks.
+    pub net_count: i64,
+}
+
+/// A verdict of the leak detector (see `asmalloc::detector`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogVerdict {
+    /// `possible_leak`, `still_growing` or `never_mind`.
+    pub kind: String,
+    /// Site id.
+    pub id: u16,
+    /// Its name.
+    #[serde(flatten)]
+    pub name: LogSiteName,
+    /// The site's net bytes at the verdict.
+    pub net_bytes: i64,
+    /// How much its floor grew over `over_ns`.
+    pub growth_bytes: i64,
+    /// The span the growth was measured over, ns.
+    pub over_ns: i64,
+    /// Growth per second.
+    pub rate_bytes_per_s: i64,
+}
+
+impl LogLine {
+    /// The line as JSON text with its final newline (written with one
+    /// `write`, so appends from several writers stay whole).
+    pub fn to_json_line(&self) -> Vec<u8> {
+        let mut line = serde_json::to_vec(self).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+
+    /// Parses one line of a log.
+    pub fn parse(text: &str) -> Result<LogLine, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_round_trips() {
+        let doc = include_str!("log_format.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```json"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim())
+            .collect::<String>();
+        let line = LogLine::parse(&doc).expect("the example parses");
+        assert_eq!(line.sites[0].name.function, "cache_put");
+        assert_eq!(line.verdicts[0].rate_bytes_per_s, 180000);
+        let again = LogLine::parse(std::str::from_utf8(&line.to_json_line()).unwrap()).unwrap();
+        assert_eq!(again, line);
+    }
+
+    #[test]
+    fn missing_fields_default() {
+        assert!(
+            LogLine::parse(r#"{"sites":[]}"#).is_err(),
+            "time_ns is required"
+        );
+        let line = LogLine::parse(r#"{"time_ns":5,"sites":[{"id":3}]}"#).unwrap();
+        assert_eq!(line.time_ns, 5);
+        assert_eq!(line.sites[0].id, 3);
+        assert_eq!(line.sites[0].name.file, "");
+        assert!(line.verdicts.is_empty());
+    }
+}
