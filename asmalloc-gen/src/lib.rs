@@ -66,7 +66,7 @@ pub use scan::Lang;
 pub use site::{FoundSite, SiteLang};
 
 /// The force-include header for C programs (`-include asmalloc_sites.h`).
-pub const SITES_HEADER: &str = include_str!("../include/asmalloc_sites.h");
+pub const SITES_HEADER: &str = include_str!("../../include/asmalloc_sites.h");
 
 /// The file name of [`SITES_HEADER`].
 pub const SITES_HEADER_FILE: &str = "asmalloc_sites.h";

@@ -85,6 +85,16 @@ impl Features {
         self.0 & other.0 == other.0
     }
 
+    /// True when any bit of `other` is set.
+    pub const fn intersects(self, other: Features) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    /// The bits of both (`|` in a `const`).
+    pub const fn union(self, other: Features) -> Features {
+        Features(self.0 | other.0)
+    }
+
     /// Parses `DATESTAMP|VM_STATS` (also `,` or `+` separated, any case,
     /// with or without the `ASM_LOG_` prefix), `default`, `all`, `none`, or a
     /// number (decimal or `0x` hex).
@@ -192,7 +202,9 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::UnknownFeatureBits(bits) => write!(
                 f,
-                "asmalloc: unknown feature bits {bits:#x}; known bits are 0x1..0x100 (0x1ff in all)"
+                "asmalloc: unknown feature bits {bits:#x}; known bits are 0x1..{:#x} ({:#x} in all)",
+                (Features::ALL.0 + 1) >> 1,
+                Features::ALL.0
             ),
             ConfigError::UnknownFeatureName(name) => write!(
                 f,
@@ -465,6 +477,8 @@ mod tests {
         assert_eq!(Features::parse("ASM_LOG_BLOCKS").unwrap(), Features::BLOCKS);
         assert_eq!(Features::parse("0x3").unwrap().bits(), 3);
         assert_eq!(Features::parse("default").unwrap(), Features::DEFAULT);
+        // The original's default set: datestamp, thread and count stats,
+        // both callbacks, VM stats.
         assert_eq!(Features::DEFAULT.bits(), 0x11f);
         let err = Features::parse("DATESTAMP|BOGUS").unwrap_err();
         assert!(err.to_string().contains("unknown feature 'BOGUS'"));

@@ -102,7 +102,7 @@ fn reports_show_jemalloc_statistics() {
         stats.resident > 0 && stats.mapped >= stats.active,
         "{stats:?}"
     );
-    asmalloc::set_feature_bits(0x1ff);
+    asmalloc::set_features(asmalloc::Features::ALL);
     let snap = asmalloc::Snapshot::take();
     let mut text = Vec::new();
     asmalloc::report::write_text(&mut text, &snap, 5).unwrap();

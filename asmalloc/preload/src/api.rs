@@ -2,13 +2,20 @@
 
 use std::sync::atomic::AtomicBool;
 
-use rt::{Site, SiteTable};
+use rt::{Features, Site, SiteTable};
 
 use crate::guard::Guard;
 use crate::report::{self, Reason};
 
-/// Feature bits that make `asm_hook` log something.
-const LOGGING: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
+/// Features that make `asm_hook` log something (the callback features do
+/// not).
+const LOGGING: Features = Features::DATESTAMP
+    .union(Features::THREAD_STATS)
+    .union(Features::MEM_COUNT_STATS)
+    .union(Features::MALLOC_INFO)
+    .union(Features::MALLOC_STATS)
+    .union(Features::MALLINFO)
+    .union(Features::VM_STATS);
 
 /// What `asm_hook` hands back: the `asm_stats_t` numbers and, with
 /// `ASM_LOG_VM_STATS`, the VM stats.
@@ -22,8 +29,8 @@ pub(crate) struct Hook {
 /// `asm_hook`: logs what the features ask for and returns the numbers.
 pub(crate) fn hook() -> Hook {
     let _guard = Guard::enter();
-    let features = rt::features().bits();
-    if features & LOGGING != 0 {
+    let features = rt::features();
+    if features.intersects(LOGGING) {
         report::emit(Reason::Hook);
     }
     // Every asm_hook call is also a sample for the leak monitor.
@@ -33,7 +40,9 @@ pub(crate) fn hook() -> Hook {
         mem_count: snap.net_bytes,
         net_mmaps: snap.net_mapped,
         net_shm: snap.net_shm,
-        vm: (features & (1 << 8) != 0).then(rt::VmStats::read_self),
+        vm: features
+            .contains(Features::VM_STATS)
+            .then(rt::VmStats::read_self),
     }
 }
 

@@ -221,9 +221,30 @@ pub use resolve::{resolve, resolve_rust};
 
 use std::sync::atomic::AtomicBool;
 
-/// The original C sample's type names, used when no table is registered.
-pub const C_TYPE_NAMES: [&str; 8] = [
-    "NONE", "REALLOC", "FREE", "CALLOC", "VALLOC", "STRDUP", "STRNDUP", "MALLOC",
+/// The fixed type ids of every generated table (the first eight are the
+/// original C sample's), used for type names when no table is registered.
+/// The same list is asmalloc-gen's `BUILTIN_TYPES` and the
+/// `ASMALLOC_TYPE_*` constants of `include/asmalloc_sites.h`; a test of
+/// asmalloc-gen (`tests/type_ids.rs`) holds the three equal.
+pub const C_TYPE_NAMES: [&str; 18] = [
+    "NONE",
+    "REALLOC",
+    "FREE",
+    "CALLOC",
+    "VALLOC",
+    "STRDUP",
+    "STRNDUP",
+    "MALLOC",
+    "REALLOCARRAY",
+    "MEMALIGN",
+    "POSIX_MEMALIGN",
+    "ALIGNED_ALLOC",
+    "PVALLOC",
+    "MALLOCX",
+    "RALLOCX",
+    "XALLOCX",
+    "DALLOCX",
+    "SDALLOCX",
 ];
 
 static WARNED_SITE: AtomicBool = AtomicBool::new(false);

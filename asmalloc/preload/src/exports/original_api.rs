@@ -160,6 +160,11 @@ struct CmdArgs {
     udata: usize,
 }
 
+/// `asm_cmd_t` (include/asmalloc.h); `ASM_CMD_PRINT_STATS` is 3.
+const ASM_CMD_SET_FEATURES: c_int = 0;
+const ASM_CMD_SET_THRESHOLDS: c_int = 1;
+const ASM_CMD_SET_CALLBACK: c_int = 2;
+
 unsafe extern "C" {
     /// shim.c: pulls `asm_cmd`'s arguments out of the `va_list`.
     fn asmalloc_shim_cmd_args(cmd: c_int, args: *mut c_void, out: *mut CmdArgs) -> c_int;
@@ -181,9 +186,9 @@ pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
         return 0;
     }
     match cmd {
-        0 => rt::set_feature_bits(a.features),
-        1 => api::set_thresholds(a.block_size, a.delta_size, a.delta_time),
-        2 => {
+        ASM_CMD_SET_FEATURES => rt::set_feature_bits(a.features),
+        ASM_CMD_SET_THRESHOLDS => api::set_thresholds(a.block_size, a.delta_size, a.delta_time),
+        ASM_CMD_SET_CALLBACK => {
             USER_CALLBACK.store(a.callback, Ordering::Release);
             let callback: Option<rt::Callback> = (a.callback != 0).then_some(guarded_callback);
             // Publishing the pair allocates a little: the library's own.
