@@ -107,7 +107,6 @@
 // comment.
 #![deny(unsafe_code)]
 
-#[allow(unsafe_code)]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

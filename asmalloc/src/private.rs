@@ -75,13 +75,16 @@ impl RustSite {
     }
 }
 
-/// A future that makes `site` current around every poll of `inner`: an
-/// `async fn` is charged for what it allocates while it runs, never for what
-/// other tasks allocate while it waits.
-#[derive(Debug)]
-pub struct Tracked<F> {
-    site: &'static RustSite,
-    inner: F,
+pin_project_lite::pin_project! {
+    /// A future that makes `site` current around every poll of `inner`: an
+    /// `async fn` is charged for what it allocates while it runs, never for
+    /// what other tasks allocate while it waits.
+    #[derive(Debug)]
+    pub struct Tracked<F> {
+        site: &'static RustSite,
+        #[pin]
+        inner: F,
+    }
 }
 
 impl<F> Tracked<F> {
@@ -95,11 +98,9 @@ impl<F: Future> Future for Tracked<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _scope = self.site.enter();
-        // SAFETY: structural pinning of `inner`: `Tracked` never moves it out
-        // or hands out `&mut F` except here, pinned, and has no `Drop` impl
-        // and no `Unpin` impl beyond the auto one (which requires F: Unpin).
-        unsafe { self.map_unchecked_mut(|t| &mut t.inner) }.poll(cx)
+        let this = self.project();
+        let _scope = this.site.enter();
+        this.inner.poll(cx)
     }
 }
 
