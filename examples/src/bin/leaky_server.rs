@@ -4,8 +4,7 @@
 //! buffer, answered with a rendered response, and logged — all freed when
 //! the request is done — except that `SessionCache::remember` keeps about
 //! 1 KiB per request in a cache that is never evicted: a progressive leak.
-//! At the end (and every `--report-every` requests) the report names the
-//! leaking function and line at the top.
+//! At the end the report names the leaking function and line at the top.
 //!
 //! Run: `cargo run --release -p asmalloc-examples --bin leaky_server -- [REQUESTS] [WORKERS] [RATE]`
 //! (RATE: requests per second, 0 = as fast as it can). Under
