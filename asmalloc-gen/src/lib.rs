@@ -19,8 +19,8 @@
 //! 2. C/C++ files go through a real lexer ([`c_lexer`]: comments, literals,
 //!    continuations) and a site finder ([`c_sites`]: `#if 0`, `#define`
 //!    bodies, declarations vs calls, enclosing functions). Rust files are
-//!    parsed with `syn` ([`rust_sites`]: `#[track_alloc(type)]`, which also
-//!    holds the site key the proc-macro must compute).
+//!    parsed with `syn` ([`rust_sites`]: `#[track_alloc(type)]`, the
+//!    function path, and the line the runtime matches the macro's site by).
 //! 3. [`ids`] matches the new sites against the previous table
 //!    (`mallocations.json`) so surviving sites keep their ids; removed ids are
 //!    retired, never reused.

@@ -13,12 +13,22 @@
 //!   segment of an `impl`'s self type (or the trait's name for a trait's
 //!   default method), and a function nested in another function's body gets
 //!   the outer function's name as one more segment;
-//! - the site key ([`rust_site_key`]): `"{fn_path}@{file}"`.
+//! - the site key ([`rust_site_key`]): `"{fn_path}@{file}"`. Only the
+//!   generator computes it: it is written to `mallocations.json` (`key`)
+//!   and `MALLOCATION_RUST_KEYS`, and its fingerprint is the site's context
+//!   for keeping ids stable. The `#[track_alloc]` macro computes no key.
 //!
-//! At run time the macro's site is matched to the table's entry by file,
-//! line of the function's name and the function's last path segment (see
-//! `asmalloc::site::resolve_rust`), so the line recorded here must be the
-//! line of the function's name.
+//! At run time the site is resolved from what the macro expands to —
+//! `file!()`, the line of the function's name and
+//! `concat!(module_path!(), "::", name)` — against the registered table
+//! (`asmalloc`'s `site::resolve::resolve_rust`, matching in
+//! `site::lookup::find`): the table's file must equal `file!()` or be a
+//! suffix of it starting after a `/`, the line must be equal, and the
+//! function must be equal or equal in its last `::` segment (the table's
+//! `module::Type::method` against the macro's `crate::module::method`).
+//! The type is not compared. So the line recorded here must be the line of
+//! the function's name, and the last segment of the path must be the
+//! function's own name.
 
 use syn::visit::Visit;
 use syn::{Attribute, Ident};
@@ -59,7 +69,9 @@ pub fn module_path_for_file(file_rel: &str) -> Vec<String> {
     out
 }
 
-/// The site key both the generator and the macro compute.
+/// The site key of a Rust site, `"{fn_path}@{file_rel}"`: the table's
+/// `key` field and `MALLOCATION_RUST_KEYS` entry. The runtime does not use
+/// it (it matches by file, line and function name; see the module docs).
 pub fn rust_site_key(file_rel: &str, fn_path: &str) -> String {
     format!("{fn_path}@{file_rel}")
 }
