@@ -23,6 +23,12 @@ pub fn now_ns() -> i64 {
     }
 }
 
+/// The fake time set by [`set_test_time`], or 0 for none: one relaxed load.
+#[inline(always)]
+pub(crate) fn fake_ns() -> i64 {
+    FAKE_NOW_NS.load(Ordering::Relaxed)
+}
+
 /// Makes [`now_ns`] return `ns` from now on (`None` restores the real clock).
 /// For tests of the time threshold; affects the whole process.
 pub fn set_test_time(ns: Option<i64>) {

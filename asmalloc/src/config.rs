@@ -356,6 +356,12 @@ pub(crate) fn armed_delta_threshold() -> usize {
     ARMED_DELTA.load(Ordering::Relaxed)
 }
 
+/// The time threshold, whole seconds.
+#[inline(always)]
+pub(crate) fn delta_seconds() -> i64 {
+    DELTA_SECONDS.load(Ordering::Relaxed)
+}
+
 /// Sets the thresholds (`ASM_CMD_SET_THRESHOLDS`).
 pub fn set_thresholds(t: Thresholds) {
     BLOCK_BYTES.store(t.block_bytes, Ordering::Relaxed);

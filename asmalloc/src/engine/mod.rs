@@ -4,8 +4,10 @@
 //! touches only the calling thread's own table: a handful of relaxed loads
 //! and stores, no lock, no read-modify-write atomic, no allocation and — in
 //! the common case — no system call. Thresholds are checked inline with two
-//! comparisons; only a threshold that is crossed reads the clock and calls
-//! the user callback.
+//! comparisons. A site past the delta threshold is then checked for the time
+//! threshold on each of its allocations without reading the clock (a
+//! per-thread reading is reused, see `ThreadState::seconds_for_threshold`);
+//! only a threshold that fires reads the clock and calls the user callback.
 //!
 //! **Which site an allocation is charged to.** Each thread has a *scope
 //! site* (set by a `#[track_alloc]` function for as long as it runs, see
@@ -206,49 +208,62 @@ fn thresholds_crossed(
     block: bool,
     drift: bool,
 ) {
-    let th = config::thresholds();
-    let now = clock::now_ns();
-    let thread_id = t.thread_id.load(Ordering::Relaxed);
-    let type_id = if type_id == TYPE_OF_SITE {
-        site_type(site)
-    } else {
-        type_id
+    let type_of = |type_id: u16| {
+        if type_id == TYPE_OF_SITE {
+            site_type(site)
+        } else {
+            type_id
+        }
     };
     if block {
-        fire(s, thread_id, type_id, site, delta, 0, now);
+        fire(s, t, type_of(type_id), site, delta, 0, None);
     }
     if drift {
         let c = t.site(site);
-        let now_secs = now.div_euclid(1_000_000_000);
+        let limit = config::delta_seconds();
+        let reported = c.reported_secs.load(Ordering::Relaxed);
         // The original's rule: fire when more than `delta_seconds` whole
         // seconds have passed since this site's last report on this thread.
-        if (now_secs - c.reported_secs.load(Ordering::Relaxed)).abs() > th.delta_seconds {
+        // In steady state (moved past the delta, time not passed) this is
+        // decided without reading the clock; a reading that says "passed" is
+        // confirmed with a fresh one.
+        if (s.seconds_for_threshold() - reported).abs() <= limit {
+            return;
+        }
+        let now = clock::now_ns();
+        let now_secs = now.div_euclid(1_000_000_000);
+        if crate::clock::fake_ns() == 0 {
+            s.read_clock_secs();
+        }
+        if (now_secs - reported).abs() > limit {
             let moved = net.wrapping_sub(c.reported_total.load(Ordering::Relaxed));
             c.reported_total.store(net, Ordering::Relaxed);
             c.reported_secs.store(now_secs, Ordering::Relaxed);
             c.last_time_ns.store(now, Ordering::Relaxed);
-            fire(s, thread_id, type_id, site, moved, net, now);
+            fire(s, t, type_of(type_id), site, moved, net, Some(now));
         }
     }
 }
 
+/// Calls the user's callback, if there is one (reading the clock only
+/// then, unless the caller has `now`).
 fn fire(
     s: &thread::ThreadState,
-    thread_id: u64,
+    t: &ThreadTable,
     type_id: u16,
     site: u16,
     delta: i64,
     total: i64,
-    now: i64,
+    now: Option<i64>,
 ) {
     if s.in_callback.get() {
         return;
     }
     if let Some((callback, user_data)) = config::callback() {
         s.in_callback.set(true);
-        let ts = clock::to_timespec(now);
+        let ts = clock::to_timespec(now.unwrap_or_else(clock::now_ns));
         callback(
-            thread_id,
+            t.thread_id.load(Ordering::Relaxed),
             type_id,
             site,
             delta as isize,
@@ -285,9 +300,8 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
         // allocates cannot use the site up.
         let block = config::features().contains(Features::BLOCKS)
             && delta_size.unsigned_abs() > config::thresholds().block_bytes;
-        if block {
-            let thread_id = t.map_or(0, |t| t.thread_id.load(Ordering::Relaxed));
-            fire(s, thread_id, type_id, loc, delta_size as i64, 0, now);
+        if block && let Some(t) = t {
+            fire(s, t, type_id, loc, delta_size as i64, 0, Some(now));
         }
         s.pending_site.set(loc);
         s.pending_type.set(type_id);

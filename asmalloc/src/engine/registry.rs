@@ -10,7 +10,7 @@
 //! adopts a table from here and hands it back ([`release`]) when its thread
 //! exits.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use super::table::ThreadTable;
 use crate::sys;
@@ -104,12 +104,36 @@ fn push_new() -> Option<&'static ThreadTable> {
 static FOLDS_STARTED: AtomicU64 = AtomicU64::new(0);
 static FOLDS_FINISHED: AtomicU64 = AtomicU64::new(0);
 
+/// Held by every fold, and by a reader that the seqlock turned away too
+/// often (threads exiting in a burst): then the reader waits for the folds
+/// under way and keeps new ones out while it reads, instead of returning a
+/// read that may count an exiting thread twice or not at all. A spin lock
+/// (yielding), so a forked child can release one held by a thread that does
+/// not exist there.
+static FOLD_LOCK: AtomicBool = AtomicBool::new(false);
+
+fn lock_folds() {
+    while FOLD_LOCK
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+fn unlock_folds() {
+    FOLD_LOCK.store(false, Ordering::Release);
+}
+
+/// Tries of the lock-free read before a reader takes [`FOLD_LOCK`].
+const OPTIMISTIC_READS: usize = 64;
+
 /// Reads `read` at a moment when no exiting thread is moving its counters
-/// into the retired table, so nothing is counted twice or missed; after 1000
-/// interrupted attempts (threads exiting without pause) the last read is
-/// returned as is.
+/// into the retired table, so nothing is counted twice or missed: first
+/// optimistically (a seqlock, retried while folds interfere), then, if
+/// folds keep interfering, holding the fold lock.
 pub(crate) fn read_consistently<R>(mut read: impl FnMut() -> R) -> R {
-    for _ in 0..1000 {
+    for _ in 0..OPTIMISTIC_READS {
         let started = FOLDS_STARTED.load(Ordering::Acquire);
         if FOLDS_FINISHED.load(Ordering::Acquire) != started {
             std::thread::yield_now();
@@ -121,24 +145,33 @@ pub(crate) fn read_consistently<R>(mut read: impl FnMut() -> R) -> R {
             return value;
         }
     }
-    read()
+    // Every fold runs under the lock, so once we hold it none is running
+    // and none can start.
+    lock_folds();
+    let value = read();
+    unlock_folds();
+    value
 }
 
 /// Repairs what a `fork` taken at the wrong moment leaves behind in the
 /// child, where only the forking thread survives: a fold another thread had
-/// begun (which would make every snapshot retry forever).
+/// begun (which would make every snapshot retry forever, then wait on the
+/// fold lock).
 pub(crate) fn after_fork_in_child() {
     FOLDS_FINISHED.store(FOLDS_STARTED.load(Ordering::Relaxed), Ordering::Release);
+    unlock_folds();
 }
 
 /// Folds an exiting thread's counters into the retired table and frees its
 /// table for adoption.
 pub(crate) fn release(table: &'static ThreadTable) {
     if let Some(retired) = retired() {
+        lock_folds();
         FOLDS_STARTED.fetch_add(1, Ordering::Relaxed);
         std::sync::atomic::fence(Ordering::Release);
         table.fold_into(retired);
         FOLDS_FINISHED.fetch_add(1, Ordering::Release);
+        unlock_folds();
     }
     THREADS_EXITED.fetch_add(1, Ordering::Relaxed);
     table.in_use.store(false, Ordering::Release);

@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use super::registry;
 use super::table::ThreadTable;
 
+/// Time-threshold checks that reuse one clock reading (see
+/// [`ThreadState::seconds_for_threshold`]).
+pub(crate) const CLOCK_EVERY: u32 = 1024;
+
 const NEW: u8 = 0;
 const ADOPTING: u8 = 1;
 const ACTIVE: u8 = 2;
@@ -38,6 +42,11 @@ pub(crate) struct ThreadState {
     /// Inside the user callback: allocations are counted, callbacks are not
     /// fired again.
     pub in_callback: Cell<bool>,
+    /// Whole seconds of the clock as this thread last read it, and how many
+    /// more time-threshold checks may use that reading before the next read
+    /// (see [`ThreadState::seconds_for_threshold`]).
+    clock_secs: Cell<i64>,
+    clock_budget: Cell<u32>,
 }
 
 impl ThreadState {
@@ -52,7 +61,43 @@ impl ThreadState {
             pending_type: Cell::new(0),
             pending_block_reported: Cell::new(false),
             in_callback: Cell::new(false),
+            clock_secs: Cell::new(0),
+            clock_budget: Cell::new(0),
         }
+    }
+
+    /// Whole seconds now, for the time threshold's steady state: a site whose
+    /// net bytes moved past the delta threshold is checked on every one of
+    /// its allocations until the time threshold passes, and reading the
+    /// clock each time would cost more than the allocation. The reading is
+    /// reused for [`CLOCK_EVERY`] checks on this thread, so a check sees a
+    /// time up to that many checks old: the threshold is never judged passed
+    /// early by it (callers confirm with a fresh read before firing), and
+    /// fires at most `CLOCK_EVERY` checks late. A fake test time is always
+    /// current.
+    #[inline]
+    pub(crate) fn seconds_for_threshold(&self) -> i64 {
+        let fake = crate::clock::fake_ns();
+        if fake != 0 {
+            return fake.div_euclid(1_000_000_000);
+        }
+        match self.clock_budget.get() {
+            0 => self.read_clock_secs(),
+            n => {
+                self.clock_budget.set(n - 1);
+                self.clock_secs.get()
+            }
+        }
+    }
+
+    /// Reads the clock now (and restarts the reuse budget); returns whole
+    /// seconds.
+    #[cold]
+    pub(crate) fn read_clock_secs(&self) -> i64 {
+        let secs = crate::clock::now_ns().div_euclid(1_000_000_000);
+        self.clock_secs.set(secs);
+        self.clock_budget.set(CLOCK_EVERY);
+        secs
     }
 
     /// This thread's table, adopting one on first use. `None` while adopting
