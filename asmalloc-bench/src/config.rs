@@ -83,6 +83,8 @@ pub struct Prog {
     pub stdin: Option<PathBuf>,
     /// stdout to /dev/null instead of a captured file (bulk output).
     pub discard_stdout: bool,
+    /// The program's own environment (every configuration).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Prog {
@@ -92,8 +94,19 @@ impl Prog {
             args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
             stdin: None,
             discard_stdout: false,
+            env: Vec::new(),
         }
     }
+}
+
+/// memcheck's scaled-down run: the program on 1/`scale` of the work, and
+/// the same program with no work at all (the tool's fixed start-up cost,
+/// which is not multiplied by the work ratio).
+#[derive(Debug, Clone)]
+pub struct Small {
+    pub prog: Prog,
+    pub scale: f64,
+    pub zero: Prog,
 }
 
 /// A run to make: the command (built for a fresh output directory) and
@@ -107,6 +120,9 @@ pub struct Invocation {
     pub env: Vec<(&'static str, String)>,
     /// Full-size work / this run's work (memcheck's scaled-down runs).
     pub scale: f64,
+    /// With `scale`: the same command doing no work, run once to measure
+    /// the fixed start-up cost.
+    pub zero: Option<Prog>,
     /// stdout must equal the raw run's (same work, no tool printing to it).
     pub compare_stdout: bool,
 }
@@ -146,15 +162,33 @@ pub fn not_installed(package: &str) -> String {
 
 impl Tools {
     /// `prog` under a preload configuration: the C programs and the real
-    /// programs. `small` is the scaled-down run for memcheck with its work
-    /// ratio.
-    pub fn preload_plan(&self, cfg: Cfg, prog: &Prog, small: Option<(&Prog, f64)>) -> Plan {
+    /// programs. `small` is the scaled-down run for memcheck (None: memcheck
+    /// skipped, `skip_why`), `heaptrack_small` for heaptrack (None: full
+    /// size).
+    pub fn preload_plan(
+        &self,
+        cfg: Cfg,
+        prog: &Prog,
+        small: Option<&Small>,
+        heaptrack_small: Option<&Small>,
+    ) -> Plan {
+        let scaled = |small: &Small, wrapper| {
+            Plan::Run(Box::new(Invocation {
+                prog: small.prog.clone(),
+                wrapper,
+                env: vec![],
+                scale: small.scale,
+                zero: Some(small.zero.clone()),
+                compare_stdout: false,
+            }))
+        };
         let run = |prog: &Prog, wrapper, env: Vec<(&'static str, String)>, scale, compare| {
             Plan::Run(Box::new(Invocation {
                 prog: prog.clone(),
                 wrapper,
                 env,
                 scale,
+                zero: None,
                 compare_stdout: compare && !prog.discard_stdout,
             }))
         };
@@ -189,15 +223,14 @@ impl Tools {
                 (Some(_), false) => Plan::Skip("jemalloc built without profiling".into()),
                 (None, _) => Plan::Skip(not_installed("libjemalloc2")),
             },
-            Cfg::Heaptrack => match &self.heaptrack {
-                Some(_) => run(prog, Wrapper::Heaptrack, vec![], 1.0, false),
-                None => Plan::Skip(not_installed("heaptrack")),
+            Cfg::Heaptrack => match (&self.heaptrack, heaptrack_small) {
+                (Some(_), None) => run(prog, Wrapper::Heaptrack, vec![], 1.0, false),
+                (Some(_), Some(small)) => scaled(small, Wrapper::Heaptrack),
+                (None, _) => Plan::Skip(not_installed("heaptrack")),
             },
             Cfg::Memcheck => match (&self.valgrind, small) {
-                (Some(_), Some((small, scale))) => {
-                    run(small, Wrapper::Memcheck, vec![], scale, false)
-                }
-                (Some(_), None) => Plan::Skip("skipped".into()),
+                (Some(_), Some(small)) => scaled(small, Wrapper::Memcheck),
+                (Some(_), None) => Plan::Skip("skipped (see notes)".into()),
                 (None, _) => Plan::Skip(not_installed("valgrind")),
             },
         }
@@ -205,8 +238,13 @@ impl Tools {
 
     /// Wraps `inv` for a run whose output files go to `dir`: the command.
     pub fn command(&self, inv: &Invocation, dir: &Path) -> Command {
+        self.command_for(inv, &inv.prog, dir)
+    }
+
+    /// As [`Tools::command`], for another program (the zero-work run).
+    pub fn command_for(&self, inv: &Invocation, prog: &Prog, dir: &Path) -> Command {
         let mut cmd = match inv.wrapper {
-            Wrapper::None => Command::new(&inv.prog.program),
+            Wrapper::None => Command::new(&prog.program),
             Wrapper::Heaptrack => {
                 let mut c = Command::new(self.heaptrack.as_ref().expect("heaptrack"));
                 c.arg("-o")
@@ -221,12 +259,15 @@ impl Tools {
                         "--log-file={}",
                         dir.join("memcheck.%p.log").display()
                     ))
-                    .arg(&inv.prog.program);
+                    .arg(&prog.program);
                 c
             }
         };
-        cmd.args(&inv.prog.args);
+        cmd.args(&prog.args);
         clean_env(&mut cmd);
+        for (k, v) in &prog.env {
+            cmd.env(k, v);
+        }
         for (k, v) in &inv.env {
             cmd.env(k, v.replace("{dir}", &dir.display().to_string()));
         }

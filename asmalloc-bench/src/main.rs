@@ -193,6 +193,15 @@ fn first_line(cmd: &mut Command) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
+/// The 1-minute load average (other work on the machine skews the
+/// numbers; the report says how busy it was).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn machine_name() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let model = std::fs::read_to_string("/proc/cpuinfo")
@@ -258,9 +267,36 @@ fn run_once(
             out_bytes,
             rps,
             scale: plan.scale,
+            base_wall: 0.0,
+            base_cpu: 0.0,
         },
         text,
     ))
+}
+
+/// The fixed start-up cost of a scaled-down run: `inv`'s zero-work command,
+/// run once (wall, CPU seconds).
+fn run_zero(
+    tools: &Tools,
+    inv: &config::Invocation,
+    dir: &Path,
+    scratch: &Path,
+) -> Result<(f64, f64), String> {
+    let Some(zero) = &inv.zero else {
+        return Ok((0.0, 0.0));
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut cmd = tools.command_for(inv, zero, dir);
+    let u = measure::spawn(
+        &mut cmd,
+        zero.stdin.as_deref(),
+        Path::new("/dev/null"),
+        &scratch.join("stderr"),
+    )?
+    .wait(RUN_TIMEOUT)?;
+    let _ = std::fs::remove_dir_all(dir);
+    Ok((u.wall, u.cpu))
 }
 
 fn short_name(key: &str) -> &'static str {
@@ -286,6 +322,7 @@ fn main() {
         }
     };
     let t0 = Instant::now();
+    let load_start = loadavg();
     let root = workspace_root();
     let target = target_dir(&root);
     let release = target.join("release");
@@ -371,6 +408,12 @@ fn main() {
     // The jemalloc pair: a crate outside the workspace (asmalloc's
     // `jemalloc` feature must not be unified into workspace builds).
     let manifest = root.join("asmalloc-bench/rust-jemalloc/Cargo.toml");
+    // Same dependency versions as the workspace: start from its lock file
+    // (cargo drops what this crate does not use; the copy is not tracked).
+    let _ = std::fs::copy(
+        root.join("Cargo.lock"),
+        root.join("asmalloc-bench/rust-jemalloc/Cargo.lock"),
+    );
     let mut c = cargo();
     c.args(["build", "--release", "--manifest-path"])
         .arg(&manifest)
@@ -499,9 +542,11 @@ fn main() {
     // ---- inputs
     let text = work.join("text.txt");
     let text_small = work.join("text-small.txt");
+    let empty = work.join("empty.txt");
     workloads::write_text(&text, sizes.text_bytes).expect("write the text input");
-    workloads::write_text(&text_small, sizes.text_bytes / sizes.memcheck_div)
+    workloads::write_text(&text_small, sizes.text_bytes / sizes.memcheck_div_text)
         .expect("write the text input");
+    std::fs::write(&empty, "").expect("write the empty input");
     let inputs = Inputs {
         tools: &tools,
         sizes,
@@ -518,6 +563,7 @@ fn main() {
         gzip: find_in_path("gzip"),
         text,
         text_small,
+        empty,
         redis_server,
         redis_benchmark,
     };
@@ -533,6 +579,7 @@ fn main() {
     let mut rows = Vec::new();
     for w in &list {
         println!("{}", w.title);
+        let w_start = Instant::now();
         let mut cells: BTreeMap<Cfg, Cell> = BTreeMap::new();
         if let Some(why) = &w.unavailable {
             println!("  not run: {why}");
@@ -567,6 +614,38 @@ fn main() {
                 cells.insert(c, Cell::Failed("raw run failed".into()));
             }
         }
+        // memcheck's fixed start-up, measured once (see the notes).
+        let mut zero: BTreeMap<Cfg, (f64, f64)> = BTreeMap::new();
+        for (c, p) in &w.plans {
+            if let Plan::Run(inv) = p
+                && inv.zero.is_some()
+                && matches!(cells.get(c), Some(Cell::Runs(_)))
+            {
+                // The minimum of a few runs: noise only ever adds time.
+                let runs: Result<Vec<(f64, f64)>, String> = (0..sizes.zero_runs)
+                    .map(|_| run_zero(&tools, inv, &dir, &scratch))
+                    .collect();
+                match runs {
+                    Ok(runs) => {
+                        let z = runs
+                            .into_iter()
+                            .reduce(|a, b| (a.0.min(b.0), a.1.min(b.1)))
+                            .unwrap_or((0.0, 0.0));
+                        println!("  {} with no work: {:.2}s", c.key(), z.0);
+                        zero.insert(*c, z);
+                    }
+                    Err(e) => {
+                        println!("  {} failed: {e}", c.key());
+                        notes.push(format!(
+                            "{} / {}: failed: {e}",
+                            short_name(w.key),
+                            c.title()
+                        ));
+                        cells.insert(*c, Cell::Failed(e));
+                    }
+                }
+            }
+        }
         for rep in 0..reps {
             let mut order: Vec<&(Cfg, Plan)> = w.plans.iter().collect();
             if rep % 2 == 1 {
@@ -581,7 +660,11 @@ fn main() {
                     continue;
                 }
                 match run_once(&tools, w, inv, &dir, &scratch) {
-                    Ok((s, stdout)) => {
+                    Ok((mut s, stdout)) => {
+                        if let Some(&(wall, cpu)) = zero.get(c) {
+                            s.base_wall = wall;
+                            s.base_cpu = cpu;
+                        }
                         line.push_str(&format!(" {} {:.2}s", c.key(), s.usage.wall));
                         if *c == Cfg::Raw {
                             raw_stdout = Some(stdout.clone());
@@ -634,14 +717,31 @@ fn main() {
             .filter(|&&c| c != Cfg::Raw)
             .filter_map(|&c| row.headline(c).map(|r| format!("{} {r:.2}x", c.key())))
             .collect();
-        println!("  => {}", summary.join(", "));
+        println!(
+            "  => {} ({:.0} s)",
+            summary.join(", "),
+            w_start.elapsed().as_secs_f64()
+        );
         rows.push(row);
     }
 
     // ---- notes on what the columns are
     notes.push(format!(
-        "memcheck runs 1/{} of the work (python: 1/{}; sort and gzip: a 1/{} input) and its time is multiplied back by that work ratio before dividing by raw's; valgrind's start-up is multiplied too, so for short programs (python above all) the figure overstates. Its peak RSS is that of the small run.",
-        sizes.memcheck_div, sizes.memcheck_div_python, sizes.memcheck_div
+        "memcheck runs a scaled-down workload, 1/{} of the work (python: 1/{} of the rounds; sort and gzip: a 1/{} input){}; heaptrack runs (a), (b) and (c) at {} and the rest at full size. A scaled-down run is scaled back by the work ratio: its time less the tool's fixed start-up (the same command with no work — 0 ops, 0 rounds, an empty input — the minimum of {} runs per workload) is multiplied by the ratio and the start-up added back once; that is divided by raw's full-size time of the same repetition. Peak RSS and output bytes of a scaled-down run are the small run's own.",
+        sizes.memcheck_div,
+        sizes.memcheck_div_python,
+        sizes.memcheck_div_text,
+        if sizes.memcheck_python {
+            ""
+        } else {
+            "; not on python in --quick mode: python's start-up alone takes about 6 s under memcheck (full mode runs it)"
+        },
+        if sizes.heaptrack_div > 1 {
+            format!("1/{} of the work", sizes.heaptrack_div)
+        } else {
+            "full size".to_string()
+        },
+        sizes.zero_runs
     ));
     notes.push("Rust rows (c): raw = a binary on `std::alloc::System`, asmalloc = the same program with `#[global_allocator] AsmAlloc::system()` (monitor + log: `ASMALLOC_LOG`, `ASMALLOC_SAMPLE_INTERVAL=1s` read by `asmalloc::configure_from_env`), jemalloc = `tikv_jemallocator::Jemalloc`, asmalloc_jem = `AsmAlloc::jemalloc()`; heaptrack, memcheck and jemalloc-prof run the System binary (jemalloc prof: with Debian's libjemalloc.so.2 preloaded).".into());
     notes.push("C and real-program rows: jemalloc = Debian's libjemalloc.so.2 preloaded; asmalloc_jem = libasmalloc_jem.so, which carries its own jemalloc 5.3 (tikv-jemalloc-sys, statistics on), the same version as Debian's. The asmalloc columns write the exit report to a file in the run's directory (`ASMALLOC_OUTPUT`) so its bytes are counted; all other settings are the defaults.".into());
@@ -660,6 +760,7 @@ fn main() {
         )
         .unwrap_or_else(|| "unknown".into()),
         seconds: t0.elapsed().as_secs_f64(),
+        load: format!("{load_start} at the start, {} at the end", loadavg()),
         notes,
     };
     let md = report::markdown(&rows, &targets, &meta);

@@ -14,6 +14,8 @@ pub struct Meta {
     pub machine: String,
     pub commit: String,
     pub seconds: f64,
+    /// The machine's 1-minute load average at the start and the end.
+    pub load: String,
     pub notes: Vec<String>,
 }
 
@@ -93,7 +95,7 @@ pub fn markdown(rows: &[Row], targets: &[Target], meta: &Meta) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "Run: `{}` on {}, {}, commit {}; {} paired repetitions per cell, {:.0} s in all.\n",
+        "Run: `{}` on {}, {}, commit {}; {} paired repetitions per cell, {:.0} s in all; load average {}.\n",
         if meta.quick {
             "cargo run -p asmalloc-bench --release -- --quick"
         } else {
@@ -103,7 +105,8 @@ pub fn markdown(rows: &[Row], targets: &[Target], meta: &Meta) -> String {
         meta.date,
         meta.commit,
         meta.reps,
-        meta.seconds
+        meta.seconds,
+        meta.load
     );
     o.push_str("### Targets\n\n| target | measured | limit | result |\n|---|---|---|---|\n");
     for t in targets {
@@ -179,16 +182,26 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-const COLORS: [&str; 8] = [
-    "#888888", "#1f77b4", "#6baed6", "#2ca02c", "#98df8a", "#d62728", "#9467bd", "#ff7f0e",
-];
+fn color(c: Cfg) -> &'static str {
+    match c {
+        Cfg::Raw => "#888888",
+        Cfg::Asm => "#1f77b4",
+        Cfg::AsmLog => "#6baed6",
+        Cfg::Jem => "#2ca02c",
+        Cfg::AsmJem => "#98df8a",
+        Cfg::Heaptrack => "#d62728",
+        Cfg::Memcheck => "#9467bd",
+        Cfg::JemProf => "#ff7f0e",
+    }
+}
 
 /// A horizontal bar chart of every cell's slowdown (wall time x raw; redis:
 /// raw requests/s over the configuration's), log scale.
 pub fn svg(rows: &[Row], meta: &Meta) -> String {
     let (left, plot_w, right) = (300.0, 560.0, 70.0);
     let (bar_h, gap, top) = (11.0, 16.0, 96.0);
-    let cfgs: Vec<Cfg> = Cfg::ALL.to_vec();
+    // Raw is the 1x line itself.
+    let cfgs: Vec<Cfg> = Cfg::ALL.into_iter().filter(|&c| c != Cfg::Raw).collect();
     let max = rows
         .iter()
         .flat_map(|r| cfgs.iter().filter_map(|&c| r.slowdown(c)))
@@ -232,7 +245,7 @@ pub fn svg(rows: &[Row], meta: &Meta) -> String {
             s,
             r#"<rect x="{lx}" y="{:.0}" width="12" height="10" fill="{}"/><text x="{:.0}" y="{:.0}">{}</text>"#,
             ly - 9.0,
-            COLORS[i],
+            color(*c),
             lx + 16.0,
             ly,
             esc(c.title())
@@ -270,7 +283,7 @@ pub fn svg(rows: &[Row], meta: &Meta) -> String {
                         by + 1.0,
                         (x1 - x0).max(1.0),
                         bar_h - 2.0,
-                        COLORS[i],
+                        color(c),
                         esc(&r.short),
                         esc(c.title()),
                         x1 + 3.0,
@@ -345,6 +358,7 @@ pub fn json(rows: &[Row], targets: &[Target], meta: &Meta) -> serde_json::Value 
         "machine": meta.machine,
         "commit": meta.commit,
         "seconds": meta.seconds,
+        "load_average": meta.load,
         "workloads": ws,
         "targets": targets.iter().map(|t| json!({
             "target": t.what,

@@ -15,6 +15,22 @@ pub struct Sample {
     pub rps: Option<f64>,
     /// Full-size work / this run's work (memcheck's scaled-down runs).
     pub scale: f64,
+    /// With `scale`: wall and CPU seconds of the same command doing no
+    /// work (the fixed start-up cost, not multiplied by the work ratio).
+    pub base_wall: f64,
+    pub base_cpu: f64,
+}
+
+impl Sample {
+    /// `t` of this run brought to the full work: the start-up cost `base`
+    /// plus `scale` times the rest.
+    fn scaled(&self, t: f64, base: f64) -> f64 {
+        if self.scale == 1.0 {
+            t
+        } else {
+            base + self.scale * (t - base).max(0.0)
+        }
+    }
 }
 
 /// A (workload, configuration) cell.
@@ -41,9 +57,9 @@ pub struct Row {
 /// A measured quantity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
-    /// Wall seconds, scaled by the work ratio.
+    /// Wall seconds (scaled-down runs: brought to the full work).
     Wall,
-    /// CPU seconds (user + sys), scaled by the work ratio.
+    /// CPU seconds, user + sys (scaled-down runs: brought to the full work).
     Cpu,
     /// Peak RSS (not scaled).
     Rss,
@@ -54,8 +70,8 @@ pub enum Metric {
 impl Metric {
     pub fn of(self, s: &Sample) -> Option<f64> {
         match self {
-            Metric::Wall => Some(s.usage.wall * s.scale),
-            Metric::Cpu => Some(s.usage.cpu * s.scale),
+            Metric::Wall => Some(s.scaled(s.usage.wall, s.base_wall)),
+            Metric::Cpu => Some(s.scaled(s.usage.cpu, s.base_cpu)),
             Metric::Rss => Some(s.usage.maxrss_kib as f64),
             Metric::Rps => s.rps,
         }
@@ -279,6 +295,8 @@ mod tests {
             out_bytes: 0,
             rps: None,
             scale,
+            base_wall: 0.0,
+            base_cpu: 0.0,
         }
     }
 
@@ -287,6 +305,20 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn scaled_runs_keep_their_start_up_once() {
+        // 0.3 s start-up + 0.2 s of work at 1/10: 0.3 + 10 * 0.2 = 2.3 s.
+        let mut s = sample(0.5, 1, 10.0);
+        s.base_wall = 0.3;
+        assert!((Metric::Wall.of(&s).unwrap() - 2.3).abs() < 1e-9);
+        // A noisy run faster than the start-up counts as no work.
+        s.usage.wall = 0.2;
+        assert!((Metric::Wall.of(&s).unwrap() - 0.3).abs() < 1e-9);
+        // Full-size runs are taken as they are.
+        let f = sample(0.5, 1, 1.0);
+        assert_eq!(Metric::Wall.of(&f), Some(0.5));
     }
 
     #[test]

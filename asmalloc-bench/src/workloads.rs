@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{Cfg, Invocation, Plan, Prog, Tools, Wrapper, asm_env, jem_prof_conf};
+use crate::config::{Cfg, Invocation, Plan, Prog, Small, Tools, Wrapper, asm_env, jem_prof_conf};
 
 /// Sizes of one mode (quick or full).
 #[derive(Debug, Clone, Copy)]
@@ -20,24 +20,38 @@ pub struct Sizes {
     pub text_bytes: u64,
     /// (e) redis-benchmark -n (requests per test).
     pub redis_requests: u64,
-    /// memcheck runs 1/`memcheck_div` of the work (python: 1/`memcheck_div_python`).
+    /// memcheck runs 1/`memcheck_div` of the work (python:
+    /// 1/`memcheck_div_python`, sort and gzip: 1/`memcheck_div_text`).
     pub memcheck_div: u64,
     pub memcheck_div_python: u64,
+    pub memcheck_div_text: u64,
+    /// memcheck on python at all (its start-up alone takes ~6 s there).
+    pub memcheck_python: bool,
+    /// heaptrack runs 1/`heaptrack_div` of the work of (a), (b), (c) (1:
+    /// full size).
+    pub heaptrack_div: u64,
+    /// Zero-work runs measuring a scaled tool's start-up (the minimum is
+    /// taken).
+    pub zero_runs: usize,
 }
 
 impl Sizes {
     pub fn new(quick: bool) -> Sizes {
         if quick {
             Sizes {
-                churn_ops: 600_000,
-                server_requests: 25_000,
-                rust_alloc_ops: 1_500_000,
-                rust_prog_ops: 800_000,
+                churn_ops: 1_200_000,
+                server_requests: 50_000,
+                rust_alloc_ops: 3_000_000,
+                rust_prog_ops: 1_600_000,
                 python_rounds: 60,
-                text_bytes: 5 << 20,
+                text_bytes: 6 << 20,
                 redis_requests: 100_000,
-                memcheck_div: 20,
+                memcheck_div: 10,
                 memcheck_div_python: 6,
+                memcheck_div_text: 10,
+                memcheck_python: false,
+                heaptrack_div: 8,
+                zero_runs: 2,
             }
         } else {
             Sizes {
@@ -50,8 +64,22 @@ impl Sizes {
                 redis_requests: 400_000,
                 memcheck_div: 20,
                 memcheck_div_python: 8,
+                memcheck_div_text: 10,
+                memcheck_python: true,
+                heaptrack_div: 1,
+                zero_runs: 3,
             }
         }
+    }
+}
+
+/// A program at a fraction of its work: `at(Some(div))` does 1/div of it,
+/// `at(None)` none.
+fn small(at: &dyn Fn(Option<u64>) -> Prog, div: u64) -> Small {
+    Small {
+        prog: at(Some(div)),
+        scale: div as f64,
+        zero: at(None),
     }
 }
 
@@ -93,32 +121,32 @@ pub struct Inputs<'a> {
     pub python_script: PathBuf,
     pub sort: Option<PathBuf>,
     pub gzip: Option<PathBuf>,
-    /// Text input for sort and gzip, full size and 1/memcheck_div.
+    /// Text input for sort and gzip: full size, 1/memcheck_div_text, empty.
     pub text: PathBuf,
     pub text_small: PathBuf,
+    pub empty: PathBuf,
     pub redis_server: Option<PathBuf>,
     pub redis_benchmark: Option<PathBuf>,
 }
 
-fn s(v: u64) -> String {
-    v.to_string()
-}
-
+/// A row of a program that runs under every preload configuration. `at`
+/// builds it at a fraction of its work (see [`small`]); memcheck runs it at
+/// 1/`memcheck_div` (None: memcheck skipped), heaptrack at
+/// 1/`heaptrack_div` (1: full size).
 fn preload_row(
     tools: &Tools,
     key: &'static str,
     title: String,
-    prog: Prog,
-    small: Option<(Prog, f64)>,
+    at: &dyn Fn(Option<u64>) -> Prog,
+    memcheck_div: Option<u64>,
+    heaptrack_div: u64,
 ) -> Workload {
+    let full = at(Some(1));
+    let mc = memcheck_div.map(|d| small(at, d));
+    let ht = (heaptrack_div > 1).then(|| small(at, heaptrack_div));
     let plans = Cfg::ALL
         .iter()
-        .map(|&c| {
-            (
-                c,
-                tools.preload_plan(c, &prog, small.as_ref().map(|(p, f)| (p, *f))),
-            )
-        })
+        .map(|&c| (c, tools.preload_plan(c, &full, mc.as_ref(), ht.as_ref())))
         .collect();
     Workload {
         key,
@@ -139,22 +167,26 @@ fn missing(key: &'static str, title: String, why: String) -> Workload {
     }
 }
 
+/// 1/div of `n` (None: nothing).
+fn part(n: u64, div: Option<u64>) -> String {
+    div.map_or(0, |d| n / d).to_string()
+}
+
 fn rust_row(inp: &Inputs, key: &'static str, title: String, mode: &str, ops: u64) -> Workload {
     let tools = inp.tools;
-    let args = |ops: u64| -> Vec<String> { vec!["2".into(), s(ops), mode.into()] };
-    let prog = |bin: &Path, ops: u64| {
-        let a = args(ops);
-        Prog::new(bin, &[&a[0], &a[1], &a[2]])
-    };
-    let raw = prog(&inp.rust.raw, ops);
-    let div = inp.sizes.memcheck_div;
-    let small = prog(&inp.rust.raw, ops / div);
+    let z = inp.sizes;
+    let prog = |bin: &Path, div: Option<u64>| Prog::new(bin, &[&"2", &part(ops, div), &mode]);
+    let raw_at = |div: Option<u64>| prog(&inp.rust.raw, div);
+    let raw = raw_at(Some(1));
+    let mc = small(&raw_at, z.memcheck_div);
+    let ht = (z.heaptrack_div > 1).then(|| small(&raw_at, z.heaptrack_div));
     let direct = |p: Prog, env: Vec<(&'static str, String)>| {
         Plan::Run(Box::new(Invocation {
             prog: p,
             wrapper: Wrapper::None,
             env,
             scale: 1.0,
+            zero: None,
             compare_stdout: true,
         }))
     };
@@ -165,19 +197,19 @@ fn rust_row(inp: &Inputs, key: &'static str, title: String, mode: &str, ops: u64
         .map(|&c| {
             let plan = match c {
                 Cfg::Raw => direct(raw.clone(), vec![]),
-                Cfg::Asm => direct(prog(&inp.rust.system, ops), vec![]),
-                Cfg::AsmLog => direct(prog(&inp.rust.system, ops), log_env.clone()),
+                Cfg::Asm => direct(prog(&inp.rust.system, Some(1)), vec![]),
+                Cfg::AsmLog => direct(prog(&inp.rust.system, Some(1)), log_env.clone()),
                 Cfg::Jem => match &inp.rust.jemalloc {
-                    Ok((raw_jem, _)) => direct(prog(raw_jem, ops), vec![]),
+                    Ok((raw_jem, _)) => direct(prog(raw_jem, Some(1)), vec![]),
                     Err(e) => Plan::Skip(e.clone()),
                 },
                 Cfg::AsmJem => match &inp.rust.jemalloc {
-                    Ok((_, tracked)) => direct(prog(tracked, ops), vec![]),
+                    Ok((_, tracked)) => direct(prog(tracked, Some(1)), vec![]),
                     Err(e) => Plan::Skip(e.clone()),
                 },
                 // The tools run the raw (System) binary, like a C program;
                 // jemalloc profiling preloads Debian's jemalloc under it.
-                _ => tools.preload_plan(c, &raw, Some((&small, div as f64))),
+                _ => tools.preload_plan(c, &raw, Some(&mc), ht.as_ref()),
             };
             (c, plan)
         })
@@ -195,11 +227,8 @@ fn rust_row(inp: &Inputs, key: &'static str, title: String, mode: &str, ops: u64
 pub fn all(inp: &Inputs) -> Vec<Workload> {
     let z = inp.sizes;
     let tools = inp.tools;
-    let div = z.memcheck_div;
     let mut out = Vec::new();
 
-    let two = "2".to_string();
-    let (ops, small_ops) = (s(z.churn_ops), s(z.churn_ops / div));
     out.push(preload_row(
         tools,
         "a",
@@ -207,11 +236,10 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
             "(a) C churn, allocator-heavy: 2 threads x {} ops, 1,000-block rings",
             z.churn_ops
         ),
-        Prog::new(&inp.churn, &[&two, &ops]),
-        Some((Prog::new(&inp.churn, &[&two, &small_ops]), div as f64)),
+        &|div| Prog::new(&inp.churn, &[&"2", &part(z.churn_ops, div)]),
+        Some(z.memcheck_div),
+        z.heaptrack_div,
     ));
-
-    let (req, small_req) = (s(z.server_requests), s(z.server_requests / div));
     out.push(preload_row(
         tools,
         "b",
@@ -219,10 +247,10 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
             "(b) C server loop, program-like: 2 threads x {} requests, slow leak",
             z.server_requests
         ),
-        Prog::new(&inp.server, &[&two, &req]),
-        Some((Prog::new(&inp.server, &[&two, &small_req]), div as f64)),
+        &|div| Prog::new(&inp.server, &[&"2", &part(z.server_requests, div)]),
+        Some(z.memcheck_div),
+        z.heaptrack_div,
     ));
-
     out.push(rust_row(
         inp,
         "c-alloc",
@@ -249,17 +277,14 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
         z.python_rounds
     );
     match &inp.python {
-        Some(py) => {
-            let dpy = z.memcheck_div_python;
-            let (r, small_r) = (s(z.python_rounds), s(z.python_rounds / dpy));
-            out.push(preload_row(
-                tools,
-                "d-python",
-                title,
-                Prog::new(py, &[&inp.python_script, &r]),
-                Some((Prog::new(py, &[&inp.python_script, &small_r]), dpy as f64)),
-            ));
-        }
+        Some(py) => out.push(preload_row(
+            tools,
+            "d-python",
+            title,
+            &|div| Prog::new(py, &[&inp.python_script, &part(z.python_rounds, div)]),
+            z.memcheck_python.then_some(z.memcheck_div_python),
+            1,
+        )),
         None => out.push(missing(
             "d-python",
             title,
@@ -267,23 +292,29 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
         )),
     }
 
+    // sort and gzip: 1/div of the work is the small input file, none the
+    // empty one.
+    let input = |div: Option<u64>| match div {
+        Some(1) => inp.text.clone(),
+        Some(_) => inp.text_small.clone(),
+        None => inp.empty.clone(),
+    };
     let mb = z.text_bytes as f64 / (1 << 20) as f64;
     let title = format!("(d) sort: {mb:.0} MiB of text lines, LC_ALL=C");
     match &inp.sort {
-        Some(sort) => {
-            let mk = |input: &Path| {
+        Some(sort) => out.push(preload_row(
+            tools,
+            "d-sort",
+            title,
+            &|div| {
                 let mut p = Prog::new(sort, &[&"-o", &"/dev/null"]);
-                p.stdin = Some(input.to_path_buf());
+                p.stdin = Some(input(div));
+                p.env.push(("LC_ALL", "C".into()));
                 p
-            };
-            out.push(preload_row(
-                tools,
-                "d-sort",
-                title,
-                mk(&inp.text),
-                Some((mk(&inp.text_small), div as f64)),
-            ));
-        }
+            },
+            Some(z.memcheck_div_text),
+            1,
+        )),
         None => out.push(missing(
             "d-sort",
             title,
@@ -292,21 +323,19 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
     }
     let title = format!("(d) gzip -6: the same {mb:.0} MiB");
     match &inp.gzip {
-        Some(gzip) => {
-            let mk = |input: &Path| {
+        Some(gzip) => out.push(preload_row(
+            tools,
+            "d-gzip",
+            title,
+            &|div| {
                 let mut p = Prog::new(gzip, &[&"-6", &"-c"]);
-                p.stdin = Some(input.to_path_buf());
+                p.stdin = Some(input(div));
                 p.discard_stdout = true;
                 p
-            };
-            out.push(preload_row(
-                tools,
-                "d-gzip",
-                title,
-                mk(&inp.text),
-                Some((mk(&inp.text_small), div as f64)),
-            ));
-        }
+            },
+            Some(z.memcheck_div_text),
+            1,
+        )),
         None => out.push(missing(
             "d-gzip",
             title,
@@ -328,6 +357,7 @@ pub fn all(inp: &Inputs) -> Vec<Workload> {
                     wrapper,
                     env,
                     scale: 1.0,
+                    zero: None,
                     compare_stdout: false,
                 }))
             };
