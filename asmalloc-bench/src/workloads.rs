@@ -62,7 +62,7 @@ impl Sizes {
                 python_rounds: 240,
                 text_bytes: 20 << 20,
                 redis_requests: 400_000,
-                memcheck_div: 20,
+                memcheck_div: 10,
                 memcheck_div_python: 8,
                 memcheck_div_text: 10,
                 memcheck_python: true,
