@@ -6,7 +6,8 @@
 //!   leak summary;
 //! * `asmalloc report LOG [--svg FILE]` reads a JSON-lines log: top sites,
 //!   verdicts, and a plot of net bytes per site over time;
-//! * `asmalloc gen ARGS…` runs `asmalloc-gen` (the site-table generator).
+//! * `asmalloc gen ARGS…` generates a site table: the `asmalloc-gen`
+//!   command line, built in (no separate binary needed).
 //!
 //! Exit status: `run` exits as the program did (128 + signal number when a
 //! signal killed it, as a shell reports it; 127 when it could not be
@@ -59,10 +60,10 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
-    /// Run asmalloc-gen (the site-table generator) with these arguments.
+    /// Generate the site table (the asmalloc-gen command line, built in).
     #[command(disable_help_flag = true)]
     Gen {
-        /// Arguments for asmalloc-gen (try `asmalloc gen --help`).
+        /// Generator arguments (try `asmalloc gen --help`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },

@@ -37,8 +37,11 @@ fn synth_file(seed: usize, funcs: usize) -> String {
 }
 
 fn main() {
-    let dir = std::env::temp_dir().join(format!("asmalloc-gen-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = tempfile::Builder::new()
+        .prefix("asmalloc-gen-bench-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path().to_path_buf();
     let mut lines = 0usize;
     let mut files = 0usize;
     while lines < 100_000 {
@@ -70,5 +73,5 @@ fn main() {
         first.lines as f64 / best / 1e6,
         first.bytes as f64 / best / f64::from(1 << 20)
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(scratch);
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::c_sites::AllocNames;
 use crate::emit::{self, C_SOURCE_FILE, Format, HEADER_FILE, JSON_FILE, RUST_FILE};
 use crate::error::{Error, Warning};
-use crate::glob::Glob;
+use crate::glob::Excludes;
 use crate::ids::{Table, assign};
 use crate::scan::{Lang, ScanOptions, ScanResult, scan};
 use crate::types::{builtin_type_id, is_valid_type_name};
@@ -23,6 +23,7 @@ use crate::write::write_if_changed;
 pub struct Builder {
     roots: Vec<PathBuf>,
     opts: ScanOptions,
+    excludes: Vec<String>,
     wrappers: Vec<(String, String)>,
     previous: Option<PathBuf>,
     fresh: bool,
@@ -118,6 +119,7 @@ impl Builder {
         Builder {
             roots: Vec::new(),
             opts: ScanOptions::default(),
+            excludes: Vec::new(),
             wrappers: Vec::new(),
             previous: None,
             fresh: false,
@@ -145,9 +147,10 @@ impl Builder {
         self
     }
 
-    /// Skips paths matching a glob (see [`crate::glob`]).
+    /// Skips paths matching a glob (see [`crate::glob`]). A malformed
+    /// pattern makes the generation fail with [`Error::Config`].
     pub fn exclude(mut self, pattern: &str) -> Builder {
-        self.opts.excludes.push(Glob::new(pattern));
+        self.excludes.push(pattern.to_owned());
         self
     }
 
@@ -155,6 +158,22 @@ impl Builder {
     /// `node_modules`) on or off.
     pub fn default_excludes(mut self, on: bool) -> Builder {
         self.opts.default_excludes = on;
+        self
+    }
+
+    /// Skips (default) or scans what the tree's `.gitignore` files ignore.
+    pub fn gitignore(mut self, on: bool) -> Builder {
+        self.opts.gitignore = on;
+        self
+    }
+
+    /// Another directory the generator's files go to (such as the one
+    /// `asmalloc_sites.h` is written into): like the output directory of
+    /// [`Builder::try_write`] and [`Builder::try_check`], which needs no
+    /// call, the generated files in it are never scanned, nor anything in it
+    /// when it lies inside a root (unless it is a root or above one).
+    pub fn generated_dir(mut self, dir: impl AsRef<Path>) -> Builder {
+        self.opts.output_dirs.push(dir.as_ref().to_path_buf());
         self
     }
 
@@ -230,12 +249,16 @@ impl Builder {
         }
     }
 
-    fn generate(&self, default_previous: Option<&Path>) -> Result<Generated, Error> {
+    fn generate(&self, out_dir: Option<&Path>) -> Result<Generated, Error> {
         if self.roots.is_empty() {
             return Err(Error::Config("nothing to scan: add a root".into()));
         }
         let mut opts = self.opts.clone();
         opts.names = self.names()?;
+        opts.excludes = Excludes::new(&self.excludes)?;
+        opts.output_dirs.extend(out_dir.map(Path::to_path_buf));
+        let default_previous = out_dir.map(|d| d.join(JSON_FILE));
+        let default_previous = default_previous.as_deref();
         let previous = self.load_previous(default_previous)?;
         let scan = scan(&self.roots, &opts);
         let kept: std::collections::HashSet<String> = scan.skipped.iter().cloned().collect();
@@ -266,7 +289,7 @@ impl Builder {
         formats: &[Format],
     ) -> Result<WriteReport, Error> {
         let out_dir = out_dir.as_ref();
-        let generated = self.generate(Some(&out_dir.join(JSON_FILE)))?;
+        let generated = self.generate(Some(out_dir))?;
         let mut report = WriteReport {
             warnings: generated.scan.warnings.clone(),
             sites: generated.table.live().count(),
@@ -289,7 +312,12 @@ impl Builder {
             for d in &generated.scan.dirs {
                 println!("cargo:rerun-if-changed={}", d.display());
             }
-            for f in &generated.scan.files {
+            for f in generated
+                .scan
+                .files
+                .iter()
+                .chain(&generated.scan.ignore_files)
+            {
                 println!("cargo:rerun-if-changed={}", f.display());
             }
             if let Some(p) = &self.previous {
@@ -333,7 +361,7 @@ impl Builder {
         formats: &[Format],
     ) -> Result<CheckReport, Error> {
         let out_dir = out_dir.as_ref();
-        let generated = self.generate(Some(&out_dir.join(JSON_FILE)))?;
+        let generated = self.generate(Some(out_dir))?;
         let mut report = CheckReport {
             warnings: generated.scan.warnings.clone(),
             ..CheckReport::default()

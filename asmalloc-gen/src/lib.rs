@@ -14,8 +14,10 @@
 //!
 //! # How
 //!
-//! 1. [`scan`] walks the tree (`walkdir`; excludes, hidden/`target`/`build`
-//!    skipped, symlink loops and bad files are warnings).
+//! 1. [`scan`] walks the tree (`ignore`'s walker: `.gitignore`d files,
+//!    hidden entries, `target`/`build`/`node_modules`, [`glob`] excludes and
+//!    the generator's own output skipped; symlink loops and bad files are
+//!    warnings).
 //! 2. C/C++ files go through a real lexer ([`c_lexer`]: comments, literals,
 //!    continuations) and a site finder ([`c_sites`]: `#if 0`, `#define`
 //!    bodies, declarations vs calls, enclosing functions). Rust files are
@@ -29,9 +31,10 @@
 //!    [`asmalloc::SiteTable`]-typed table) and `mallocations.json`;
 //!    [`write`](mod@write) writes a file only when its bytes change, atomically.
 //!
-//! [`Builder`] is the entry point for `build.rs`; the `asmalloc-gen` binary
-//! is a thin command line over it. See `docs/generator.md` for the user
-//! guide.
+//! [`Builder`] is the entry point for `build.rs`. The command line
+//! (`cli::run`, used by the `asmalloc-gen` binary and by `asmalloc gen`)
+//! needs the `cli` feature, so a build script using this library does not
+//! compile clap. See `docs/generator.md` for the user guide.
 //!
 //! ```no_run
 //! // build.rs of a Rust program
@@ -48,6 +51,8 @@
 pub mod builder;
 pub mod c_lexer;
 pub mod c_sites;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod emit;
 pub mod error;
 pub mod glob;

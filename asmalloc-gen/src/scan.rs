@@ -1,18 +1,26 @@
 //! Walking a source tree and dispatching each file to its scanner.
 //!
-//! Skipped by default: hidden entries (`.git`, `.cache`, …), `target`,
-//! `build` and `node_modules` directories; add `--exclude` glob patterns for
-//! more. Symbolic links are followed, and a link back to an ancestor (a
-//! loop) is a warning, not a hang. Files larger than the size limit, files
-//! that cannot be read, Rust files that are not UTF-8 or do not parse are
+//! The walk is `ignore`'s (the walker of ripgrep). Skipped by default: hidden
+//! entries (`.git`, `.cache`, …), `target`, `build` and `node_modules`
+//! directories, and whatever the tree's `.gitignore` files ignore (those in
+//! the scanned directories and in their parents up to the repository root,
+//! whether or not the tree is a git repository; not the global excludes
+//! file nor `.git/info/exclude`, which differ between checkouts); add
+//! `--exclude` patterns for more. The generator's output directories
+//! ([`ScanOptions::output_dirs`]) are never scanned: neither the files it
+//! writes there nor, when such a directory lies inside a root, anything in
+//! it. Symbolic links are followed, and a link back to an ancestor (a loop)
+//! is a warning, not a hang. Files larger than the size limit, files that
+//! cannot be read, Rust files that are not UTF-8 or do not parse are
 //! warnings: the file is skipped and the rest of the tree is still scanned.
 //! C files are scanned as bytes, so a Latin-1 comment is fine.
 
 use std::path::{Path, PathBuf};
 
 use crate::c_sites::{AllocNames, scan_c};
+use crate::emit::{C_SOURCE_FILE, HEADER_FILE, JSON_FILE, RUST_FILE};
 use crate::error::Warning;
-use crate::glob::Glob;
+use crate::glob::Excludes;
 use crate::rust_sites::scan_rust;
 use crate::site::FoundSite;
 
@@ -37,6 +45,16 @@ pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// Directory names skipped unless default excludes are turned off.
 pub const DEFAULT_EXCLUDED_DIRS: &[&str] = &["target", "build", "node_modules"];
 
+/// The names of the files the generator writes (`mallocations.*`,
+/// `asmalloc_sites.h`): never scanned in an output directory.
+pub const GENERATED_FILES: &[&str] = &[
+    HEADER_FILE,
+    C_SOURCE_FILE,
+    RUST_FILE,
+    JSON_FILE,
+    crate::SITES_HEADER_FILE,
+];
+
 /// How to walk.
 #[derive(Clone, Debug)]
 pub struct ScanOptions {
@@ -45,9 +63,16 @@ pub struct ScanOptions {
     /// Functions that count as C sites.
     pub names: AllocNames,
     /// Paths (relative to the root) to skip.
-    pub excludes: Vec<Glob>,
+    pub excludes: Excludes,
     /// Skip hidden entries and [`DEFAULT_EXCLUDED_DIRS`].
     pub default_excludes: bool,
+    /// Skip what the tree's `.gitignore` files ignore.
+    pub gitignore: bool,
+    /// Directories the generator writes into. The [`GENERATED_FILES`] in
+    /// them are never scanned, and such a directory is not scanned at all
+    /// when it lies inside a root (unless it is the root itself or one of
+    /// its ancestors, e.g. `--out .` with `--root .`).
+    pub output_dirs: Vec<PathBuf>,
     /// Files larger than this are skipped with a warning.
     pub max_file_size: u64,
 }
@@ -57,8 +82,10 @@ impl Default for ScanOptions {
         ScanOptions {
             lang: Lang::Auto,
             names: AllocNames::builtin(),
-            excludes: Vec::new(),
+            excludes: Excludes::default(),
             default_excludes: true,
+            gitignore: true,
+            output_dirs: Vec::new(),
             max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
@@ -73,6 +100,9 @@ pub struct ScanResult {
     pub files: Vec<PathBuf>,
     /// Every directory walked (a new file in it must re-run a build script).
     pub dirs: Vec<PathBuf>,
+    /// The `.gitignore` files of the directories walked (editing one must
+    /// re-run a build script too).
+    pub ignore_files: Vec<PathBuf>,
     /// Skipped inputs.
     pub warnings: Vec<Warning>,
     /// Files (relative, as in the table) that were skipped with a warning:
@@ -97,55 +127,141 @@ fn rel_string(rel: &Path) -> Option<String> {
     Some(out)
 }
 
+/// What to skip of the generator's own output, for one root: canonical
+/// paths.
+#[derive(Clone, Debug, Default)]
+struct OwnOutput {
+    /// Output directories inside the root.
+    dirs: Vec<PathBuf>,
+    /// Generated files in every output directory.
+    files: Vec<PathBuf>,
+}
+
+impl OwnOutput {
+    fn new(root: &Path, output_dirs: &[PathBuf]) -> OwnOutput {
+        let root = root.canonicalize().ok();
+        let mut own = OwnOutput::default();
+        for dir in output_dirs.iter().filter_map(|d| d.canonicalize().ok()) {
+            own.files
+                .extend(GENERATED_FILES.iter().map(|name| dir.join(name)));
+            // The root or a directory above it holds the sources themselves.
+            if root.as_ref().is_none_or(|r| !r.starts_with(&dir)) {
+                own.dirs.push(dir);
+            }
+        }
+        own
+    }
+
+    fn skips(&self, entry: &ignore::DirEntry) -> bool {
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        let candidates = if is_dir {
+            &self.dirs
+        } else if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| GENERATED_FILES.contains(&n))
+        {
+            &self.files
+        } else {
+            return false;
+        };
+        !candidates.is_empty()
+            && entry
+                .path()
+                .canonicalize()
+                .is_ok_and(|p| candidates.contains(&p))
+    }
+}
+
+/// A walk error as a warning: the path it names and what happened.
+fn walk_warning(root: &Path, err: &ignore::Error) -> Warning {
+    let mut path = None;
+    let mut err = err;
+    loop {
+        match err {
+            ignore::Error::WithPath { path: p, err: e } => {
+                path.get_or_insert_with(|| p.clone());
+                err = e;
+            }
+            ignore::Error::WithDepth { err: e, .. }
+            | ignore::Error::WithLineNumber { err: e, .. } => {
+                err = e;
+            }
+            ignore::Error::Loop { child, .. } => {
+                return Warning {
+                    path: child.clone(),
+                    line: None,
+                    message: "symbolic link loop; not followed".to_owned(),
+                };
+            }
+            other => {
+                return Warning {
+                    path: path.unwrap_or_else(|| root.to_path_buf()),
+                    line: None,
+                    message: format!("cannot read: {other}"),
+                };
+            }
+        }
+    }
+}
+
 /// Scans one root directory (or a single file).
 pub fn scan_root(root: &Path, opts: &ScanOptions, out: &mut ScanResult) {
     let root_is_file = root.is_file();
-    let walker = walkdir::WalkDir::new(root)
+    let own = OwnOutput::new(root, &opts.output_dirs);
+    let excludes = opts.excludes.clone();
+    let default_excludes = opts.default_excludes;
+    let filter_root = root.to_path_buf();
+    let walker = ignore::WalkBuilder::new(root)
         .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .standard_filters(false)
+        .hidden(default_excludes)
+        .git_ignore(opts.gitignore)
+        .parents(opts.gitignore)
+        .require_git(false)
+        .filter_entry(move |e| {
             if e.depth() == 0 {
                 return true;
             }
-            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-            let name = e.file_name().to_string_lossy();
-            if opts.default_excludes
-                && (name.starts_with('.')
-                    || (e.file_type().is_dir() && DEFAULT_EXCLUDED_DIRS.contains(&&*name)))
+            let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+            if default_excludes
+                && is_dir
+                && e.file_name()
+                    .to_str()
+                    .is_some_and(|n| DEFAULT_EXCLUDED_DIRS.contains(&n))
             {
                 return false;
             }
-            match rel_string(rel) {
-                Some(r) => !opts.excludes.iter().any(|g| g.matches_path(&r)),
-                None => true,
+            if own.skips(e) {
+                return false;
             }
-        });
+            let rel = e.path().strip_prefix(&filter_root).unwrap_or(e.path());
+            !excludes.matches_path(rel)
+        })
+        .build();
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let path = e
-                    .path()
-                    .map_or_else(|| root.to_path_buf(), Path::to_path_buf);
-                let message = if e.loop_ancestor().is_some() {
-                    "symbolic link loop; not followed".to_owned()
-                } else {
-                    format!("cannot read: {e}")
-                };
-                out.warnings.push(Warning {
-                    path,
-                    line: None,
-                    message,
-                });
+                out.warnings.push(walk_warning(root, &e));
                 continue;
             }
         };
-        if entry.file_type().is_dir() {
+        let Some(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_dir() {
             out.dirs.push(entry.path().to_path_buf());
+            if opts.gitignore {
+                let gitignore = entry.path().join(".gitignore");
+                if gitignore.is_file() {
+                    out.ignore_files.push(gitignore);
+                }
+            }
             continue;
         }
-        if !entry.file_type().is_file() {
+        if !file_type.is_file() {
             continue;
         }
         let path = entry.path();

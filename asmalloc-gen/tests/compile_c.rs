@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use asmalloc_gen::{Builder, Lang};
-use common::{TempDir, copy_dir, manifest_dir};
+use common::{copy_dir, manifest_dir, temp_dir};
 
 fn gcc(dir: &Path, args: &[&str]) {
     let out = Command::new("gcc")
@@ -36,12 +36,12 @@ fn run(exe: &Path) -> (String, String) {
 
 /// Copies the program, generates its table into `gen/`, and writes the
 /// sites header there.
-fn setup() -> Option<TempDir> {
+fn setup() -> Option<tempfile::TempDir> {
     if !common::have("gcc") {
         eprintln!("skipped: gcc not found");
         return None;
     }
-    let t = TempDir::new("cc");
+    let t = temp_dir("cc");
     copy_dir(
         &manifest_dir().join("tests/c_program"),
         &t.path().join("prog"),

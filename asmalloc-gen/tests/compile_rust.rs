@@ -7,11 +7,11 @@ mod common;
 use std::process::Command;
 
 use asmalloc_gen::{Builder, Format, Lang};
-use common::{TempDir, copy_dir, fixture, manifest_dir};
+use common::{copy_dir, fixture, manifest_dir, temp_dir};
 
 #[test]
 fn generated_rust_table_compiles_and_registers() {
-    let t = TempDir::new("rs");
+    let t = temp_dir("rs");
     let krate = t.path().join("scratch");
     copy_dir(&fixture("rust_tree"), &t.path().join("tree"));
     let report = Builder::new()

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{TempDir, copy_dir, fixture};
+use common::{copy_dir, fixture, temp_dir};
 
 fn cli(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_asmalloc-gen"))
@@ -26,7 +26,7 @@ fn p(path: &Path) -> &str {
 
 #[test]
 fn deterministic_and_no_rewrite_when_unchanged() {
-    let t = TempDir::new("det");
+    let t = temp_dir("det");
     let (a, b) = (t.path().join("a"), t.path().join("b"));
     let root = fixture("c_tree");
     let args = |out: &Path| {
@@ -80,7 +80,7 @@ fn deterministic_and_no_rewrite_when_unchanged() {
 
 #[test]
 fn check_detects_stale_tables() {
-    let t = TempDir::new("check");
+    let t = temp_dir("check");
     let root = t.path().join("src");
     let out = t.path().join("gen");
     copy_dir(&fixture("c_tree").join("src"), &root);
@@ -113,7 +113,7 @@ fn usage_errors_exit_2_and_help_has_examples() {
         stdout.contains("Examples:") && stdout.contains("--check"),
         "{stdout}"
     );
-    let t = TempDir::new("bad-prev");
+    let t = temp_dir("bad-prev");
     std::fs::write(
         t.path().join("mallocations.json"),
         "{\n  \"types\": [\n oops",
@@ -126,7 +126,7 @@ fn usage_errors_exit_2_and_help_has_examples() {
 
 #[test]
 fn emit_sites_header() {
-    let t = TempDir::new("sites");
+    let t = temp_dir("sites");
     let (code, _, _) = cli(&["--emit-sites-header", p(t.path())]);
     assert_eq!(code, 0);
     assert_eq!(
@@ -137,7 +137,7 @@ fn emit_sites_header() {
 
 #[test]
 fn bad_input_is_a_warning_and_the_rest_is_scanned() {
-    let t = TempDir::new("bad");
+    let t = temp_dir("bad");
     let root = t.path().join("tree");
     std::fs::create_dir_all(root.join("sub")).unwrap();
     std::fs::write(root.join("good.c"), "void g(void) { free(0); }\n").unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use asmalloc_gen::{Builder, Lang, Table};
-use common::{TempDir, copy_dir, fixture};
+use common::{copy_dir, fixture, temp_dir};
 
 fn generate(root: &Path, out: &Path) -> Table {
     Builder::new()
@@ -45,7 +45,7 @@ fn edit(path: &Path, f: impl FnOnce(String) -> String) {
 
 #[test]
 fn ids_survive_inserts_additions_removals_and_renames() {
-    let t = TempDir::new("stable");
+    let t = temp_dir("stable");
     let root = t.path().join("tree");
     let out = t.path().join("out");
     copy_dir(&fixture("c_tree").join("src"), &root);
@@ -151,7 +151,7 @@ fn ids_survive_inserts_additions_removals_and_renames() {
 
 #[test]
 fn rust_ids_survive_moves() {
-    let t = TempDir::new("stable-rs");
+    let t = temp_dir("stable-rs");
     let root = t.path().join("tree");
     let out = t.path().join("out");
     copy_dir(&fixture("rust_tree"), &root);
@@ -173,7 +173,7 @@ fn rust_ids_survive_moves() {
 
 #[test]
 fn a_file_that_fails_to_parse_keeps_its_ids() {
-    let t = TempDir::new("stable-broken");
+    let t = temp_dir("stable-broken");
     let root = t.path().join("tree");
     let out = t.path().join("out");
     copy_dir(&fixture("rust_tree"), &root);
