@@ -180,8 +180,9 @@ fn thresholds_follow_the_original_rules() {
     // (Nothing may allocate between the set and the allocation it is for.)
     asmalloc::mallocation_set(7, 12, 100_000);
     let layout = std::alloc::Layout::from_size_align(100_000, 8).unwrap();
-    // SAFETY: non-zero layout; freed below with the same layout.
-    let p = unsafe { std::alloc::alloc(layout) };
+    // SAFETY: non-zero layout; freed below with the same layout. (black_box:
+    // an optimised build may otherwise drop an allocation it can see unused.)
+    let p = std::hint::black_box(unsafe { std::alloc::alloc(layout) });
     let ev = take_events(12);
     assert_eq!(
         ev.len(),

@@ -6,21 +6,20 @@
 //! how the library's own Rust code (reports, the reporter thread, table
 //! registration) allocates without being counted as the program's.
 //!
-//! The flag is a `const`-initialised `thread_local!` of a `Cell<bool>`: no
-//! lazy initialisation, no destructor registration (which would itself
-//! allocate), readable during every thread-exit destructor.
+//! The flag is a field of the engine's per-thread state (one
+//! initial-exec TLS slot, see the runtime's `engine/tls.rs`): no lazy
+//! initialisation, no destructor registration (which would itself
+//! allocate), readable during every thread-exit destructor, and no second
+//! thread-local access on the allocation path.
 
-use std::cell::Cell;
 use std::marker::PhantomData;
 
-thread_local! {
-    static HELD: Cell<bool> = const { Cell::new(false) };
-}
+use rt::__private::engine::{library_work, set_library_work};
 
 /// True when the calling thread holds the guard.
 #[inline(always)]
 pub(crate) fn held() -> bool {
-    HELD.with(Cell::get)
+    library_work()
 }
 
 /// Holding the guard; dropping it releases it. Not `Send`: it belongs to
@@ -35,7 +34,7 @@ impl Guard {
     /// outer holder releases it).
     #[inline]
     pub(crate) fn enter() -> Option<Guard> {
-        if HELD.with(|h| h.replace(true)) {
+        if set_library_work(true) {
             None
         } else {
             Some(Guard {
@@ -48,14 +47,14 @@ impl Guard {
 impl Drop for Guard {
     #[inline]
     fn drop(&mut self) {
-        HELD.with(|h| h.set(false));
+        set_library_work(false);
     }
 }
 
 /// Holds the guard for the rest of the calling thread's life: for threads
 /// the library starts itself (the periodic reporter).
 pub(crate) fn hold_forever() {
-    HELD.with(|h| h.set(true));
+    set_library_work(true);
 }
 
 #[cfg(test)]

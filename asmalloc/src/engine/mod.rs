@@ -29,6 +29,8 @@ mod registry;
 mod table;
 #[allow(unsafe_code)]
 mod thread;
+#[allow(unsafe_code)]
+mod tls;
 
 use std::sync::atomic::Ordering;
 
@@ -186,11 +188,24 @@ fn check_thresholds(
     block_done: bool,
 ) {
     let block = delta.unsigned_abs() > config::armed_block_threshold() as u64 && !block_done;
+    let c = t.site(site);
     let drift = net
-        .wrapping_sub(t.site(site).reported_total.load(Ordering::Relaxed))
+        .wrapping_sub(c.reported_total.load(Ordering::Relaxed))
         .unsigned_abs()
         > config::armed_delta_threshold() as u64;
-    if block || drift {
+    if !(block || drift) {
+        return;
+    }
+    // The steady state of a busy site: past the delta threshold, but the
+    // time threshold (the original's rule: more than `delta_seconds` whole
+    // seconds since this site's last report on this thread) has not passed.
+    // Decided here without a clock read or a call: the thread's reading is
+    // reused (see `ThreadState::seconds_for_threshold`); one that says
+    // "passed" is confirmed with a fresh reading before anything fires.
+    let time_may_have_passed =
+        (s.seconds_for_threshold() - c.reported_secs.load(Ordering::Relaxed)).abs()
+            > config::delta_seconds();
+    if block || time_may_have_passed {
         thresholds_crossed(s, t, site, type_id, delta, net, block, drift);
     }
 }
@@ -222,14 +237,6 @@ fn thresholds_crossed(
         let c = t.site(site);
         let limit = config::delta_seconds();
         let reported = c.reported_secs.load(Ordering::Relaxed);
-        // The original's rule: fire when more than `delta_seconds` whole
-        // seconds have passed since this site's last report on this thread.
-        // In steady state (moved past the delta, time not passed) this is
-        // decided without reading the clock; a reading that says "passed" is
-        // confirmed with a fresh one.
-        if (s.seconds_for_threshold() - reported).abs() <= limit {
-            return;
-        }
         let now = clock::now_ns();
         let now_secs = now.div_euclid(1_000_000_000);
         if crate::clock::fake_ns() == 0 {
@@ -404,6 +411,19 @@ impl Drop for SiteScope {
             s.scope_type.set(self.prev_type);
         })
     }
+}
+
+/// True while the calling thread runs the LD_PRELOAD library's own work
+/// (its reentrancy guard; see the preload's `guard.rs`).
+#[inline(always)]
+pub fn library_work() -> bool {
+    thread::with(|s| s.library_work.get())
+}
+
+/// Sets the calling thread's reentrancy guard; returns its previous value.
+#[inline]
+pub fn set_library_work(on: bool) -> bool {
+    thread::with(|s| s.library_work.replace(on))
 }
 
 /// The calling thread's current scope site (0 outside any scope).

@@ -1,10 +1,9 @@
 //! The calling thread's state: its table, its current site, and the guard
 //! against re-entering the tracker from a callback.
 //!
-//! A `const`-initialised `thread_local!` with no `Drop` compiles to a plain
-//! TLS slot: no lazy initialisation, no destructor registration (which would
-//! itself allocate), and it stays readable during every thread-exit
-//! destructor.
+//! The state lives in a plain TLS slot (`engine/tls.rs`): no lazy
+//! initialisation, no destructor registration (which would itself
+//! allocate), readable during every thread-exit destructor.
 //!
 //! Thread exit is observed with a `pthread` key destructor rather than a Rust
 //! `thread_local!` with `Drop`: a key needs no allocation to set (glibc keeps
@@ -47,10 +46,18 @@ pub(crate) struct ThreadState {
     /// (see [`ThreadState::seconds_for_threshold`]).
     clock_secs: Cell<i64>,
     clock_budget: Cell<u32>,
+    /// The LD_PRELOAD library's reentrancy guard ("the library's own work
+    /// is running on this thread"), kept here so that an interposed call
+    /// reaches everything per-thread through one TLS slot.
+    pub library_work: Cell<bool>,
 }
 
 impl ThreadState {
-    const fn new() -> ThreadState {
+    // The documented initial value; on x86-64 Linux the slot's zeroed TLS
+    // image is this value (see `engine/tls.rs`, tested), so only tests and
+    // other targets construct it.
+    #[cfg_attr(all(target_arch = "x86_64", target_os = "linux"), allow(dead_code))]
+    pub(crate) const fn new() -> ThreadState {
         ThreadState {
             table: Cell::new(std::ptr::null()),
             phase: Cell::new(NEW),
@@ -63,7 +70,26 @@ impl ThreadState {
             in_callback: Cell::new(false),
             clock_secs: Cell::new(0),
             clock_budget: Cell::new(0),
+            library_work: Cell::new(false),
         }
+    }
+
+    /// Every field holds its zero (the state of a thread that never used
+    /// the tracker: what `engine/tls.rs`'s zero-initialised slot must be).
+    #[cfg(test)]
+    pub(crate) fn is_pristine(&self) -> bool {
+        self.table.get().is_null()
+            && self.phase.get() == 0
+            && self.scope_site.get() == 0
+            && self.scope_type.get() == 0
+            && !self.has_pending.get()
+            && self.pending_site.get() == 0
+            && self.pending_type.get() == 0
+            && !self.pending_block_reported.get()
+            && !self.in_callback.get()
+            && self.clock_secs.get() == 0
+            && self.clock_budget.get() == 0
+            && !self.library_work.get()
     }
 
     /// Whole seconds now, for the time threshold's steady state: a site whose
@@ -161,20 +187,12 @@ impl ThreadState {
     }
 }
 
-thread_local! {
-    static STATE: ThreadState = const { ThreadState::new() };
-}
-
-/// Runs `f` with the calling thread's state.
-///
-/// The closure given to `LocalKey::with` only takes the address, so it is
-/// always inlined and the TLS access compiles to one `fs:`-relative load;
-/// with the whole body inside, LLVM would keep `with` out of line and reach
-/// the key through a function pointer on every allocation.
+/// Runs `f` with the calling thread's state (one thread-local access; see
+/// `engine/tls.rs`).
 #[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    let state: *const ThreadState = STATE.with(|s| s as *const ThreadState);
-    // SAFETY: the pointer is to this thread's own `STATE`, which has no
+    let state = super::tls::current();
+    // SAFETY: the pointer is to this thread's own state, which has no
     // destructor and so stays valid for the whole life of the thread,
     // including its TLS destructors; the reference handed to `f` cannot leave
     // the thread (`ThreadState` is `!Sync`) and does not outlive the call.
