@@ -39,7 +39,8 @@ Examples:
 Exit status: 0 ok, 1 stale table under --check, 2 usage or I/O error,
 3 done but some files were skipped (warnings on stderr).
 The previous table is read from OUT/mallocations.json, which is always
-written: it is what keeps ids stable.";
+written: it is what keeps ids stable.
+`asmalloc gen ARGS` (the asmalloc command) runs this same command line.";
 
 /// Generates asmalloc's mallocation table (stable site ids) from C and Rust sources.
 #[derive(Debug, Parser)]
@@ -69,7 +70,7 @@ struct Args {
     #[arg(long)]
     no_default_excludes: bool,
 
-    /// Also scan files that the tree's .gitignore files ignore.
+    /// Also scan what the git repository's .gitignore files ignore.
     #[arg(long)]
     no_gitignore: bool,
 

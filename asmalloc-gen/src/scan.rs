@@ -2,11 +2,11 @@
 //!
 //! The walk is `ignore`'s (the walker of ripgrep). Skipped by default: hidden
 //! entries (`.git`, `.cache`, …), `target`, `build` and `node_modules`
-//! directories, and whatever the tree's `.gitignore` files ignore (those in
-//! the scanned directories and in their parents up to the repository root,
-//! whether or not the tree is a git repository; not the global excludes
-//! file nor `.git/info/exclude`, which differ between checkouts); add
-//! `--exclude` patterns for more. The generator's output directories
+//! directories, and, in a git repository, whatever its `.gitignore` files
+//! ignore (those in the scanned directories and in their parents up to the
+//! repository root, as git reads them; not the global excludes file nor
+//! `.git/info/exclude`, which differ between checkouts); add `--exclude`
+//! patterns for more. The generator's output directories
 //! ([`ScanOptions::output_dirs`]) are never scanned: neither the files it
 //! writes there nor, when such a directory lies inside a root, anything in
 //! it. Symbolic links are followed, and a link back to an ancestor (a loop)
@@ -66,7 +66,8 @@ pub struct ScanOptions {
     pub excludes: Excludes,
     /// Skip hidden entries and [`DEFAULT_EXCLUDED_DIRS`].
     pub default_excludes: bool,
-    /// Skip what the tree's `.gitignore` files ignore.
+    /// Skip what the `.gitignore` files of the git repository the tree is
+    /// in ignore.
     pub gitignore: bool,
     /// Directories the generator writes into. The [`GENERATED_FILES`] in
     /// them are never scanned, and such a directory is not scanned at all
@@ -219,7 +220,7 @@ pub fn scan_root(root: &Path, opts: &ScanOptions, out: &mut ScanResult) {
         .hidden(default_excludes)
         .git_ignore(opts.gitignore)
         .parents(opts.gitignore)
-        .require_git(false)
+        .require_git(true)
         .filter_entry(move |e| {
             if e.depth() == 0 {
                 return true;
