@@ -729,6 +729,63 @@ fn glibc_only_sections_follow_the_heap(lib: Lib) {
     }
 }
 
+// --- the allocation path's cost in steady state.
+
+/// A site past the delta threshold is checked against the time threshold on
+/// every allocation; that check must not read the clock each time (it once
+/// did: 175,000 reads for 100,000 iterations) nor make system calls. The
+/// program counts the library's `clock_gettime` calls by defining the
+/// function itself; `strace -c` counts system calls, which must not grow
+/// with the number of iterations.
+fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
+    let exe = compile("steady", &["-rdynamic", "-ldl"]);
+    let reads = |n: u64| -> u64 {
+        let r = run_with(
+            &exe,
+            which,
+            &[&n.to_string()],
+            &[("ASMALLOC_REPORT_AT_EXIT", "0".into())],
+        );
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let words: Vec<&str> = r.stdout.split_whitespace().collect();
+        assert_eq!(words[2], "clock_reads", "{}", r.stdout);
+        words[3].parse().unwrap()
+    };
+    let n = 200_000;
+    let clock = reads(n);
+    assert!(
+        clock <= n / 500,
+        "{clock} clock reads for {n} iterations (at most one per 1024 threshold checks)"
+    );
+    let syscalls = |n: u64| -> u64 {
+        let trace = scratch().join(format!("steady-{}-{n}.strace", which.name()));
+        let out = Command::new("strace")
+            .args(["-f", "-c", "-o"])
+            .arg(&trace)
+            .arg("env")
+            .arg(format!("LD_PRELOAD={}", lib(which).display()))
+            .arg("ASMALLOC_REPORT_AT_EXIT=0")
+            .arg(&exe)
+            .arg(n.to_string())
+            .output()
+            .expect("run strace (Debian package strace)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&trace).unwrap();
+        let total = text.lines().last().unwrap();
+        // "100.00    0.000040           0       206        16 total"
+        total.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    let (few, many) = (syscalls(20_000), syscalls(400_000));
+    assert!(
+        many <= few + 4,
+        "system calls grew with the iterations: {few} for 20,000, {many} for 400,000"
+    );
+}
+
 // --- another allocator underneath.
 
 /// Programs linked against Debian's jemalloc, tcmalloc and mimalloc shared
@@ -1122,6 +1179,7 @@ under_both!(
     quiet_programs_end_at_zero_with_the_monitor_on,
     lua_interpreter_never_shows_a_negative_site,
     another_allocator_underneath_runs_untouched,
+    steady_state_makes_no_syscall_and_rarely_reads_the_clock,
 );
 
 // ---------------------------------------------------------------------------
