@@ -23,13 +23,26 @@ fn ids_cached_before_registration_move_to_the_table() {
         "no table yet: unchanged"
     );
     asmalloc::register_sites(&TABLE).unwrap();
-    assert_eq!(asmalloc::__private::site::current_id(early), 1, "now the table's id");
-    assert_eq!(asmalloc::__private::site::current_id(early), 1, "and stays so");
+    assert_eq!(
+        asmalloc::__private::site::current_id(early),
+        1,
+        "now the table's id"
+    );
+    assert_eq!(
+        asmalloc::__private::site::current_id(early),
+        1,
+        "and stays so"
+    );
     assert_eq!(
         asmalloc::__private::site::current_id(missing),
         missing,
         "a site the table lacks keeps its name"
     );
     assert_eq!(asmalloc::__private::site::current_id(1), 1);
-    assert_eq!(asmalloc::__private::site::describe(missing).unwrap().function, "other");
+    assert_eq!(
+        asmalloc::__private::site::describe(missing)
+            .unwrap()
+            .function,
+        "other"
+    );
 }

@@ -67,7 +67,11 @@ fn modules() -> BTreeMap<String, Vec<PathBuf>> {
                 .collect();
             mods.insert(name, files);
         } else if name != "lib" {
-            let name = if name == "private" { "__private".into() } else { name };
+            let name = if name == "private" {
+                "__private".into()
+            } else {
+                name
+            };
             mods.entry(name).or_default().push(path);
         }
     }
@@ -86,8 +90,11 @@ fn documented_order() -> Vec<String> {
         .map(|l| l.trim_start_matches("//!").trim())
         .take_while(|l| !l.starts_with("##"))
         .filter_map(|l| {
-            let l = l.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.').trim();
-            l.strip_prefix('`').map(|r| r[..r.find('`').unwrap()].to_string())
+            let l = l
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+                .trim();
+            l.strip_prefix('`')
+                .map(|r| r[..r.find('`').unwrap()].to_string())
         })
         .collect()
 }
@@ -98,9 +105,15 @@ fn every_module_uses_only_modules_listed_below_it() {
     let order = documented_order();
     let listed: BTreeSet<&String> = order.iter().collect();
     let actual: BTreeSet<&String> = mods.keys().collect();
-    assert_eq!(listed, actual, "the documented order lists exactly the modules");
-    let rank: BTreeMap<&str, usize> =
-        order.iter().enumerate().map(|(i, m)| (m.as_str(), i)).collect();
+    assert_eq!(
+        listed, actual,
+        "the documented order lists exactly the modules"
+    );
+    let rank: BTreeMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
     let mut wrong = Vec::new();
     for (module, files) in &mods {
         for file in files {
@@ -168,6 +181,9 @@ fn the_checker_sees_a_circle() {
     let used = uses_after(&code, "crate::");
     assert_eq!(
         used,
-        ["engine", "op", "site"].iter().map(|s| s.to_string()).collect()
+        ["engine", "op", "site"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     );
 }

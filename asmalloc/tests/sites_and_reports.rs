@@ -105,7 +105,10 @@ fn out_of_range_sites_fall_back_to_unknown() {
     let b = alloc_at(999, 64, 8, false);
     // SAFETY: the block is 64 bytes plus its 8-byte tag.
     let word = unsafe { asmalloc::__private::tag::read(b.ptr.add(64)) };
-    assert_eq!(asmalloc::__private::tag::decode(b.ptr as usize, 64, word), Some(0));
+    assert_eq!(
+        asmalloc::__private::tag::decode(b.ptr as usize, 64, word),
+        Some(0)
+    );
     assert_eq!(Snapshot::take().site(999).allocs, 0);
     free(b);
     // The C-style set falls back the same way, and an unknown type becomes 0.
@@ -142,12 +145,18 @@ fn dynamic_sites_get_real_names() {
         "dynamic ids are accepted"
     );
     free(b);
-    assert!(!asmalloc::__private::site::same_file("src/xbuffer.rs", "buffer.rs"));
+    assert!(!asmalloc::__private::site::same_file(
+        "src/xbuffer.rs",
+        "buffer.rs"
+    ));
     // A stale table whose line 19 now holds another function never lends
     // that function's name.
     let moved = asmalloc::__private::site::resolve(2, "src/net/buffer.rs", 19, "refill");
     assert_ne!(moved, 3);
-    assert_eq!(asmalloc::__private::site::describe(moved).unwrap().function, "refill");
+    assert_eq!(
+        asmalloc::__private::site::describe(moved).unwrap().function,
+        "refill"
+    );
 }
 
 #[test]
