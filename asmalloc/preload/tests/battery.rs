@@ -2318,6 +2318,17 @@ fn run_once(
     let elapsed = t0.elapsed();
     let (files, unmatched) = collect_outputs(&dir, p.outputs);
     let cap = ctx.cap.into_inner();
+    // What is compared, as compared (kept with the scratch files when the
+    // test fails).
+    let _ = fs::write(
+        logs.join("compared.txt"),
+        format!(
+            "statuses:\n{}\n\nstdout:\n{}\nstderr:\n{}",
+            cap.statuses.join("\n"),
+            cap.stdout,
+            cap.stderr
+        ),
+    );
     (
         RunResult {
             result,
