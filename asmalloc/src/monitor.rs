@@ -473,21 +473,24 @@ pub fn leaking() -> Vec<u16> {
 }
 
 /// Starts a thread that calls [`sample_now`] every `interval` and writes
-/// verdicts to stderr. For Rust programs; the LD_PRELOAD library runs its
+/// verdicts to stderr. The thread blocks every signal (they stay the
+/// program's). For Rust programs; the LD_PRELOAD library runs its
 /// own reporter thread.
 pub fn start_thread(interval: Duration) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("asmalloc-monitor".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(interval);
-                let text = sample_now();
-                if !text.is_empty() {
-                    let _ = io::stderr().write_all(text.as_bytes());
+    crate::sys::with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("asmalloc-monitor".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    let text = sample_now();
+                    if !text.is_empty() {
+                        let _ = io::stderr().write_all(text.as_bytes());
+                    }
                 }
-            }
-        })
-        .map(|_| ())
+            })
+            .map(|_| ())
+    })
 }
 
 #[cfg(test)]

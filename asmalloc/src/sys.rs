@@ -91,3 +91,27 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> i64 {
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec)
 }
+
+/// Runs `f` with every signal blocked in the calling thread, then restores
+/// its mask: a thread started inside `f` (the monitor's) inherits the full
+/// mask, so the program's signals are never delivered to it — a program
+/// that blocks a signal everywhere and takes it with `sigwait` would
+/// otherwise lose it to our thread (and die by its default action).
+pub(crate) fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sigset_t is plain data; all-zero is a valid (empty) set.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: both sets are valid and writable; the mask changes for this
+    // thread only and is restored below.
+    let blocked = unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0
+    };
+    let result = f();
+    if blocked {
+        // SAFETY: `old` is the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    }
+    result
+}

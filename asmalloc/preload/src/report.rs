@@ -117,15 +117,17 @@ pub(crate) fn start_monitor() {
         ));
         return;
     }
-    let spawned = std::thread::Builder::new()
-        .name("asmalloc-monitor".into())
-        .spawn(move || {
-            guard::hold_forever();
-            loop {
-                std::thread::sleep(interval);
-                sample();
-            }
-        });
+    let spawned = syscalls::with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("asmalloc-monitor".into())
+            .spawn(move || {
+                guard::hold_forever();
+                loop {
+                    std::thread::sleep(interval);
+                    sample();
+                }
+            })
+    });
     if let Err(e) = spawned {
         MONITOR_PID.store(0, Ordering::Release);
         rt::warn(format_args!(
@@ -152,16 +154,18 @@ pub(crate) fn start_reporter() {
         return;
     }
     let _guard = Guard::enter();
-    let spawned = std::thread::Builder::new()
-        .name("asmalloc-report".into())
-        .spawn(move || {
-            // Everything this thread does is the library's own work.
-            guard::hold_forever();
-            loop {
-                std::thread::sleep(Duration::from_millis(ms));
-                emit(Reason::Periodic);
-            }
-        });
+    let spawned = syscalls::with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("asmalloc-report".into())
+            .spawn(move || {
+                // Everything this thread does is the library's own work.
+                guard::hold_forever();
+                loop {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    emit(Reason::Periodic);
+                }
+            })
+    });
     if let Err(e) = spawned {
         REPORTER_PID.store(0, Ordering::Release);
         rt::warn(format_args!(

@@ -786,6 +786,27 @@ fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
     );
 }
 
+/// The library's threads (reporter, monitor) block every signal, so a
+/// program that takes its signals with `sigwait` gets them all: a SIGUSR1
+/// delivered to a library thread would kill the process (nginx's master
+/// hung when its SIGCHLD went to the reporter).
+fn library_threads_never_take_the_programs_signals(which: Lib) {
+    let exe = compile("sigwait", &[]);
+    let log = scratch().join(format!("sigwait-{}.jsonl", which.name()));
+    let r = run_with(
+        &exe,
+        which,
+        &[],
+        &[
+            ("ASMALLOC_REPORT_INTERVAL", "1s".into()),
+            ("ASMALLOC_LOG", log.display().to_string()),
+            ("ASMALLOC_REPORT_AT_EXIT", "0".into()),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "both signals taken by sigwait\n");
+}
+
 // --- another allocator underneath.
 
 /// Programs linked against Debian's jemalloc, tcmalloc and mimalloc shared
@@ -1180,6 +1201,7 @@ under_both!(
     lua_interpreter_never_shows_a_negative_site,
     another_allocator_underneath_runs_untouched,
     steady_state_makes_no_syscall_and_rarely_reads_the_clock,
+    library_threads_never_take_the_programs_signals,
 );
 
 // ---------------------------------------------------------------------------

@@ -187,11 +187,16 @@ impl ThreadState {
     }
 }
 
+super::tls::initial_exec_slot!(
+    fn current() -> *const ThreadState = ThreadState::new(),
+    "asmalloc_thread_state_v1"
+);
+
 /// Runs `f` with the calling thread's state (one thread-local access; see
 /// `engine/tls.rs`).
 #[inline(always)]
 pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
-    let state = super::tls::current();
+    let state = current();
     // SAFETY: the pointer is to this thread's own state, which has no
     // destructor and so stays valid for the whole life of the thread,
     // including its TLS destructors; the reference handed to `f` cannot leave
@@ -264,5 +269,32 @@ fn register_exit_hook(table: &'static ThreadTable) {
         unsafe {
             libc::pthread_setspecific(key, table as *const ThreadTable as *const libc::c_void);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_threads_slot_reads_as_a_new_state() {
+        // The loader's zero image, read through the slot on a thread that has
+        // not used the tracker (this test binary's allocator is System's).
+        assert!(ThreadState::new().is_pristine());
+        let pristine = std::thread::spawn(|| {
+            // SAFETY: this thread's own slot, alive while the thread runs.
+            unsafe { &*current() }.is_pristine()
+        })
+        .join()
+        .unwrap();
+        assert!(pristine);
+    }
+
+    #[test]
+    fn each_thread_has_its_own_slot() {
+        let here = current() as usize;
+        let there = std::thread::spawn(|| current() as usize).join().unwrap();
+        assert_ne!(here, there);
+        assert_eq!(here, current() as usize);
     }
 }

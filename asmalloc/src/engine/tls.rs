@@ -1,5 +1,5 @@
-//! Where the calling thread's [`ThreadState`] lives: one thread-local slot
-//! reached with the *initial-exec* TLS model on x86-64 Linux.
+//! A thread-local slot reached with the *initial-exec* TLS model on x86-64
+//! Linux: [`initial_exec_slot!`], used for the engine's per-thread state.
 //!
 //! Why not `thread_local!`: in an executable it is already a single
 //! `fs:`-relative load, but the LD_PRELOAD library is a shared object, and
@@ -16,102 +16,63 @@
 //! a few dozen bytes, which usually fits; if not, `dlopen` fails with
 //! "cannot allocate memory in static TLS block" and nothing else happens).
 //!
-//! The slot starts as zeroes (`.tbss`), which is [`ThreadState::new`]'s
-//! value: every field is an integer, a `bool` or a pointer whose zero is
-//! its initial value (checked by a test). Other targets use
-//! `thread_local!`.
+//! The slot starts as zeroes (`.tbss`): the type must be one whose all-zero
+//! bytes are its initial value (the engine's `ThreadState` is; a test checks
+//! it). Other targets use `thread_local!` with the type's `new()`.
 
-use super::thread::ThreadState;
+/// `initial_exec_slot!(fn current() -> *const T = T::new(), "unique_symbol")`
+/// defines `fn current()` returning the calling thread's slot of type `T`:
+/// an initial-exec TLS symbol on x86-64 Linux (zero-initialised: `T`'s
+/// all-zero bytes must be `T::new()`), a `thread_local!` elsewhere. The
+/// pointer is valid for the thread's whole life and never shared.
+macro_rules! initial_exec_slot {
+    ($vis:vis fn $name:ident() -> *const $ty:ty = $init:expr, $symbol:literal) => {
+        // A hidden global (not exported from a shared object, visible to
+        // every object file of this crate) in the thread-local zero section.
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        std::arch::global_asm!(
+            concat!(".pushsection .tbss.", $symbol, ",\"awT\",@nobits"),
+            ".p2align 6",
+            concat!(".globl ", $symbol),
+            concat!(".hidden ", $symbol),
+            concat!(".type ", $symbol, ", @object"),
+            concat!(".size ", $symbol, ", {size}"),
+            concat!($symbol, ":"),
+            ".zero {size}",
+            ".popsection",
+            size = const std::mem::size_of::<$ty>(),
+        );
 
-#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-mod slot {
-    use super::ThreadState;
-
-    const SIZE: usize = std::mem::size_of::<ThreadState>();
-    const ALIGN: usize = std::mem::align_of::<ThreadState>();
-    const _: () = assert!(ALIGN <= 64);
-
-    // A hidden global (not exported from the shared object, visible to
-    // every object file of this crate) in the thread-local zero section.
-    std::arch::global_asm!(
-        ".pushsection .tbss.asmalloc_thread_state,\"awT\",@nobits",
-        ".p2align 6",
-        ".globl asmalloc_thread_state_v1",
-        ".hidden asmalloc_thread_state_v1",
-        ".type asmalloc_thread_state_v1, @object",
-        ".size asmalloc_thread_state_v1, {size}",
-        "asmalloc_thread_state_v1:",
-        ".zero {size}",
-        ".popsection",
-        size = const SIZE,
-    );
-
-    /// The calling thread's slot.
-    #[inline(always)]
-    pub(super) fn get() -> *const ThreadState {
-        let p: *const ThreadState;
-        // SAFETY: the initial-exec sequence for a TLS symbol defined above:
-        // `fs:0` holds the thread pointer (x86-64 TLS ABI) and the GOT entry
-        // the linker makes for `@GOTTPOFF` holds the slot's offset from it.
-        // It reads only that GOT entry and the thread's own TCB word.
-        unsafe {
-            std::arch::asm!(
-                "mov {p}, qword ptr fs:[0]",
-                "add {p}, qword ptr [rip + asmalloc_thread_state_v1@GOTTPOFF]",
-                p = out(reg) p,
-                options(pure, readonly, nostack),
-            );
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        #[inline(always)]
+        $vis fn $name() -> *const $ty {
+            const _: () = assert!(std::mem::align_of::<$ty>() <= 64);
+            let p: *const $ty;
+            // SAFETY: the initial-exec sequence for the TLS symbol defined
+            // above: `fs:0` holds the thread pointer (x86-64 TLS ABI) and
+            // the GOT entry the linker makes for `@GOTTPOFF` holds the
+            // slot's offset from it. It reads only that GOT entry and the
+            // thread's own TCB word.
+            unsafe {
+                std::arch::asm!(
+                    "mov {p}, qword ptr fs:[0]",
+                    concat!("add {p}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
+                    p = out(reg) p,
+                    options(pure, readonly, nostack),
+                );
+            }
+            p
         }
-        p
-    }
+
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        #[inline(always)]
+        $vis fn $name() -> *const $ty {
+            thread_local! {
+                static SLOT: $ty = const { $init };
+            }
+            SLOT.with(|s| s as *const $ty)
+        }
+    };
 }
 
-#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-mod slot {
-    use super::ThreadState;
-
-    thread_local! {
-        static STATE: ThreadState = const { ThreadState::new() };
-    }
-
-    /// The calling thread's slot.
-    #[inline(always)]
-    pub(super) fn get() -> *const ThreadState {
-        STATE.with(|s| s as *const ThreadState)
-    }
-}
-
-/// The calling thread's state: valid for the whole life of the thread
-/// (including its TLS destructors and the pthread key destructors), never
-/// shared with another thread.
-#[inline(always)]
-pub(crate) fn current() -> *const ThreadState {
-    slot::get()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_fresh_threads_slot_reads_as_a_new_state() {
-        // The loader's zero image, read through the slot on a thread that has
-        // not used the tracker (this test binary's allocator is System's).
-        assert!(ThreadState::new().is_pristine());
-        let pristine = std::thread::spawn(|| {
-            // SAFETY: this thread's own slot, alive while the thread runs.
-            unsafe { &*current() }.is_pristine()
-        })
-        .join()
-        .unwrap();
-        assert!(pristine);
-    }
-
-    #[test]
-    fn each_thread_has_its_own_slot() {
-        let here = current() as usize;
-        let there = std::thread::spawn(|| current() as usize).join().unwrap();
-        assert_ne!(here, there);
-        assert_eq!(here, current() as usize);
-    }
-}
+pub(crate) use initial_exec_slot;
