@@ -13,26 +13,52 @@ use std::process::{Command, ExitCode};
 
 use clap::Args;
 
+use asmalloc::detector::DetectorConfig;
+
 use crate::allocator;
 use crate::log::{Log, human, verdict_sentence};
 use crate::signals;
 
+/// A duration flag's value (`500ms`, `1s`, `2m`; plain numbers are
+/// seconds), checked with the runtime's own parser; milliseconds.
+fn duration_ms(text: &str) -> Result<u64, String> {
+    match asmalloc::parse_duration_ms(text) {
+        Ok(0) => Err("must be longer than 0".into()),
+        Ok(ms) => Ok(ms),
+        Err(e) => Err(e.to_string().trim_start_matches("asmalloc: ").to_string()),
+    }
+}
+
+/// A size flag's value (`4M`, `512K`, bytes), checked with the runtime's
+/// own parser.
+fn size_bytes(text: &str) -> Result<u64, String> {
+    match asmalloc::parse_size(text) {
+        Ok(0) => Err("must be more than 0".into()),
+        Ok(n) => Ok(n as u64),
+        Err(e) => Err(e.to_string().trim_start_matches("asmalloc: ").to_string()),
+    }
+}
+
+const DEFAULT_WINDOW_MS: u64 = (DetectorConfig::DEFAULT.window_ns / 1_000_000) as u64;
+
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// How often the monitor samples every site (e.g. 500ms, 1s, 5s).
-    #[arg(long, default_value = "1s")]
-    interval: String,
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = duration_ms)]
+    interval: u64,
     /// Write the JSON-lines log here (default: a new file in the temporary
     /// directory, whose path is printed).
     #[arg(long)]
     log: Option<PathBuf>,
     /// Growth of a site's floor over the window that counts as a leak
-    /// (e.g. 4M; default: the runtime's).
-    #[arg(long)]
-    threshold: Option<String>,
-    /// The detector's window (e.g. 30s; default: the runtime's).
-    #[arg(long)]
-    window: Option<String>,
+    /// (e.g. 4M) [default: 4M].
+    #[arg(long, value_name = "SIZE", value_parser = size_bytes)]
+    threshold: Option<u64>,
+    /// The detector's window (e.g. 30s) [default: 30s]; it must hold the
+    /// detector's minimum number of samples (6, or
+    /// $ASMALLOC_LEAK_MIN_SAMPLES) at --interval.
+    #[arg(long, value_name = "DURATION", value_parser = duration_ms)]
+    window: Option<u64>,
     /// Use the jemalloc build of the library (libasmalloc_jem.so), whatever
     /// the program links.
     #[arg(long, conflicts_with = "lib")]
@@ -50,9 +76,42 @@ pub(crate) struct RunArgs {
     /// the monitor up through the environment, preload nothing.
     #[arg(long, conflicts_with_all = ["lib", "jemalloc", "glibc"])]
     linked: bool,
-    /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The program and its arguments (after `--`, or from the first word
+    /// that is not an option of `asmalloc run`).
+    #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
     program: Vec<OsString>,
+}
+
+/// Refuses a window too short to hold the detector's minimum number of
+/// samples at the sampling interval (it could never reach a verdict),
+/// saying what would do.
+fn check_window(args: &RunArgs) -> Result<(), String> {
+    let min_samples = std::env::var("ASMALLOC_LEAK_MIN_SAMPLES")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&n| n >= 4)
+        .unwrap_or(DetectorConfig::DEFAULT.min_samples as u64);
+    let window = args.window.unwrap_or(DEFAULT_WINDOW_MS);
+    let needed = args.interval.saturating_mul(min_samples);
+    if window < needed {
+        return Err(format!(
+            "--window {} is too short for --interval {}: the detector needs at least {min_samples} \
+             samples in a window, so use --window {} or more, or a shorter --interval",
+            show_ms(window),
+            show_ms(args.interval),
+            show_ms(needed)
+        ));
+    }
+    Ok(())
+}
+
+/// `1500ms`, `2s`.
+fn show_ms(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 /// The library to preload, as chosen.
@@ -133,6 +192,10 @@ fn find_lib(choice: &Choice) -> Result<PathBuf, String> {
 }
 
 pub(crate) fn run(args: RunArgs) -> ExitCode {
+    if let Err(why) = check_window(&args) {
+        eprintln!("asmalloc: {why}");
+        return ExitCode::from(2);
+    }
     let lib = if args.linked {
         None
     } else {
@@ -159,7 +222,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         - 50_000_000;
     let mut cmd = Command::new(&args.program[0]);
     cmd.args(&args.program[1..])
-        .env("ASMALLOC_SAMPLE_INTERVAL", &args.interval)
+        .env("ASMALLOC_SAMPLE_INTERVAL", format!("{}ms", args.interval))
         .env("ASMALLOC_LOG", &log_path);
     if let Some(lib) = lib {
         let mut preload = lib.into_os_string();
@@ -169,11 +232,11 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         }
         cmd.env("LD_PRELOAD", preload);
     }
-    if let Some(t) = &args.threshold {
-        cmd.env("ASMALLOC_LEAK_THRESHOLD", t);
+    if let Some(t) = args.threshold {
+        cmd.env("ASMALLOC_LEAK_THRESHOLD", t.to_string());
     }
-    if let Some(w) = &args.window {
-        cmd.env("ASMALLOC_LEAK_WINDOW", w);
+    if let Some(w) = args.window {
+        cmd.env("ASMALLOC_LEAK_WINDOW", format!("{w}ms"));
     }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
@@ -262,5 +325,65 @@ fn summarise(log_path: &Path, started_ns: i64, program: &OsString) {
             human(now),
             human(v.rate_bytes_per_s)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RunArgs, String> {
+        Cli::try_parse_from(std::iter::once("run").chain(args.iter().copied()))
+            .map(|c| c.run)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_values_are_refused_under_the_flags_name() {
+        let e = parse(&["--threshold", "4Q", "--", "prog"]).err().unwrap();
+        assert!(
+            e.contains("'--threshold <SIZE>'") && e.contains("bad size '4Q'"),
+            "{e}"
+        );
+        let e = parse(&["--interval", "soon", "prog"]).err().unwrap();
+        assert!(e.contains("'--interval <DURATION>'"), "{e}");
+        let e = parse(&["--window", "0", "prog"]).err().unwrap();
+        assert!(e.contains("longer than 0"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_option_before_the_program_is_an_error() {
+        let e = parse(&["--metrics-file", "m.prom", "--", "./prog"])
+            .err()
+            .unwrap();
+        assert!(e.contains("unexpected argument '--metrics-file'"), "{e}");
+        // After the program's name, options are the program's.
+        let a = parse(&["./prog", "--verbose", "-x"]).unwrap();
+        assert_eq!(a.program, ["./prog", "--verbose", "-x"]);
+        let a = parse(&["--", "./prog", "--interval", "5s"]).unwrap();
+        assert_eq!(a.program, ["./prog", "--interval", "5s"]);
+        assert_eq!(a.interval, 1000);
+    }
+
+    #[test]
+    fn a_window_too_short_for_the_interval_is_refused_with_the_fix() {
+        let a = parse(&["--window", "2s", "prog"]).unwrap();
+        let why = check_window(&a).err().unwrap();
+        assert!(
+            why.contains("--window 2s is too short for --interval 1s"),
+            "{why}"
+        );
+        assert!(why.contains("use --window 6s or more"), "{why}");
+        let a = parse(&["--interval", "250ms", "--window", "2s", "prog"]).unwrap();
+        assert!(check_window(&a).is_ok());
+        let a = parse(&["prog"]).unwrap();
+        assert!(check_window(&a).is_ok(), "the defaults fit");
     }
 }
