@@ -614,7 +614,7 @@ fn main() {
                 cells.insert(c, Cell::Failed("raw run failed".into()));
             }
         }
-        // memcheck's fixed start-up, measured once (see the notes).
+        // The fixed start-up of the scaled-down tool runs (see the notes).
         let mut zero: BTreeMap<Cfg, (f64, f64)> = BTreeMap::new();
         for (c, p) in &w.plans {
             if let Plan::Run(inv) = p

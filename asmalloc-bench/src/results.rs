@@ -175,9 +175,13 @@ pub fn targets(rows: &[Row]) -> Vec<Target> {
     let mut out = Vec::new();
     let mut time = |what: &str, key: &str, cfg: Cfg, base: Cfg, limit: f64| {
         let v = row(key).and_then(|r| r.ratio(cfg, base, Metric::Wall));
+        let cpu = row(key).and_then(|r| r.ratio(cfg, base, Metric::Cpu));
         out.push(Target {
             what: what.to_string(),
-            measured: fmt_ratio(v),
+            measured: match (v, cpu) {
+                (Some(_), Some(c)) => format!("{} (CPU {c:.2}x)", fmt_ratio(v)),
+                _ => fmt_ratio(v),
+            },
             limit: format!("≤ {limit:.2}x"),
             pass: v.map(|v| v <= limit),
             value: v,
@@ -371,6 +375,6 @@ mod tests {
             .find(|t| t.what.starts_with("C preload, allocator-heavy"))
             .unwrap();
         assert_eq!(a.pass, Some(false));
-        assert_eq!(a.measured, "1.20x");
+        assert_eq!(a.measured, "1.20x (CPU 1.20x)");
     }
 }
