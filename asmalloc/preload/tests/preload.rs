@@ -765,6 +765,10 @@ fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
             .arg("env")
             .arg(format!("LD_PRELOAD={}", lib(which).display()))
             .arg("ASMALLOC_REPORT_AT_EXIT=0")
+            // jemalloc returns memory to the kernel as time passes (decay
+            // purging: madvise): the allocator's own system calls, which
+            // grow with the run's length. Off here, to count ours.
+            .arg("_RJEM_MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1")
             .arg(&exe)
             .arg(n.to_string())
             .output()
