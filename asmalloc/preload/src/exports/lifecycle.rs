@@ -75,6 +75,15 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
         for w in &warnings {
             rt::warn(format_args!("{w}"));
         }
+        // Child handlers run in the order they were registered, and ours
+        // starts threads (reporter, monitor) that allocate at once: the
+        // heap's own child handler must have run first. jemalloc registers
+        // its handlers when it initialises, so initialise it now, before
+        // registering ours (else the child's new thread could block for
+        // ever on a jemalloc lock inherited from the fork). glibc's heap
+        // repairs itself inside fork, before any handler.
+        // SAFETY: a block freed at once by the same heap.
+        unsafe { real::free(real::malloc(1)) };
         // SAFETY: registering a plain extern "C" handler.
         unsafe {
             libc::pthread_atfork(
