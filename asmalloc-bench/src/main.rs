@@ -308,7 +308,7 @@ fn short_name(key: &str) -> &'static str {
         "d-python" => "(d) python3 stdlib script",
         "d-sort" => "(d) sort",
         "d-gzip" => "(d) gzip",
-        "e-redis" => "(e) redis, requests/s",
+        "e-redis" => "(e) redis",
         _ => "?",
     }
 }
