@@ -76,6 +76,11 @@ pub(crate) struct RunArgs {
     /// the monitor up through the environment, preload nothing.
     #[arg(long, conflicts_with_all = ["lib", "jemalloc", "glibc"])]
     linked: bool,
+    /// Leave allocations with no named site at site 0 instead of charging
+    /// them to the code that called malloc (caller sites, named at report
+    /// time from the program's symbols and debug information).
+    #[arg(long)]
+    no_callers: bool,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -223,6 +228,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     let mut cmd = Command::new(&args.program[0]);
     cmd.args(&args.program[1..])
         .env("ASMALLOC_SAMPLE_INTERVAL", format!("{}ms", args.interval))
+        .env("ASMALLOC_CALLERS", if args.no_callers { "0" } else { "1" })
         .env("ASMALLOC_LOG", &log_path);
     if let Some(lib) = lib {
         let mut preload = lib.into_os_string();

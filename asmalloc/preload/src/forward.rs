@@ -89,3 +89,38 @@ pub(crate) const fn c_name(name: &'static str) -> &'static std::ffi::CStr {
         Err(_) => panic!("a C name ends with its only NUL"),
     }
 }
+
+/// `export_with_caller!(fn malloc(size: usize) -> *mut c_void => malloc_from, "rsi");`
+/// exports `malloc` to C as a two-instruction trampoline that hands its
+/// own return address — the instruction after the program's `call malloc`,
+/// which names the calling code — to `malloc_from` as one more argument,
+/// in the next argument register of the x86-64 C ABI (`"rsi"` here: `rdi`,
+/// `rsi`, `rdx`, `rcx`, `r8`, `r9` in order), and jumps there. No frame,
+/// no call: `malloc_from` returns straight to the program. Elsewhere (and
+/// in unit tests) the export calls `malloc_from(…, 0)`: no caller known.
+macro_rules! export_with_caller {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty => $inner:ident, $reg:literal) => {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux", not(test)))]
+        $(#[$meta])*
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // On entry `[rsp]` is the return address (x86-64 ABI); the
+            // arguments are still in their registers, and a jump keeps the
+            // stack exactly as the program's call left it.
+            std::arch::naked_asm!(
+                concat!("mov ", $reg, ", qword ptr [rsp]"),
+                "jmp {inner}",
+                inner = sym $inner,
+            )
+        }
+
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(test))))]
+        $(#[$meta])*
+        #[cfg_attr(not(test), unsafe(no_mangle))]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            // SAFETY: the caller's contract is the inner function's.
+            unsafe { $inner($($arg,)* 0) }
+        }
+    };
+}

@@ -41,5 +41,6 @@ mod real;
 mod report;
 mod settings;
 mod shm;
+mod symbols;
 mod syscalls;
 mod threads;

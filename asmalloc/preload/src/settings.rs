@@ -21,6 +21,14 @@ static AT_EXIT: AtomicBool = AtomicBool::new(true);
 static FORMAT: AtomicU8 = AtomicU8::new(0);
 static TOP: AtomicUsize = AtomicUsize::new(rt::report::DEFAULT_TOP_SITES);
 static OUTPUT: OnceLock<Box<str>> = OnceLock::new();
+static CALLERS: AtomicBool = AtomicBool::new(false);
+
+/// Charge calls with no table site to their calling address (caller
+/// sites; `ASMALLOC_CALLERS`, default off; `asmalloc run` turns it on).
+#[inline(always)]
+pub(crate) fn callers() -> bool {
+    CALLERS.load(Ordering::Relaxed)
+}
 /// Periodic report interval in milliseconds (0 = off, the default).
 pub(crate) fn interval_ms() -> u64 {
     INTERVAL_MS.load(Ordering::Relaxed)
@@ -50,7 +58,7 @@ pub(crate) fn output_path() -> Option<&'static str> {
 }
 
 /// The variables this module owns and the form each accepts.
-pub(crate) const VARS: [(&str, &str); 5] = [
+pub(crate) const VARS: [(&str, &str); 6] = [
     (
         "ASMALLOC_REPORT_INTERVAL",
         "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 10s; 0 or off disables",
@@ -65,6 +73,10 @@ pub(crate) const VARS: [(&str, &str); 5] = [
     ),
     ("ASMALLOC_REPORT_FORMAT", "text or json"),
     ("ASMALLOC_TOP_SITES", "a number of sites, e.g. 20"),
+    (
+        "ASMALLOC_CALLERS",
+        "1 to charge calls with no named site to their calling address (caller sites), 0 not to",
+    ),
 ];
 
 /// The form every known variable accepts, for messages.
@@ -120,6 +132,10 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
                 _ => return Err(format!("unknown format '{value}'")),
             };
             FORMAT.store(f, Ordering::Relaxed);
+        }
+        "ASMALLOC_CALLERS" => {
+            let on = parse_bool(value).ok_or_else(|| format!("'{value}' is not a yes/no value"))?;
+            CALLERS.store(on, Ordering::Relaxed);
         }
         "ASMALLOC_TOP_SITES" => {
             let n: usize = value

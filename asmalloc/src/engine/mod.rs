@@ -44,9 +44,18 @@ pub(crate) use table::ThreadTable;
 
 /// Charges an allocation of `bytes` made by `op` to the calling thread's
 /// current site and returns that site (to be written into the block's tag).
+#[inline]
 pub fn record_alloc(op: Op, bytes: usize) -> u16 {
+    record_alloc_from(op, bytes, 0)
+}
+
+/// [`record_alloc`] for a call made from `caller` (a return address; 0 for
+/// none): with no table site pending and no scope, the block is charged to
+/// the caller's site (see `site/callers.rs`).
+pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
+        let site = or_caller(site, caller);
         match s.table() {
             Some(t) => {
                 t.count_op(op, bytes);
@@ -94,9 +103,23 @@ pub fn record_foreign_free(bytes: usize) {
 /// Charges a reallocation: the old block (`old_site` from its tag, `None`
 /// when the tag was foreign) is freed from its site and the new one is
 /// charged to the current site, which is returned for the new tag.
+#[inline]
 pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes: usize) -> u16 {
+    record_realloc_from(op, old_site, old_bytes, new_bytes, 0)
+}
+
+/// [`record_realloc`] for a call made from `caller` (see
+/// [`record_alloc_from`]).
+pub fn record_realloc_from(
+    op: Op,
+    old_site: Option<u16>,
+    old_bytes: usize,
+    new_bytes: usize,
+    caller: usize,
+) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
+        let site = or_caller(site, caller);
         match s.table() {
             Some(t) => {
                 t.count_op(op, new_bytes);
@@ -144,6 +167,17 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
 pub fn after_fork_in_child() {
     registry::after_fork_in_child();
     thread::after_fork_in_child();
+}
+
+/// Site 0 ("no site") becomes the caller's site when the call's address is
+/// known: a table site, a pending one-shot site and a scope always win.
+#[inline(always)]
+fn or_caller(site: u16, caller: usize) -> u16 {
+    if site == 0 && caller != 0 {
+        site::caller_site(caller)
+    } else {
+        site
+    }
 }
 
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).

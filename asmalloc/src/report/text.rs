@@ -169,8 +169,17 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
         .map(|s| {
             let (type_name, place, function) = match site::describe(s.id) {
                 Some(i) if s.id != 0 => (
-                    i.type_name.to_string(),
-                    format!("{}:{}", i.file, i.line),
+                    if i.type_name.is_empty() {
+                        "-"
+                    } else {
+                        i.type_name
+                    }
+                    .to_string(),
+                    match (i.file, i.line) {
+                        ("", _) => "-".to_string(),
+                        (file, 0) => file.to_string(),
+                        (file, line) => format!("{file}:{line}"),
+                    },
                     if i.function.is_empty() {
                         "?"
                     } else {

@@ -7,50 +7,15 @@
 //! count up from 0. Storage is a fixed static array — no allocation, so a
 //! dynamic site can be made from inside the allocator.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicUsize, Ordering};
 
+use super::str_cell::StrCell;
 use super::{SiteInfo, type_name};
 
 /// How many dynamic sites a process can have.
 pub const MAX_DYNAMIC_SITES: usize = 4096;
 
 static WARNED_FULL: AtomicBool = AtomicBool::new(false);
-
-/// A `&'static str` in two atomics, readable from any thread once published.
-struct StrCell {
-    ptr: AtomicPtr<u8>,
-    len: AtomicUsize,
-}
-
-impl StrCell {
-    const fn new() -> StrCell {
-        StrCell {
-            ptr: AtomicPtr::new(std::ptr::null_mut()),
-            len: AtomicUsize::new(0),
-        }
-    }
-
-    fn set(&self, s: &'static str) {
-        self.len.store(s.len(), Ordering::Relaxed);
-        self.ptr.store(s.as_ptr().cast_mut(), Ordering::Release);
-    }
-
-    fn get(&self) -> &'static str {
-        let p = self.ptr.load(Ordering::Acquire);
-        if p.is_null() {
-            return "";
-        }
-        // SAFETY: `ptr` and `len` were stored together by `set` from a
-        // `&'static str` (len first, then ptr with Release, read here with
-        // Acquire), so they describe that string, valid forever.
-        unsafe {
-            std::str::from_utf8_unchecked(std::slice::from_raw_parts(
-                p,
-                self.len.load(Ordering::Relaxed),
-            ))
-        }
-    }
-}
 
 struct DynamicSite {
     ready: AtomicBool,

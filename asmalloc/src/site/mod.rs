@@ -210,10 +210,16 @@ pub fn registered_sites() -> Option<&'static SiteTable> {
 // ---------------------------------------------------------------------------
 // Checking ids, naming sites, and dynamic sites.
 
+mod callers;
 mod dynamic;
 mod lookup;
 mod resolve;
+mod str_cell;
 
+pub use callers::{
+    CallerName, FIRST_CALLER_SITE, MAX_CALLER_SITES, Namer, OTHER_CALLERS, address_of,
+    is_caller_site, set_namer, site_of as caller_site,
+};
 pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
 pub use lookup::{same_file, same_function};
@@ -332,5 +338,5 @@ pub fn describe(id: u16) -> Option<SiteInfo> {
             dynamic: false,
         });
     }
-    dynamic::describe(id)
+    dynamic::describe(id).or_else(|| callers::describe(id))
 }

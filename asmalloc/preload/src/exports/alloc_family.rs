@@ -12,30 +12,44 @@ use rt::__private::tag::TAG_SIZE;
 use rt::Op;
 
 use super::tagging::{
-    Mode, Owner, enomem, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_new,
-    tracked, untracked,
+    Mode, Owner, caller, enomem, mark_own, mode, read_tag, release, resize_own, resize_tracked,
+    track_new, tracked, untracked,
 };
 use crate::real;
 use crate::syscalls::set_errno;
 
-/// `malloc(3)`.
+export_with_caller!(
+    /// `malloc(3)`.
+    ///
+    /// # Safety
+    /// C contract of malloc(3).
+    fn malloc(size: usize) -> *mut c_void => malloc_from, "rsi"
+);
+
+/// [`malloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of malloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+/// As [`malloc`].
+unsafe extern "C" fn malloc_from(size: usize, ret: usize) -> *mut c_void {
     match mode() {
-        Mode::Tracked => tracked(Op::Malloc, size, real::malloc),
+        Mode::Tracked => tracked(Op::Malloc, size, caller(ret), real::malloc),
         m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
     }
 }
 
-/// `calloc(3)`: overflow of `n * size` gives NULL and ENOMEM, as glibc.
+export_with_caller!(
+    /// `calloc(3)`: overflow of `n * size` gives NULL and ENOMEM, as glibc.
+    ///
+    /// # Safety
+    /// C contract of calloc(3).
+    fn calloc(n: usize, size: usize) -> *mut c_void => calloc_from, "rdx"
+);
+
+/// [`calloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of calloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+/// As [`calloc`].
+unsafe extern "C" fn calloc_from(n: usize, size: usize, ret: usize) -> *mut c_void {
     let m = mode();
     match (m, n.checked_mul(size)) {
         (Mode::Aside, _) => real::NEXT.calloc(n, size),
@@ -45,7 +59,9 @@ pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
             set_errno(libc::ENOMEM);
             std::ptr::null_mut()
         }
-        (Mode::Tracked, Some(total)) => tracked(Op::Calloc, total, |bytes| real::calloc(1, bytes)),
+        (Mode::Tracked, Some(total)) => tracked(Op::Calloc, total, caller(ret), |bytes| {
+            real::calloc(1, bytes)
+        }),
         (_, Some(total)) => untracked(m, total, |bytes| real::calloc(1, bytes), std::ptr::null_mut),
     }
 }
@@ -76,14 +92,21 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     }
 }
 
-/// `realloc(3)` with glibc's rules: `realloc(NULL, n)` is `malloc(n)`,
-/// `realloc(p, 0)` frees `p` and returns NULL, a failure leaves `p` intact
-/// (and still charged where it was).
+export_with_caller!(
+    /// `realloc(3)` with glibc's rules: `realloc(NULL, n)` is `malloc(n)`,
+    /// `realloc(p, 0)` frees `p` and returns NULL, a failure leaves `p` intact
+    /// (and still charged where it was).
+    ///
+    /// # Safety
+    /// C contract of realloc(3).
+    fn realloc(p: *mut c_void, size: usize) -> *mut c_void => realloc_from, "rdx"
+);
+
+/// [`realloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of realloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+/// As [`realloc`].
+unsafe extern "C" fn realloc_from(p: *mut c_void, size: usize, ret: usize) -> *mut c_void {
     let m = mode();
     match m {
         // SAFETY: the caller's contract.
@@ -94,7 +117,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     }
     if p.is_null() {
         return match m {
-            Mode::Tracked => tracked(Op::Realloc, size, real::malloc),
+            Mode::Tracked => tracked(Op::Realloc, size, caller(ret), real::malloc),
             _ => untracked(m, size, real::malloc, std::ptr::null_mut),
         };
     }
@@ -116,31 +139,55 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
             (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
                 resize_own(p, owner, usable, size, resize)
             }
-            _ => resize_tracked(Op::Realloc, p, owner, usable, size, resize),
+            _ => resize_tracked(Op::Realloc, p, owner, usable, size, caller(ret), resize),
         }
     }
 }
 
-/// `reallocarray(3)`: overflow of `n * size` gives NULL and ENOMEM and
-/// leaves `p` alone.
+export_with_caller!(
+    /// `reallocarray(3)`: overflow of `n * size` gives NULL and ENOMEM and
+    /// leaves `p` alone.
+    ///
+    /// # Safety
+    /// C contract of reallocarray(3).
+    fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void => reallocarray_from, "rcx"
+);
+
+/// [`reallocarray`] called from `ret`.
 ///
 /// # Safety
-/// C contract of reallocarray(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+/// As [`reallocarray`].
+unsafe extern "C" fn reallocarray_from(
+    p: *mut c_void,
+    n: usize,
+    size: usize,
+    ret: usize,
+) -> *mut c_void {
     match n.checked_mul(size) {
         // SAFETY: the caller's contract.
-        Some(total) => unsafe { realloc(p, total) },
+        Some(total) => unsafe { realloc_from(p, total, ret) },
         None => enomem(),
     }
 }
 
-/// `posix_memalign(3)`: EINVAL for a bad alignment, ENOMEM on failure.
+export_with_caller!(
+    /// `posix_memalign(3)`: EINVAL for a bad alignment, ENOMEM on failure.
+    ///
+    /// # Safety
+    /// C contract of posix_memalign(3).
+    fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int => posix_memalign_from, "rcx"
+);
+
+/// [`posix_memalign`] called from `ret`.
 ///
 /// # Safety
-/// C contract of posix_memalign(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+/// As [`posix_memalign`].
+unsafe extern "C" fn posix_memalign_from(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+    ret: usize,
+) -> c_int {
     let m = mode();
     let n = match m {
         // SAFETY: the caller's contract.
@@ -161,7 +208,7 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     match (rc, m) {
         // SAFETY: on success `*out` is a fresh block of at least `n` bytes.
         (0, Mode::Tracked) => unsafe {
-            track_new(Op::Memalign, *out);
+            track_new(Op::Memalign, *out, caller(ret));
         },
         // SAFETY: as above.
         (0, _) => unsafe {
@@ -173,52 +220,80 @@ pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, siz
     rc
 }
 
-/// `aligned_alloc(3)`.
+export_with_caller!(
+    /// `aligned_alloc(3)`.
+    ///
+    /// # Safety
+    /// C contract of aligned_alloc(3).
+    fn aligned_alloc(align: usize, size: usize) -> *mut c_void => aligned_alloc_from, "rdx"
+);
+
+/// [`aligned_alloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of aligned_alloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+/// As [`aligned_alloc`].
+unsafe extern "C" fn aligned_alloc_from(align: usize, size: usize, ret: usize) -> *mut c_void {
     let alloc = |n| real::aligned_alloc(align, n);
     match mode() {
-        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        Mode::Tracked => tracked(Op::Memalign, size, caller(ret), alloc),
         m => untracked(m, size, alloc, || real::NEXT.aligned_alloc(align, size)),
     }
 }
 
-/// `memalign(3)`.
+export_with_caller!(
+    /// `memalign(3)`.
+    ///
+    /// # Safety
+    /// C contract of memalign(3).
+    fn memalign(align: usize, size: usize) -> *mut c_void => memalign_from, "rdx"
+);
+
+/// [`memalign`] called from `ret`.
 ///
 /// # Safety
-/// C contract of memalign(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+/// As [`memalign`].
+unsafe extern "C" fn memalign_from(align: usize, size: usize, ret: usize) -> *mut c_void {
     let alloc = |n| real::memalign(align, n);
     match mode() {
-        Mode::Tracked => tracked(Op::Memalign, size, alloc),
+        Mode::Tracked => tracked(Op::Memalign, size, caller(ret), alloc),
         m => untracked(m, size, alloc, || real::NEXT.memalign(align, size)),
     }
 }
 
-/// `valloc(3)`.
+export_with_caller!(
+    /// `valloc(3)`.
+    ///
+    /// # Safety
+    /// C contract of valloc(3).
+    fn valloc(size: usize) -> *mut c_void => valloc_from, "rsi"
+);
+
+/// [`valloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of valloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+/// As [`valloc`].
+unsafe extern "C" fn valloc_from(size: usize, ret: usize) -> *mut c_void {
     match mode() {
-        Mode::Tracked => tracked(Op::Valloc, size, real::valloc),
+        Mode::Tracked => tracked(Op::Valloc, size, caller(ret), real::valloc),
         m => untracked(m, size, real::valloc, || real::NEXT.valloc(size)),
     }
 }
 
-/// `pvalloc(3)`.
+export_with_caller!(
+    /// `pvalloc(3)`.
+    ///
+    /// # Safety
+    /// C contract of pvalloc(3).
+    fn pvalloc(size: usize) -> *mut c_void => pvalloc_from, "rsi"
+);
+
+/// [`pvalloc`] called from `ret`.
 ///
 /// # Safety
-/// C contract of pvalloc(3).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+/// As [`pvalloc`].
+unsafe extern "C" fn pvalloc_from(size: usize, ret: usize) -> *mut c_void {
     match mode() {
-        Mode::Tracked => tracked(Op::Valloc, size, real::pvalloc),
+        Mode::Tracked => tracked(Op::Valloc, size, caller(ret), real::pvalloc),
         m => untracked(m, size, real::pvalloc, || real::NEXT.pvalloc(size)),
     }
 }
@@ -228,12 +303,12 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
 ///
 /// # Safety
 /// `s` is readable for `len` bytes.
-unsafe fn dup(op: Op, s: *const c_char, len: usize) -> *mut c_void {
+unsafe fn dup(op: Op, s: *const c_char, len: usize, ret: usize) -> *mut c_void {
     let Some(size) = len.checked_add(1) else {
         return enomem();
     };
     let p = match mode() {
-        Mode::Tracked => tracked(op, size, real::malloc),
+        Mode::Tracked => tracked(op, size, caller(ret), real::malloc),
         m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
     };
     if !p.is_null() {
@@ -247,26 +322,40 @@ unsafe fn dup(op: Op, s: *const c_char, len: usize) -> *mut c_void {
     p
 }
 
-/// `strdup(3)`, charged to a site like any allocation.
+export_with_caller!(
+    /// `strdup(3)`, charged to a site like any allocation.
+    ///
+    /// # Safety
+    /// `s` is a NUL-terminated string.
+    fn strdup(s: *const c_char) -> *mut c_char => strdup_from, "rsi"
+);
+
+/// [`strdup`] called from `ret`.
 ///
 /// # Safety
-/// `s` is a NUL-terminated string.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn strdup(s: *const c_char) -> *mut c_char {
+/// As [`strdup`].
+unsafe extern "C" fn strdup_from(s: *const c_char, ret: usize) -> *mut c_char {
     // SAFETY: `s` is NUL-terminated (caller), so strlen is in bounds and
     // `len` bytes are readable.
-    unsafe { dup(Op::Strdup, s, libc::strlen(s)).cast() }
+    unsafe { dup(Op::Strdup, s, libc::strlen(s), ret).cast() }
 }
 
-/// `strndup(3)`.
+export_with_caller!(
+    /// `strndup(3)`.
+    ///
+    /// # Safety
+    /// `s` is readable up to its NUL or `n` bytes, whichever comes first.
+    fn strndup(s: *const c_char, n: usize) -> *mut c_char => strndup_from, "rdx"
+);
+
+/// [`strndup`] called from `ret`.
 ///
 /// # Safety
-/// `s` is readable up to its NUL or `n` bytes, whichever comes first.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn strndup(s: *const c_char, n: usize) -> *mut c_char {
+/// As [`strndup`].
+unsafe extern "C" fn strndup_from(s: *const c_char, n: usize, ret: usize) -> *mut c_char {
     // SAFETY: strnlen reads at most `n` bytes and stops at a NUL, both
     // readable by the caller's contract; so are the `len` bytes copied.
-    unsafe { dup(Op::Strndup, s, libc::strnlen(s, n)).cast() }
+    unsafe { dup(Op::Strndup, s, libc::strnlen(s, n), ret).cast() }
 }
 
 /// `malloc_usable_size(3)`: what the program may use — the real usable size

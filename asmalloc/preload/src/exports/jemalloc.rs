@@ -18,8 +18,8 @@ use rt::__private::tag::{self, TAG_SIZE};
 use rt::Op;
 
 use super::tagging::{
-    Mode, Owner, mark_own, mode, read_tag, release, resize_own, resize_tracked, track_moved,
-    tracked, untracked, write_tag,
+    Mode, Owner, caller, mark_own, mode, read_tag, release, resize_own, resize_tracked,
+    track_moved, tracked, untracked, write_tag,
 };
 use crate::real;
 
@@ -27,26 +27,45 @@ use crate::real;
 // jemalloc's API still goes to the jemalloc this library carries: a program
 // that calls `mallocx` expects jemalloc, and gets it, untracked.
 
-/// `void *mallocx(size_t size, int flags)`: tracked; NULL on failure.
+export_with_caller!(
+    /// `void *mallocx(size_t size, int flags)`: tracked; NULL on failure.
+    ///
+    /// # Safety
+    /// C contract of mallocx(3) (size non-zero).
+    fn mallocx(size: usize, flags: c_int) -> *mut c_void => mallocx_from, "rdx"
+);
+
+/// [`mallocx`] called from `ret`.
 ///
 /// # Safety
-/// C contract of mallocx(3) (size non-zero).
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn mallocx(size: usize, flags: c_int) -> *mut c_void {
+/// As [`mallocx`].
+unsafe extern "C" fn mallocx_from(size: usize, flags: c_int, ret: usize) -> *mut c_void {
     let alloc = |n| real::mallocx(n, flags);
     match mode() {
-        Mode::Tracked => tracked(Op::Mallocx, size, alloc),
+        Mode::Tracked => tracked(Op::Mallocx, size, caller(ret), alloc),
         m => untracked(m, size, alloc, || real::mallocx(size, flags)),
     }
 }
 
-/// `void *rallocx(void *ptr, size_t size, int flags)`: moves the block to
-/// the current site; on failure NULL, and `ptr` stays where it was.
+export_with_caller!(
+    /// `void *rallocx(void *ptr, size_t size, int flags)`: moves the block
+    /// to the current site; on failure NULL, and `ptr` stays where it was.
+    ///
+    /// # Safety
+    /// C contract of rallocx(3): `ptr` live, size non-zero.
+    fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) -> *mut c_void => rallocx_from, "rcx"
+);
+
+/// [`rallocx`] called from `ret`.
 ///
 /// # Safety
-/// C contract of rallocx(3): `ptr` live, size non-zero.
-#[cfg_attr(not(test), unsafe(no_mangle))]
-pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) -> *mut c_void {
+/// As [`rallocx`].
+unsafe extern "C" fn rallocx_from(
+    ptr: *mut c_void,
+    size: usize,
+    flags: c_int,
+    ret: usize,
+) -> *mut c_void {
     let m = mode();
     if matches!(m, Mode::Plain | Mode::Aside) {
         // SAFETY: the caller's contract.
@@ -62,7 +81,7 @@ pub unsafe extern "C" fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) ->
             (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
                 resize_own(ptr, owner, usable, size, resize)
             }
-            _ => resize_tracked(Op::Rallocx, ptr, owner, usable, size, resize),
+            _ => resize_tracked(Op::Rallocx, ptr, owner, usable, size, caller(ret), resize),
         }
     }
 }
@@ -118,7 +137,7 @@ pub unsafe extern "C" fn xallocx(
             (Owner::Library, _) | (Owner::Foreign, Mode::Own) => {
                 mark_own(ptr);
             }
-            _ => track_moved(Op::Rallocx, ptr, owner, old_usable),
+            _ => track_moved(Op::Rallocx, ptr, owner, old_usable, 0),
         }
     }
     usable - TAG_SIZE

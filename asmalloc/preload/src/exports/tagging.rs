@@ -133,7 +133,7 @@ pub(super) unsafe fn write_tag(p: *mut c_void, usable: usize, word: u64) {
 /// `p` is null or a live block of the real allocator at least `TAG_SIZE`
 /// bytes larger than the program asked for.
 #[inline(always)]
-pub(super) unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
+pub(super) unsafe fn track_new(op: Op, p: *mut c_void, caller: usize) -> *mut c_void {
     if p.is_null() {
         // A failed call still uses up a pending one-shot site, so it does
         // not land on the thread's next, unrelated allocation.
@@ -142,7 +142,7 @@ pub(super) unsafe fn track_new(op: Op, p: *mut c_void) -> *mut c_void {
     }
     // SAFETY: `p` is a live block.
     let usable = unsafe { real::usable_size(p) };
-    let site = engine::record_alloc(op, usable - TAG_SIZE);
+    let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
     // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
     // program), and the program is told it may use only `usable - TAG_SIZE`.
     unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
@@ -203,14 +203,21 @@ pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
 /// `q` is a live, non-null block of the real allocator at least `TAG_SIZE`
 /// bytes larger than the program asked for.
 #[inline(always)]
-pub(super) unsafe fn track_moved(op: Op, q: *mut c_void, old: Owner, old_usable: usize) {
+pub(super) unsafe fn track_moved(
+    op: Op,
+    q: *mut c_void,
+    old: Owner,
+    old_usable: usize,
+    caller: usize,
+) {
     // SAFETY: `q` is a live block (caller).
     let usable = unsafe { real::usable_size(q) };
-    let site = engine::record_realloc(
+    let site = engine::record_realloc_from(
         op,
         old.site(),
         old.program_usable(old_usable),
         usable - TAG_SIZE,
+        caller,
     );
     // SAFETY: as in track_new.
     unsafe { write_tag(q, usable, tag::encode(q as usize, usable, site)) };
@@ -226,11 +233,12 @@ pub(super) fn enomem() -> *mut c_void {
 }
 
 /// A tracked allocation of `size` bytes made by `alloc` (which receives
-/// the size with room for the tag).
+/// the size with room for the tag), called from `caller` (0: not known).
 #[inline(always)]
 pub(super) fn tracked(
     op: Op,
     size: usize,
+    caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
@@ -238,7 +246,7 @@ pub(super) fn tracked(
     };
     let p = alloc(n);
     // SAFETY: `p` is null or a fresh block of at least `n` bytes.
-    unsafe { track_new(op, p) }
+    unsafe { track_new(op, p, caller) }
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an
@@ -286,6 +294,7 @@ pub(super) unsafe fn resize_tracked(
     owner: Owner,
     usable: usize,
     size: usize,
+    caller: usize,
     resize: impl FnOnce(*mut c_void, usize) -> *mut c_void,
 ) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
@@ -307,7 +316,7 @@ pub(super) unsafe fn resize_tracked(
         return q;
     }
     // SAFETY: `q` is a live block of at least `n` bytes.
-    unsafe { track_moved(op, q, owner, usable) };
+    unsafe { track_moved(op, q, owner, usable, caller) };
     q
 }
 
@@ -342,4 +351,11 @@ pub(super) unsafe fn resize_own(
     }
     // SAFETY: `q` is a live block at least TAG_SIZE larger than asked.
     unsafe { mark_own(q) }
+}
+
+/// The calling address to charge a call with no table site to: `ret` (the
+/// interposed function's return address) when caller sites are on, else 0.
+#[inline(always)]
+pub(super) fn caller(ret: usize) -> usize {
+    if crate::settings::callers() { ret } else { 0 }
 }
