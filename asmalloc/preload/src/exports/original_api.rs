@@ -4,7 +4,6 @@
 
 use std::cell::UnsafeCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::api;
 use crate::guard::Guard;
@@ -189,11 +188,25 @@ pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
         ASM_CMD_SET_FEATURES => rt::set_feature_bits(a.features),
         ASM_CMD_SET_THRESHOLDS => api::set_thresholds(a.block_size, a.delta_size, a.delta_time),
         ASM_CMD_SET_CALLBACK => {
-            USER_CALLBACK.store(a.callback, Ordering::Release);
-            let callback: Option<rt::Callback> = (a.callback != 0).then_some(guarded_callback);
-            // Publishing the pair allocates a little: the library's own.
+            // The program's function and its user data travel together in
+            // one record, published as the engine's one (function, data)
+            // pair: a callback firing on another thread meanwhile sees the
+            // old pair or the new one, never the new function with the old
+            // data. Records are kept (one per ASM_CMD_SET_CALLBACK, the
+            // library's own memory): a thread may still be using the old one.
             let _guard = Guard::enter();
-            rt::set_callback(callback, a.udata as *mut c_void);
+            if a.callback == 0 {
+                rt::set_callback(None, std::ptr::null_mut());
+            } else {
+                let record: &'static UserCallback = Box::leak(Box::new(UserCallback {
+                    function: a.callback,
+                    user_data: a.udata,
+                }));
+                rt::set_callback(
+                    Some(guarded_callback),
+                    (record as *const UserCallback).cast_mut().cast(),
+                );
+            }
         }
         _ => api::print_stats(),
     }
@@ -201,8 +214,13 @@ pub unsafe extern "C" fn asm_cmd(cmd: c_int, args: *mut c_void) -> c_int {
     0
 }
 
-/// The program's callback (0 = none); the engine calls `guarded_callback`.
-static USER_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+/// The program's callback and its user data, as `asm_cmd` received them
+/// (the engine calls `guarded_callback` with a pointer to this record as
+/// its user data).
+struct UserCallback {
+    function: usize,
+    user_data: usize,
+}
 
 /// Calls the program's callback with the reentrancy guard held: what the
 /// callback allocates (printf's buffers, …) is the library's business, so
@@ -215,18 +233,25 @@ extern "C" fn guarded_callback(
     delta: isize,
     total: isize,
     last_time: *const libc::timespec,
-    udata: *mut c_void,
+    record: *mut c_void,
 ) {
-    let f = USER_CALLBACK.load(Ordering::Acquire);
-    if f == 0 {
-        return;
-    }
-    // SAFETY: USER_CALLBACK only holds a function the program passed with
+    // SAFETY: the engine passes back the user data published with this
+    // function: a leaked, never-freed `UserCallback` (see asm_cmd).
+    let record = unsafe { &*record.cast::<UserCallback>() };
+    // SAFETY: a non-zero function the program passed with
     // ASM_CMD_SET_CALLBACK, whose contract is the original callback type.
-    let f = unsafe { std::mem::transmute::<usize, rt::Callback>(f) };
+    let f = unsafe { std::mem::transmute::<usize, rt::Callback>(record.function) };
     let saved = errno();
     let _guard = Guard::enter();
-    f(thread_id, type_id, loc, delta, total, last_time, udata);
+    f(
+        thread_id,
+        type_id,
+        loc,
+        delta,
+        total,
+        last_time,
+        record.user_data as *mut c_void,
+    );
     set_errno(saved);
 }
 
