@@ -129,34 +129,39 @@ pub(super) fn resolve() -> bool {
 
 // ---------------------------------------------------------------------------
 // jemalloc's own API (`*allocx`).
+//
+// jemalloc leaves a size of 0 undefined for `mallocx`, `rallocx`, `xallocx`
+// and `nallocx`; a program may still pass one. These wrappers ask for 1
+// byte instead — what `malloc(0)` does — so no size from the program can
+// reach jemalloc undefined.
 
-/// `mallocx(size, flags)` of jemalloc.
+/// `mallocx(size, flags)` of jemalloc (size 0 asks for 1 byte).
 #[inline(always)]
 pub(crate) fn mallocx(size: usize, flags: c_int) -> *mut c_void {
-    // SAFETY: the size is non-zero whenever we call it with the tag added;
-    // flags are the program's, passed through as jemalloc defines them.
-    unsafe { jem::mallocx(size, flags) }
+    // SAFETY: the size is non-zero; flags are the program's, passed
+    // through as jemalloc defines them.
+    unsafe { jem::mallocx(size.max(1), flags) }
 }
 
-/// `rallocx(ptr, size, flags)` of jemalloc.
+/// `rallocx(ptr, size, flags)` of jemalloc (size 0 asks for 1 byte).
 ///
 /// # Safety
-/// `ptr` is a live jemalloc block; `size` is non-zero.
+/// `ptr` is a live jemalloc block.
 #[inline(always)]
 pub(crate) unsafe fn rallocx(ptr: *mut c_void, size: usize, flags: c_int) -> *mut c_void {
-    // SAFETY: the caller's contract is jemalloc's.
-    unsafe { jem::rallocx(ptr, size, flags) }
+    // SAFETY: the caller's contract for `ptr`; the size is non-zero.
+    unsafe { jem::rallocx(ptr, size.max(1), flags) }
 }
 
 /// `xallocx(ptr, size, extra, flags)` of jemalloc: the real usable size
-/// after trying to resize in place.
+/// after trying to resize in place (size 0 asks for 1 byte).
 ///
 /// # Safety
-/// `ptr` is a live jemalloc block; `size` is non-zero.
+/// `ptr` is a live jemalloc block.
 #[inline(always)]
 pub(crate) unsafe fn xallocx(ptr: *mut c_void, size: usize, extra: usize, flags: c_int) -> usize {
-    // SAFETY: the caller's contract is jemalloc's.
-    unsafe { jem::xallocx(ptr, size, extra, flags) }
+    // SAFETY: the caller's contract for `ptr`; the size is non-zero.
+    unsafe { jem::xallocx(ptr, size.max(1), extra, flags) }
 }
 
 /// `sallocx(ptr, flags)` of jemalloc.
@@ -169,11 +174,12 @@ pub(crate) unsafe fn sallocx(ptr: *mut c_void, flags: c_int) -> usize {
     unsafe { jem::sallocx(ptr, flags) }
 }
 
-/// `nallocx(size, flags)` of jemalloc (0 when the size is too large).
+/// `nallocx(size, flags)` of jemalloc (0 when the size is too large; size
+/// 0 is taken as 1).
 #[inline(always)]
 pub(crate) fn nallocx(size: usize, flags: c_int) -> usize {
-    // SAFETY: nallocx only computes a size.
-    unsafe { jem::nallocx(size, flags) }
+    // SAFETY: nallocx only computes a size; the size is non-zero.
+    unsafe { jem::nallocx(size.max(1), flags) }
 }
 
 /// `dallocx(ptr, flags)` of jemalloc.
