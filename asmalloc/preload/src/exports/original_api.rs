@@ -3,6 +3,7 @@
 //! `asm_mallocation_get`, `get_vm_stats`, `log_vm_stats`, `vm_stats_desc`.
 
 use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::{CStr, c_char, c_int, c_void};
 
 use crate::api;
@@ -53,7 +54,43 @@ impl<T> CStatic<T> {
 }
 
 /// Serialises writers of ASM_STATS and VM_STATS.
-static SNAPSHOT_WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// A yielding spin lock rather than a `Mutex`: the fork handlers take it
+/// before `fork` and release it on both sides (`lock_snapshots`,
+/// `unlock_snapshots`), so a child never inherits it held by a thread that
+/// does not exist there.
+static SNAPSHOT_WRITE: AtomicBool = AtomicBool::new(false);
+
+/// Held while a C-visible snapshot is written; released on drop.
+struct SnapshotWrite;
+
+impl SnapshotWrite {
+    fn lock() -> SnapshotWrite {
+        lock_snapshots();
+        SnapshotWrite
+    }
+}
+
+impl Drop for SnapshotWrite {
+    fn drop(&mut self) {
+        unlock_snapshots();
+    }
+}
+
+/// Takes the lock on the C-visible snapshots (also the fork prepare
+/// handler's first step).
+pub(super) fn lock_snapshots() {
+    while SNAPSHOT_WRITE
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+/// Releases it (after `fork`, in the parent and in the child).
+pub(super) fn unlock_snapshots() {
+    SNAPSHOT_WRITE.store(false, Ordering::Release);
+}
 
 static ASM_STATS: CStatic<AsmStats> = CStatic(UnsafeCell::new(AsmStats {
     mem_count: 0,
@@ -124,7 +161,7 @@ pub unsafe extern "C" fn asm_hook(
     let stats = ASM_STATS.get();
     // Concurrent asm_hook / log_vm_stats calls write the shared snapshots
     // one at a time (the program reads them as the original let it).
-    let _writing = SNAPSHOT_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+    let _writing = SnapshotWrite::lock();
     // SAFETY: ASM_STATS is our static, written only under SNAPSHOT_WRITE;
     // the out-pointers are NULL or writable (caller's contract).
     unsafe {
@@ -320,7 +357,7 @@ pub extern "C" fn log_vm_stats(pid: c_int) -> *mut c_void {
     let out = match api::vm_stats_of(pid) {
         Some(vm) => {
             api::log_vm_stats(pid, &vm);
-            let _writing = SNAPSHOT_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+            let _writing = SnapshotWrite::lock();
             // SAFETY: VM_STATS is our static, written only under
             // SNAPSHOT_WRITE.
             unsafe { fill_vm(VM_STATS.get(), &vm) };
