@@ -22,9 +22,6 @@
 #[path = "../src/allocator.rs"]
 mod allocator;
 
-#[path = "../../asmalloc/preload/tests/support/build_lib.rs"]
-mod build_lib;
-
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -32,36 +29,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use allocator::{Allocator, Detection, Linked, Search, detect};
+use asmalloc_test_support::{Cc, Lib, scratch};
 
 const ASMALLOC: &str = env!("CARGO_BIN_EXE_asmalloc");
-
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("asmalloc-choice-tests-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(d.join("libs")).unwrap();
-        d
-    })
-}
-
-/// Runs `cc ARGS`; a failure names the Debian package that would supply
-/// what the command needs.
-fn cc(args: &[&OsStr], package: &str) {
-    let out = match Command::new("cc").args(args).output() {
-        Ok(out) => out,
-        Err(e) => panic!("cannot run cc ({e}): install Debian's gcc"),
-    };
-    assert!(
-        out.status.success(),
-        "cc {} failed (is Debian's {package} installed?):\n{}",
-        args.iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn write(path: &Path, text: &str, executable: bool) {
     std::fs::write(path, text).unwrap();
@@ -100,6 +70,7 @@ fn fixtures() -> &'static Fixtures {
     F.get_or_init(|| {
         let dir = scratch().to_path_buf();
         let libs = dir.join("libs");
+        std::fs::create_dir_all(&libs).unwrap();
         let main_c = dir.join("main.c");
         write(&main_c, PROGRAM, false);
         let dep_c = dir.join("dep.c");
@@ -108,11 +79,14 @@ fn fixtures() -> &'static Fixtures {
         write(&empty_c, "int empty_fn(void) { return 0; }\n", false);
         let o = |p: &Path| p.as_os_str().to_owned();
         let s = |s: &str| OsString::from(s);
+        // A failure names the Debian package that would supply what the
+        // build needs.
         let build = |out: &str, extra: &[OsString], package: &str| {
-            let mut args: Vec<OsString> = vec![s("-O1"), s("-o"), o(&dir.join(out))];
-            args.extend(extra.iter().cloned());
-            let args: Vec<&OsStr> = args.iter().map(OsString::as_os_str).collect();
-            cc(&args, package);
+            Cc::new()
+                .arg("-O1")
+                .args(extra)
+                .package(package)
+                .build(&dir.join(out));
         };
         let program = |out: &str, use_dep: bool, link: &[&str], package: &str| {
             let mut extra = vec![
@@ -369,14 +343,12 @@ fn programs_without_a_slash_are_found_through_path() {
     assert_eq!(detect(OsStr::new("sh"), &s), NOTHING);
 }
 
+/// Builds both libraries (no-ops when fresh) next to the `asmalloc`
+/// binary, where `asmalloc run` looks for them.
 fn build_preloads() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let dir = Path::new(ASMALLOC).parent().unwrap();
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        build_lib::build_lib(dir, "asmalloc-preload", "libasmalloc.so", manifest);
-        build_lib::build_lib(dir, "asmalloc-preload-jem", "libasmalloc_jem.so", manifest);
-    });
+    for lib in Lib::ALL {
+        assert_eq!(lib.path().parent(), Path::new(ASMALLOC).parent());
+    }
 }
 
 /// `asmalloc run [OPTIONS] -- PROGRAM` with the fixtures' directory on PATH.

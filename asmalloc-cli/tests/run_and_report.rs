@@ -17,36 +17,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use asmalloc_test_support::{Cc, Lib, scratch};
+
 const ASMALLOC: &str = env!("CARGO_BIN_EXE_asmalloc");
 
 fn manifest() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[path = "../../asmalloc/preload/tests/support/build_lib.rs"]
-mod build_lib;
-
-/// Builds libasmalloc.so next to the `asmalloc` binary (`target/<profile>`),
-/// where `asmalloc run` looks for it.
+/// Builds libasmalloc.so (a no-op when fresh) in this test's profile
+/// directory: next to the `asmalloc` binary (`target/<profile>`), where
+/// `asmalloc run` looks for it.
 fn build_preload() {
-    static DONE: OnceLock<PathBuf> = OnceLock::new();
-    DONE.get_or_init(|| {
-        build_lib::build_lib(
-            Path::new(ASMALLOC).parent().unwrap(),
-            "asmalloc-preload",
-            "libasmalloc.so",
-            manifest(),
-        )
-    });
-}
-
-fn scratch() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("asmalloc-cli-tests-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    })
+    let so = Lib::Glibc.path();
+    assert_eq!(so.parent(), Path::new(ASMALLOC).parent());
 }
 
 /// Generates the table for tests/c and builds the server with
@@ -63,8 +47,7 @@ fn server() -> &'static Path {
             .try_write_c(&gen_dir)
             .expect("generate the table");
         asmalloc_gen::write_sites_header(&gen_dir).expect("write asmalloc_sites.h");
-        let exe = scratch().join("server");
-        let out = Command::new("cc")
+        Cc::new()
             .args([
                 "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-include",
             ])
@@ -76,16 +59,7 @@ fn server() -> &'static Path {
             .arg(src.join("server.c"))
             .arg(src.join("cache.c"))
             .arg(gen_dir.join("mallocations.c"))
-            .arg("-o")
-            .arg(&exe)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cc failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        exe
+            .build(&scratch().join("server"))
     })
 }
 

@@ -17,34 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use asmalloc_test_support::Lib;
+
 fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Builds `package`'s library with this bench binary's profile and target
-/// dir; returns `<profile dir>/<file>`.
-fn build_lib(package: &str, file: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    let name = profile.file_name().unwrap().to_str().unwrap().to_string();
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(["build", "-p", package, "--lib"]);
-    match name.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd
-        .env("CARGO_TARGET_DIR", profile.parent().unwrap())
-        .current_dir(manifest_dir())
-        .status()
-        .expect("cargo build");
-    assert!(status.success());
-    profile.join(file)
 }
 
 /// A plain jemalloc preload library: `jemalloc_raw.c` over the static
@@ -122,8 +98,9 @@ fn main() {
         println!("churn: run with `cargo bench` to measure");
         return;
     }
-    let lib = build_lib("asmalloc-preload", "libasmalloc.so");
-    let jem_lib = build_lib("asmalloc-preload-jem", "libasmalloc_jem.so");
+    // Built with this bench binary's profile and target directory.
+    let lib = Lib::Glibc.path().to_path_buf();
+    let jem_lib = Lib::Jemalloc.path().to_path_buf();
     let raw_jem = build_raw_jemalloc(lib.parent().unwrap());
     let prog = compile();
     let threads = env_num("CHURN_THREADS", 2).to_string();

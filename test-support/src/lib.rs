@@ -1,0 +1,331 @@
+//! Helpers shared by the end-to-end tests of the LD_PRELOAD libraries
+//! (`asmalloc/preload/tests`, and its `churn` benchmark) and of the
+//! `asmalloc` command (`asmalloc-cli/tests`).
+//!
+//! Why a crate: those tests run C programs under `libasmalloc.so` and
+//! `libasmalloc_jem.so`, which are cdylibs of other packages, so cargo does
+//! not build them for a test binary; and the tests run in parallel threads
+//! that compile the same C program at the same moment. Each test file used
+//! to carry its own copy of "which library", "the profile directory of this
+//! test binary", "a scratch directory" and "compile a C file atomically";
+//! the one copy is here, a dev-dependency of the test crates:
+//!
+//! * [`Lib`]: the two preload libraries (package, file, short name);
+//!   [`Lib::path`] builds one, once per process, and returns its path;
+//! * [`build_lib`], [`build_bin`]: a nested `cargo build -p PACKAGE` with the
+//!   same profile and target directory as the running test binary
+//!   ([`profile_dir`]), so a plain `cargo test --workspace` works from a
+//!   clean checkout, and the libraries land next to the `asmalloc` binary,
+//!   where `asmalloc run` looks for them;
+//! * [`scratch`], [`fresh_dir`]: scratch directories (kept after the test,
+//!   so a failure's files can be looked at);
+//! * [`Cc`]: compiles C into an executable or a shared library under a name
+//!   of its own, then renames it into place (atomic: a concurrent test
+//!   running the previous copy is unharmed), naming the Debian package to
+//!   install when it fails.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Which preload library a test runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lib {
+    /// libasmalloc.so, over glibc's heap.
+    Glibc,
+    /// libasmalloc_jem.so, over the jemalloc it carries.
+    Jemalloc,
+}
+
+impl Lib {
+    /// Both libraries, glibc's first.
+    pub const ALL: [Lib; 2] = [Lib::Glibc, Lib::Jemalloc];
+
+    /// The cargo package that builds it.
+    pub fn package(self) -> &'static str {
+        match self {
+            Lib::Glibc => "asmalloc-preload",
+            Lib::Jemalloc => "asmalloc-preload-jem",
+        }
+    }
+
+    /// Its file name.
+    pub fn file(self) -> &'static str {
+        match self {
+            Lib::Glibc => "libasmalloc.so",
+            Lib::Jemalloc => "libasmalloc_jem.so",
+        }
+    }
+
+    /// The heap underneath, as tests name it (`glibc`, `jemalloc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Lib::Glibc => "glibc",
+            Lib::Jemalloc => "jemalloc",
+        }
+    }
+
+    /// Builds the library in this test binary's [`profile_dir`] (a no-op
+    /// when fresh; once per process) and returns its path.
+    pub fn path(self) -> &'static Path {
+        static LIBS: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+        LIBS[self as usize].get_or_init(|| build_lib(&profile_dir(), self.package(), self.file()))
+    }
+}
+
+/// The workspace's top directory (where nested cargo commands run).
+pub fn workspace_root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// `<target>/<profile>` (or `<target>/<triple>/<profile>`) of the running
+/// test or bench binary, which lives in its `deps/`.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The cargo running the tests (`$CARGO`), else `cargo` from PATH.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// `cargo build --quiet ARGS` for the profile whose output directory is
+/// `profile_dir`, into the same target directory.
+fn cargo_build(profile_dir: &Path, args: &[&str], what: &str) {
+    let profile = profile_dir
+        .file_name()
+        .and_then(OsStr::to_str)
+        .expect("profile directory name")
+        .to_string();
+    let mut target = profile_dir.parent().unwrap().to_path_buf();
+    let mut cmd = cargo();
+    cmd.args(["build", "--quiet"]).args(args);
+    // `<target>/<triple>/<profile>` when built with --target: the target
+    // directory (the one with CACHEDIR.TAG) is one level up.
+    if !target.join("CACHEDIR.TAG").exists()
+        && let Some(parent) = target.parent().filter(|p| p.join("CACHEDIR.TAG").exists())
+    {
+        let triple = target.file_name().unwrap().to_str().unwrap().to_string();
+        cmd.args(["--target", &triple]);
+        target = parent.to_path_buf();
+    }
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let status = cmd
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(workspace_root())
+        .status()
+        .unwrap_or_else(|e| panic!("run cargo build for {what}: {e}"));
+    assert!(status.success(), "building {what} failed");
+}
+
+/// Builds `package`'s library (a no-op when fresh) for the profile whose
+/// output directory is `profile_dir`; returns `profile_dir/file`.
+pub fn build_lib(profile_dir: &Path, package: &str, file: &str) -> PathBuf {
+    cargo_build(profile_dir, &["-p", package, "--lib"], file);
+    let so = profile_dir.join(file);
+    assert!(so.exists(), "{} missing after build", so.display());
+    so
+}
+
+/// Builds `package`'s binary `bin` (a no-op when fresh) for this test
+/// binary's profile; returns its path, in [`profile_dir`] (next to the
+/// libraries [`Lib::path`] builds).
+pub fn build_bin(package: &str, bin: &str) -> PathBuf {
+    let dir = profile_dir();
+    cargo_build(&dir, &["-p", package, "--bin", bin], bin);
+    let exe = dir.join(bin);
+    assert!(exe.exists(), "{} missing after build", exe.display());
+    exe
+}
+
+/// The name of the running test binary, less cargo's `-<hash>`.
+fn binary_name() -> String {
+    let exe = std::env::current_exe().expect("test executable path");
+    let stem = exe
+        .file_stem()
+        .map_or_else(|| "test".into(), |s| s.to_string_lossy().into_owned());
+    match stem.rsplit_once('-') {
+        Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+        _ => stem,
+    }
+}
+
+/// This test process's scratch directory, `asmalloc-<test binary>-XXXXXX`
+/// in the temporary directory, created on first use. It is kept after the
+/// process exits, so a failing test's files can be looked at.
+pub fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| fresh_dir(&format!("asmalloc-{}-", binary_name())))
+}
+
+/// A new, empty directory `PREFIXXXXXXX` in the temporary directory; the
+/// caller removes it (or keeps it, to be looked at).
+pub fn fresh_dir(prefix: &str) -> PathBuf {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a scratch directory")
+        .keep()
+}
+
+/// A C compiler invocation: arguments in order, then `-o OUT`.
+#[derive(Debug, Clone)]
+pub struct Cc {
+    compiler: OsString,
+    args: Vec<OsString>,
+    package: Option<String>,
+}
+
+impl Default for Cc {
+    fn default() -> Self {
+        Cc::new()
+    }
+}
+
+impl Cc {
+    /// `$CC`, else `cc`.
+    pub fn new() -> Cc {
+        Cc::with_compiler(std::env::var_os("CC").unwrap_or_else(|| "cc".into()))
+    }
+
+    /// A given compiler (a name looked up in PATH, or a path).
+    pub fn with_compiler(compiler: impl AsRef<OsStr>) -> Cc {
+        Cc {
+            compiler: compiler.as_ref().to_owned(),
+            args: Vec::new(),
+            package: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Cc {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Cc
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// The Debian package that provides what this build needs besides the
+    /// compiler (a library's headers): named when the build fails.
+    pub fn package(mut self, package: &str) -> Cc {
+        self.package = Some(package.to_string());
+        self
+    }
+
+    /// Compiles into `out`: built under a name of its own beside it, then
+    /// renamed into place. The error has the command and the compiler's
+    /// messages.
+    pub fn try_build(&self, out: &Path) -> Result<PathBuf, String> {
+        static UNIQUE: AtomicUsize = AtomicUsize::new(0);
+        let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
+        let name = out
+            .file_name()
+            .map_or_else(|| "out".into(), |s| s.to_string_lossy().into_owned());
+        let tmp = out.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        let result = Command::new(&self.compiler)
+            .args(&self.args)
+            .arg("-o")
+            .arg(&tmp)
+            .output();
+        let compiler = Path::new(&self.compiler).display();
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                return Err(format!(
+                    "cannot run the C compiler {compiler} ({e}): install Debian's gcc"
+                ));
+            }
+        };
+        if !output.status.success() {
+            let _ = std::fs::remove_file(&tmp);
+            let hint = self
+                .package
+                .as_ref()
+                .map_or_else(String::new, |p| format!(" (is Debian's {p} installed?)"));
+            let command: Vec<String> = std::iter::once(&self.compiler)
+                .chain(&self.args)
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            return Err(format!(
+                "compiling {name} failed{hint}:\n$ {} -o {}\n{}",
+                command.join(" "),
+                out.display(),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        std::fs::rename(&tmp, out)
+            .map_err(|e| format!("rename {} into place: {e}", out.display()))?;
+        Ok(out.to_path_buf())
+    }
+
+    /// [`Cc::try_build`], panicking with its error.
+    pub fn build(&self, out: &Path) -> PathBuf {
+        self.try_build(out).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libraries_are_named_after_their_packages() {
+        assert_eq!(Lib::ALL.map(Lib::name), ["glibc", "jemalloc"]);
+        assert_eq!(Lib::Jemalloc.file(), "libasmalloc_jem.so");
+        assert_eq!(Lib::Glibc.package(), "asmalloc-preload");
+    }
+
+    #[test]
+    fn compiles_atomically_and_names_the_package_on_failure() {
+        let dir = fresh_dir("asmalloc-test-support-");
+        let src = dir.join("ok.c");
+        std::fs::write(&src, "int main(void) { return 7; }\n").unwrap();
+        let exe = Cc::new().arg("-O1").arg(&src).build(&dir.join("ok"));
+        assert_eq!(Command::new(&exe).status().unwrap().code(), Some(7));
+        let bad = dir.join("bad.c");
+        std::fs::write(&bad, "#include <no-such-header.h>\n").unwrap();
+        let err = Cc::new()
+            .arg(&bad)
+            .package("libno-such-dev")
+            .try_build(&dir.join("bad"))
+            .unwrap_err();
+        assert!(
+            err.contains("compiling bad failed (is Debian's libno-such-dev installed?)"),
+            "{err}"
+        );
+        // Nothing but the sources and the one executable is left.
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["bad.c", "ok", "ok.c"]);
+        let missing = Cc::with_compiler("/no/such/cc")
+            .arg(&src)
+            .try_build(&dir.join("x"))
+            .unwrap_err();
+        assert!(missing.contains("install Debian's gcc"), "{missing}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
