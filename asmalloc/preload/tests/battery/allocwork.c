@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_support.h"
+
 #if defined(USE_TCMALLOC)
 #include <gperftools/tcmalloc.h>
 #define OWN_MALLOC(n) tc_malloc(n)
@@ -40,22 +42,15 @@ struct result {
 	size_t live_max;
 };
 
-static uint64_t mix(uint64_t h, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	return h;
-}
-
 static void *work(void *arg)
 {
 	struct result *res = arg;
 	uint64_t rng = 88172645463325252ULL ^ (uintptr_t)res->sum;
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = FNV1A_INIT;
 	size_t cap = 16, len = 0;
 	char **strs = malloc(cap * sizeof *strs);
 	for (int r = 0; r < rounds; r++) {
-		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+		xorshift64(&rng);
 		size_t sz = 1 + rng % 3000;
 		char *s;
 		switch (r % 5) {
@@ -68,7 +63,7 @@ static void *work(void *arg)
 		case 2: {
 			void *p = NULL;
 			if (posix_memalign(&p, 64, sz) != 0)
-				abort();
+				die("posix_memalign of %zu failed", sz);
 			s = p;
 			break;
 		}
@@ -80,12 +75,11 @@ static void *work(void *arg)
 			s = realloc(s, sz);
 			break;
 		}
-		if (!s)
-			abort();
+		must(s, "allocation");
 		memset(s, 'a' + r % 26, sz - 1);
 		s[sz - 1] = '\0';
 		char *d = strdup(s);
-		h = mix(h, (const unsigned char *)d, strlen(d));
+		h = fnv1a(h, d, strlen(d));
 		free(d);
 		if (len == cap) {
 			cap *= 2;
@@ -104,7 +98,7 @@ static void *work(void *arg)
 		if (r % 97 == 0) {
 			unsigned char *own = OWN_MALLOC(1000 + (size_t)r);
 			memset(own, r & 0xff, 1000);
-			h = mix(h, own, 1000);
+			h = fnv1a(h, own, 1000);
 			OWN_FREE(own);
 		}
 	}

@@ -17,15 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
+#include "test_support.h"
 
 /* The words of `line` in reverse order, in a new block. */
 static char *reverse_words(const char *line)
@@ -37,16 +29,12 @@ static char *reverse_words(const char *line)
 	for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 4;
-			words = realloc(words, cap * sizeof *words);
-			if (!words)
-				abort();
+			words = must(realloc(words, cap * sizeof *words), "realloc");
 		}
 		words[n++] = strdup(w);
 		total += strlen(w) + 1;
 	}
-	char *out = malloc(total);
-	if (!out)
-		abort();
+	char *out = must(malloc(total), "malloc");
 	out[0] = '\0';
 	for (size_t i = n; i-- > 0;) {
 		strcat(out, words[i]);
@@ -64,7 +52,7 @@ static void serve(int fd)
 	FILE *in = fdopen(fd, "r");
 	FILE *out = fdopen(dup(fd), "w");
 	if (!in || !out)
-		exit(3);
+		die("forkserver: fdopen failed");
 	char *line = NULL, **history = NULL;
 	size_t cap = 0, nhist = 0;
 	ssize_t len;
@@ -76,14 +64,13 @@ static void serve(int fd)
 			break;
 		char *rev = reverse_words(line);
 		char *resp;
-		if (asprintf(&resp, "%ld %s %016llx\n", lines, rev, (unsigned long long)fnv1a(rev)) < 0)
-			abort();
+		uint64_t hash = fnv1a(FNV1A_INIT, rev, strlen(rev));
+		if (asprintf(&resp, "%ld %s %016llx\n", lines, rev, (unsigned long long)hash) < 0)
+			die("forkserver: asprintf failed");
 		fputs(resp, out);
 		fflush(out);
 		free(resp);
-		history = realloc(history, (nhist + 1) * sizeof *history);
-		if (!history)
-			abort();
+		history = must(realloc(history, (nhist + 1) * sizeof *history), "realloc");
 		history[nhist++] = rev;
 		lines++;
 	}

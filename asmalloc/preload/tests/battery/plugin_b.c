@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_support.h"
+
 struct cache {
 	char **items;
 	size_t len, cap;
@@ -48,7 +50,7 @@ char *plugin_process(const char *in)
 		*c = (char)toupper((unsigned char)*c);
 	char *out;
 	if (asprintf(&out, "%s #%zu", up, cache->len) < 0)
-		abort();
+		die("plugin-b: asprintf failed");
 	free(up);
 	return out;
 }

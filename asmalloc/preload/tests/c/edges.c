@@ -10,14 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			printf("FAILED line %d: %s\n", __LINE__, #cond);         \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
+#include "test_support.h"
 
 /* Fills the whole usable size: with a tag in the wrong place this would
  * corrupt it and the free would count as foreign (or crash). */
@@ -139,6 +132,6 @@ int main(void)
 	free(e);
 	CHECK(errno == 1234);
 
-	printf(failures ? "edges FAILED\n" : "edges ok\n");
-	return failures != 0;
+	printf(check_failures ? "edges FAILED\n" : "edges ok\n");
+	return check_failures != 0;
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "asmalloc.h"
+#include "test_support.h"
 
 #define THREADS 4
 #define SITES 40
@@ -35,22 +36,14 @@ static long ops_per_thread = 100000;
 static unsigned long long seed = 1;
 static char text[700000];
 
-static uint64_t next(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
 /* Sizes from tiny to past glibc's mmap threshold. */
 static size_t random_size(uint64_t *s)
 {
-	switch (next(s) % 10) {
-	case 0: return 1 + next(s) % 8;
-	case 7: case 8: return 512 + next(s) % (64 * 1024);
-	case 9: return 128 * 1024 + next(s) % (512 * 1024);
-	default: return 1 + next(s) % 512;
+	switch (xorshift64(s) % 10) {
+	case 0: return 1 + xorshift64(s) % 8;
+	case 7: case 8: return 512 + xorshift64(s) % (64 * 1024);
+	case 9: return 128 * 1024 + xorshift64(s) % (512 * 1024);
+	default: return 1 + xorshift64(s) % 512;
 	}
 }
 
@@ -72,7 +65,7 @@ static void *fresh(uint64_t *s, int site, size_t size)
 {
 	void *p = NULL;
 	asm_mallocation_set(0, (uint16_t)site, (ssize_t)size);
-	switch (next(s) % 7) {
+	switch (xorshift64(s) % 7) {
 	case 0: p = malloc(size); break;
 	case 1: p = calloc(1 + size % 7, size / 7 + 1); break;
 	case 2: if (posix_memalign(&p, 64, size) != 0) p = NULL; break;
@@ -88,10 +81,10 @@ static void *worker(void *arg)
 {
 	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)(intptr_t)arg + 1;
 	for (long i = 0; i < ops_per_thread; i++) {
-		struct slot *slot = &pool[next(&s) % POOL];
-		int site = 1 + (int)(next(&s) % SITES);
+		struct slot *slot = &pool[xorshift64(&s) % POOL];
+		int site = 1 + (int)(xorshift64(&s) % SITES);
 		size_t size = random_size(&s);
-		unsigned op = (unsigned)(next(&s) % 10);
+		unsigned op = (unsigned)(xorshift64(&s) % 10);
 		pthread_mutex_lock(&slot->lock);
 		if (slot->p == NULL || op < 4) {
 			if (slot->p != NULL) {
@@ -100,10 +93,8 @@ static void *worker(void *arg)
 				free(old);
 			}
 			void *p = fresh(&s, site, size);
-			if (p == NULL) {
-				fprintf(stderr, "allocation of %zu failed\n", size);
-				exit(3);
-			}
+			if (p == NULL)
+				die("allocation of %zu failed", size);
 			charge(site, p);
 			slot->p = p;
 			slot->site = site;
@@ -113,10 +104,8 @@ static void *worker(void *arg)
 			uncharge(slot);
 			if (op == 6) {
 				asm_mallocation_set(0, (uint16_t)site, 0);
-				if (realloc(p, 0) != NULL) {
-					fprintf(stderr, "realloc(p, 0) returned a block\n");
-					exit(3);
-				}
+				if (realloc(p, 0) != NULL)
+					die("realloc(p, 0) returned a block");
 			} else {
 				free(p);
 			}
@@ -125,10 +114,8 @@ static void *worker(void *arg)
 			uncharge(slot);
 			asm_mallocation_set(0, (uint16_t)site, (ssize_t)size);
 			void *q = realloc(p, size);
-			if (q == NULL) {
-				fprintf(stderr, "realloc to %zu failed\n", size);
-				exit(3);
-			}
+			if (q == NULL)
+				die("realloc to %zu failed", size);
 			charge(site, q);
 			slot->p = q;
 			slot->site = site;

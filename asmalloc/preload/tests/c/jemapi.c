@@ -10,6 +10,7 @@
 #include <string.h>
 #include <malloc.h>
 #include "asmalloc.h"
+#include "test_support.h"
 
 /* jemalloc's API (no jemalloc header needed: the library exports these). */
 void *mallocx(size_t size, int flags);
@@ -23,14 +24,6 @@ int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t ne
 #define MALLOCX_LG_ALIGN(la) ((int)(la))
 #define MALLOCX_ZERO ((int)0x40)
 
-static int failures;
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		if (!(cond)) {                                                   \
-			printf("FAILED line %d: %s\n", __LINE__, #cond);         \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 #define SITES 7
 static long long bytes[SITES], count[SITES];
@@ -140,7 +133,7 @@ int main(void)
 
 	for (int s = 1; s < SITES; s++)
 		printf("site %d bytes=%lld count=%lld\n", s, bytes[s], count[s]);
-	printf(failures ? "jemapi FAILED\n" : "jemapi ok\n");
+	printf(check_failures ? "jemapi FAILED\n" : "jemapi ok\n");
 	fflush(stdout);
-	return failures != 0;
+	return check_failures != 0;
 }

@@ -1,10 +1,10 @@
 /* A leaking site must be named by the callback; both thresholds fire. */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "asmalloc.h"
+#include "test_support.h"
 
 typedef struct mallocation_s {
 	int type;
@@ -23,15 +23,6 @@ static const mallocation_t table[] = {
 	{ 2, "src/cache.c", 30, 4, "cache_drop" },
 };
 
-static int cmd(asm_cmd_t c, ...)
-{
-	va_list ap;
-	va_start(ap, c);
-	int rc = asm_cmd(c, ap);
-	va_end(ap);
-	return rc;
-}
-
 static void cb(uint64_t thread_id, uint16_t type, uint16_t loc, ssize_t delta, ssize_t total,
 		struct timespec *when, void *udata)
 {
@@ -46,9 +37,9 @@ int main(void)
 {
 	if (asm_register_mallocations(type_names, 3, (const struct mallocation_s *)table, 5) != 0)
 		return 2;
-	cmd(ASM_CMD_SET_FEATURES, (uint64_t)(ASM_LOG_MALLOCATIONS | ASM_LOG_BLOCKS));
-	cmd(ASM_CMD_SET_THRESHOLDS, (size_t)(256 * 1024), (size_t)(64 * 1024), (time_t)0);
-	cmd(ASM_CMD_SET_CALLBACK, cb, (void *)"ud");
+	command(ASM_CMD_SET_FEATURES, (uint64_t)(ASM_LOG_MALLOCATIONS | ASM_LOG_BLOCKS));
+	command(ASM_CMD_SET_THRESHOLDS, (size_t)(256 * 1024), (size_t)(64 * 1024), (time_t)0);
+	command(ASM_CMD_SET_CALLBACK, cb, (void *)"ud");
 
 	/* A healthy site: allocates and frees. */
 	for (int i = 0; i < 1000; i++) {

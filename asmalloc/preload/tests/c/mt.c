@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_support.h"
+
 #define THREADS 4
 static uint64_t sums[THREADS];
 
@@ -15,7 +17,7 @@ void *worker(void *arg)
 	uint64_t x = 88172645463325252ull + (uint64_t)t, sum = 0;
 	char *slots[256] = { 0 };
 	for (int i = 0; i < 200000; i++) {
-		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		xorshift64(&x);
 		int k = (int)(x % 256);
 		size_t n = 1 + (size_t)(x >> 40) % 2000;
 		if (slots[k]) {

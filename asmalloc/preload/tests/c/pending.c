@@ -4,12 +4,12 @@
  * callback (where the library holds its reentrancy guard) is still charged
  * back to its site. Prints each site's total on this thread. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "asmalloc.h"
+#include "test_support.h"
 
 static void *victim;
 
@@ -20,15 +20,6 @@ static void callback(uint64_t thread_id, uint16_t type, uint16_t loc, ssize_t de
 	(void)last_time; (void)udata;
 	free(victim);
 	victim = NULL;
-}
-
-static int cmd(asm_cmd_t c, ...)
-{
-	va_list args;
-	va_start(args, c);
-	int rv = asm_cmd(c, args);
-	va_end(args);
-	return rv;
 }
 
 static ssize_t total(uint16_t loc)
@@ -66,9 +57,9 @@ int main(void)
 
 	/* A block at site 9, freed by the callback that a big block at site 10
 	 * triggers. */
-	cmd(ASM_CMD_SET_FEATURES, (uint64_t)ASM_LOG_BLOCKS);
-	cmd(ASM_CMD_SET_THRESHOLDS, (size_t)4096, (size_t)(1 << 30), (time_t)60);
-	cmd(ASM_CMD_SET_CALLBACK, callback, (void *)0);
+	command(ASM_CMD_SET_FEATURES, (uint64_t)ASM_LOG_BLOCKS);
+	command(ASM_CMD_SET_THRESHOLDS, (size_t)4096, (size_t)(1 << 30), (time_t)60);
+	command(ASM_CMD_SET_CALLBACK, callback, (void *)0);
 	asm_mallocation_set(7, 9, 0);
 	victim = malloc(2000);
 	ssize_t before = total(9);
