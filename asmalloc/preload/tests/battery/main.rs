@@ -33,6 +33,9 @@
 //! is printed): per run, each command's stdout/stderr under `logs/` and the
 //! library's reports and logs under `asm/`.
 //!
+//! Also here: `asmalloc run` on redis-server (issue 10), which must pick
+//! the jemalloc build of the library by itself (asmalloc_run.rs).
+//!
 //! Where things are: the programs and how each runs (programs.rs,
 //! data_tools.rs, servers.rs), running their commands (ctx.rs), the
 //! generated inputs and helper programs (inputs.rs), normalizing output
@@ -41,6 +44,7 @@
 //! runs and the summary (report.rs). The C sources, scripts and the C
 //! project the programs use are beside them in tests/battery/.
 
+mod asmalloc_run;
 mod checks;
 mod ctx;
 mod data_tools;
@@ -318,4 +322,11 @@ fn dummy_shared() -> Shared {
         libs: BTreeMap::new(),
         html_files: 0,
     }
+}
+
+/// `asmalloc run -- redis-server …` picks the jemalloc build by itself and
+/// tracks the server (issue 10): asmalloc_run.rs.
+#[test]
+fn asmalloc_run_tracks_redis_with_the_jemalloc_build() {
+    asmalloc_run::redis_under_asmalloc_run();
 }
