@@ -273,7 +273,19 @@ fn glibc_only_sections_follow_the_heap(lib: Lib) {
 // ---------------------------------------------------------------------------
 // Every scenario above, under each library.
 
+/// `ASM_CMD_SET_CALLBACK` flipping between two callbacks, each with its own
+/// user data, while two threads fire the block callback: every call gets
+/// its own function's data (the library once published the function and
+/// the data apart: most calls got the other's).
+fn a_callback_always_gets_its_own_user_data(lib: Lib) {
+    let exe = compile_linked(lib, "callback_race", &[]);
+    let r = run(&exe, Some(lib), &[("ASMALLOC_REPORT_AT_EXIT", "0")]);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("paired: "), "{}", r.stdout);
+}
+
 under_both!(
+    a_callback_always_gets_its_own_user_data,
     callback_names_the_leaking_site_and_both_thresholds_fire,
     original_api_compiles_with_wall_werror_and_works,
     a_failed_call_uses_up_the_pending_site_and_callback_frees_are_charged,

@@ -3,8 +3,8 @@
 //! `asm_mallocation_get`, `get_vm_stats`, `log_vm_stats`, `vm_stats_desc`.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::ffi::{CStr, c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::api;
 use crate::guard::Guard;
