@@ -143,3 +143,8 @@ pub mod config {
 pub mod vm_stats {
     pub use crate::vm_stats::*;
 }
+
+/// Starting the library's own threads.
+pub mod threads {
+    pub use crate::sys::with_signals_blocked;
+}

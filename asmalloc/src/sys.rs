@@ -97,7 +97,7 @@ pub(crate) fn clock_ns(clock: libc::clockid_t) -> i64 {
 /// mask, so the program's signals are never delivered to it — a program
 /// that blocks a signal everywhere and takes it with `sigwait` would
 /// otherwise lose it to our thread (and die by its default action).
-pub(crate) fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
+pub fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: sigset_t is plain data; all-zero is a valid (empty) set.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above.

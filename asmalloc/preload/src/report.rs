@@ -117,7 +117,7 @@ pub(crate) fn start_monitor() {
         ));
         return;
     }
-    let spawned = syscalls::with_signals_blocked(|| {
+    let spawned = rt::__private::threads::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("asmalloc-monitor".into())
             .spawn(move || {
@@ -154,7 +154,7 @@ pub(crate) fn start_reporter() {
         return;
     }
     let _guard = Guard::enter();
-    let spawned = syscalls::with_signals_blocked(|| {
+    let spawned = rt::__private::threads::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("asmalloc-report".into())
             .spawn(move || {

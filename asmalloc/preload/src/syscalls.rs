@@ -117,30 +117,3 @@ pub(crate) fn file_id(fd: c_int) -> Option<(u64, u64)> {
     set_errno(saved);
     (rc == 0).then_some((st.st_dev, st.st_ino))
 }
-
-/// Runs `f` with every signal blocked in the calling thread, then restores
-/// the thread's mask. A thread started inside `f` inherits the full mask
-/// from its first instruction: the program's signals (`SIGCHLD`, `SIGTERM`,
-/// `SIGINT`, timers) are then never delivered to the library's threads —
-/// a server that waits for `SIGCHLD` in `sigsuspend` on its own thread
-/// would otherwise hang when the kernel picked ours.
-pub(crate) fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: sigset_t is plain data; all-zero is a valid (empty) set
-    // before sigfillset fills it.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: both sets are valid, writable sigset_t values; blocking every
-    // signal (SIGKILL and SIGSTOP are ignored by the kernel) in this thread
-    // only, restored below.
-    let blocked = unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) == 0
-    };
-    let result = f();
-    if blocked {
-        // SAFETY: `old` is the mask saved above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    }
-    result
-}
