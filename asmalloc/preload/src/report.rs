@@ -80,11 +80,14 @@ pub(crate) fn emit(reason: Reason) {
 }
 
 /// Takes a leak-monitor sample (if the monitor runs) and writes its
-/// verdicts to the report output.
+/// verdicts to the report output (text reports only: with JSON reports the
+/// verdicts are in the monitor's log).
 pub(crate) fn sample() {
     let _guard = Guard::enter();
     let text = rt::__private::monitor::sample_now();
-    if !text.is_empty() {
+    // Verdict sentences go with text reports; a JSON report output holds
+    // only JSON lines (the verdicts are in the monitor's log).
+    if !text.is_empty() && settings::format() == Format::Text {
         output::emit(text.as_bytes());
     }
 }
