@@ -41,7 +41,7 @@
 //! The innermost live [`enter_scope`] guard (the `#[track_alloc]` macro
 //! makes one per call), unless [`mallocation_set`] named a site for the
 //! *next* allocation-family call on the thread (the original C style; it
-//! applies once, `free` included). Otherwise site 0, "unknown". A free is
+//! applies once, `free` included). Otherwise site 0, "(unknown site)". A free is
 //! always charged back to the site that allocated the block, on whatever
 //! thread it happens, through an 8-byte tag stored after the block; a block
 //! whose tag does not validate is counted as a foreign free and charged to

@@ -43,7 +43,7 @@ use std::sync::atomic::AtomicU64;
 use crate::config::{ConfigError, parse_duration_ms, parse_size};
 use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
 use crate::log_format::{self, LogLine, LogSite, LogSiteName, LogThreads, LogVerdict};
-use crate::report::human_bytes;
+use crate::report::{self, human_bytes};
 use crate::site;
 use crate::snapshot::Snapshot;
 
@@ -203,35 +203,27 @@ fn log_line(
     .to_json_line()
 }
 
-/// One verdict as a line of text, naming the site:
-/// `asmalloc: possible progressive leak: site 7 (cache) src/cache.rs:52 Cache::insert grew by 30.2 MiB over 38 s (812.0 KiB/s); now 31.0 MiB`.
+/// One verdict as a line of text, naming the site (as
+/// [`crate::report::site_label`] does); every growth is shown with the span
+/// it was measured over and its rate, which is that growth over that span:
+/// `asmalloc: possible progressive leak: site 7 (cache) src/cache.rs:52 Cache::insert grew by 30.2 MiB over 38 s (813.8 KiB/s); now 31.0 MiB`.
 pub fn verdict_text(v: &Verdict) -> String {
     let name = match site::describe(v.site) {
-        Some(i) if v.site != 0 => format!(
-            "site {} ({}) {}:{} {}",
-            v.site, i.type_name, i.file, i.line, i.function
-        ),
-        _ if v.site == 0 => "site 0 (allocations with no site)".to_string(),
-        _ => format!("site {} (not in the site table)", v.site),
+        Some(i) => report::site_label(v.site, i.type_name, i.file, i.line, i.function),
+        None => report::site_label(v.site, "", "", 0, ""),
     };
-    let secs = v.over_ns as f64 / 1e9;
+    let growth = report::growth_text(v.growth_bytes, v.over_ns, v.rate_bytes_per_s);
+    let now = human_bytes(v.net_bytes);
     match v.kind {
-        VerdictKind::PossibleLeak => format!(
-            "asmalloc: possible progressive leak: {name} grew by {} over {secs:.0} s ({}/s); now {}\n",
-            human_bytes(v.growth_bytes),
-            human_bytes(v.rate_bytes_per_s),
-            human_bytes(v.net_bytes)
-        ),
-        VerdictKind::StillGrowing => format!(
-            "asmalloc: still growing: {name} has grown by {} over {secs:.0} s ({}/s); now {}\n",
-            human_bytes(v.growth_bytes),
-            human_bytes(v.rate_bytes_per_s),
-            human_bytes(v.net_bytes)
-        ),
+        VerdictKind::PossibleLeak => {
+            format!("asmalloc: possible progressive leak: {name} grew by {growth}; now {now}\n")
+        }
+        VerdictKind::StillGrowing => {
+            format!("asmalloc: still growing: {name} has grown by {growth}; now {now}\n")
+        }
         VerdictKind::NeverMind => format!(
-            "asmalloc: never mind: {name} fell back (growth now {}); now {}\n",
-            human_bytes(v.growth_bytes),
-            human_bytes(v.net_bytes)
+            "asmalloc: never mind: {name} {}; now {now}\n",
+            report::never_mind_text(v.growth_bytes, v.reported_growth_bytes)
         ),
     }
 }
@@ -532,6 +524,7 @@ mod tests {
                 growth_bytes: 60,
                 over_ns: 30,
                 rate_bytes_per_s: 2,
+                reported_growth_bytes: 0,
             });
             assert_eq!(
                 SEEN.lock().unwrap().pop(),
@@ -547,6 +540,7 @@ mod tests {
             growth_bytes: 0,
             over_ns: 0,
             rate_bytes_per_s: 0,
+            reported_growth_bytes: 0,
         });
         assert!(SEEN.lock().unwrap().is_empty(), "cleared");
     }

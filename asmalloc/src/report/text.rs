@@ -187,7 +187,7 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
                     }
                     .to_string(),
                 ),
-                _ if s.id == 0 => ("-".into(), "(unknown site)".into(), "-".into()),
+                _ if s.id == 0 => ("-".into(), super::UNKNOWN_SITE.into(), "-".into()),
                 _ => ("?".into(), "(not in site table)".into(), "?".into()),
             };
             vec![
