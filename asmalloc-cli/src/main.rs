@@ -4,8 +4,10 @@
 //!   LD_PRELOAD library (the jemalloc build when the program links jemalloc)
 //!   with the leak monitor on, forwards its exit status, and prints a final
 //!   leak summary;
-//! * `asmalloc report LOG [--svg FILE]` reads a JSON-lines log: top sites,
-//!   verdicts, and a plot of net bytes per site over time;
+//! * `asmalloc report LOG [--svg FILE] [--html FILE]` reads a JSON-lines
+//!   log: top sites, verdicts, what it says at the end of the run, and a
+//!   plot of net bytes per site over time (an SVG file, or a self-contained
+//!   page with the values under the pointer, the table and the verdicts);
 //! * `asmalloc gen ARGS…` generates a site table: the `asmalloc-gen`
 //!   command line, built in (no separate binary needed).
 //!
@@ -18,6 +20,7 @@
 
 mod allocator;
 mod gen_cmd;
+mod html;
 mod log;
 mod report;
 mod run;
@@ -36,7 +39,7 @@ use clap::{Parser, Subcommand};
     name = "asmalloc",
     version,
     about = "Find the allocation site whose live memory keeps growing, while the program runs",
-    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc report server.jsonl --svg server.svg\n  asmalloc gen --root src --out gen --lang c"
+    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc gen --root src --out gen --lang c"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +62,10 @@ enum Command {
         /// Also draw net bytes per site over time into this SVG file.
         #[arg(long)]
         svg: Option<PathBuf>,
+        /// Also write one self-contained HTML page: the chart (values under
+        /// the pointer), the site table and the verdicts.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Generate the site table (the asmalloc-gen command line, built in).
     #[command(disable_help_flag = true)]
@@ -73,7 +80,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Report { log, top, svg } => report::report(&log, top, svg.as_deref()),
+        Command::Report {
+            log,
+            top,
+            svg,
+            html,
+        } => report::report(
+            &log,
+            top,
+            report::Outputs {
+                svg: svg.as_deref(),
+                html: html.as_deref(),
+            },
+        ),
         Command::Gen { args } => gen_cmd::gen_cmd(args),
     }
 }

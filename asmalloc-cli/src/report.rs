@@ -1,16 +1,24 @@
-//! `asmalloc report LOG`: the top sites and the verdicts of a log, and
-//! optionally a plot.
+//! `asmalloc report LOG`: the top sites and the verdicts of a log, what it
+//! says at the end of the run, and optionally a plot (`--svg`) and a page
+//! (`--html`) that use the table's words.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
+use asmalloc::detector::DetectorConfig;
 use asmalloc::report::{Align, write_table};
 
-use crate::log::{Log, human, verdict_sentence};
-use crate::svg;
+use crate::log::{Conclusion, Log, State, human};
+use crate::{html, svg};
 
-pub(crate) fn report(path: &Path, top: usize, svg_path: Option<&Path>) -> ExitCode {
+/// Where `report` writes its extra outputs.
+pub(crate) struct Outputs<'a> {
+    pub svg: Option<&'a Path>,
+    pub html: Option<&'a Path>,
+}
+
+pub(crate) fn report(path: &Path, top: usize, outputs: Outputs<'_>) -> ExitCode {
     let log = match Log::read(path) {
         Ok(log) => log,
         Err(e) => {
@@ -21,15 +29,26 @@ pub(crate) fn report(path: &Path, top: usize, svg_path: Option<&Path>) -> ExitCo
     for (line, why) in &log.bad_lines {
         eprintln!("asmalloc: {}:{line}: {why}; line skipped", path.display());
     }
+    let conclusions = log.conclusions(&DetectorConfig::DEFAULT);
     let mut out = std::io::stdout().lock();
-    let _ = write_report(&mut out, &log, path, top);
-    if let Some(svg_path) = svg_path {
-        match std::fs::write(svg_path, svg::plot(&log, top)) {
+    let _ = write_report(&mut out, &log, path, top, &conclusions);
+    let chart = svg::chart(&log, top, &conclusions);
+    let files = [
+        (outputs.svg, "plot", svg::plot(&chart)),
+        (
+            outputs.html,
+            "page",
+            html::page(&log, path, top, &chart, &conclusions),
+        ),
+    ];
+    for (file, what, content) in files {
+        let Some(file) = file else { continue };
+        match std::fs::write(file, content) {
             Ok(()) => {
-                let _ = writeln!(out, "plot: {}", svg_path.display());
+                let _ = writeln!(out, "{what}: {}", file.display());
             }
             Err(e) => {
-                eprintln!("asmalloc: cannot write {}: {e}", svg_path.display());
+                eprintln!("asmalloc: cannot write {}: {e}", file.display());
                 return ExitCode::from(2);
             }
         }
@@ -41,52 +60,119 @@ pub(crate) fn report(path: &Path, top: usize, svg_path: Option<&Path>) -> ExitCo
     }
 }
 
-/// The report text.
-pub(crate) fn write_report(
-    w: &mut dyn Write,
-    log: &Log,
-    path: &Path,
-    top: usize,
-) -> std::io::Result<()> {
-    let start = log.start_ns();
+/// `LOG: 21 samples over 20.0 s from 1 process (pid 4242)`.
+pub(crate) fn headline(log: &Log, path: &Path) -> String {
     let pids = log.pids();
-    writeln!(
-        w,
-        "asmalloc report: {}: {} samples over {:.1} s from {} process{} ({})",
+    format!(
+        "{}: {} samples over {:.1} s from {} process{} ({})",
         path.display(),
         log.lines - log.bad_lines.len(),
-        (log.end_ns() - start) as f64 / 1e9,
+        (log.end_ns() - log.start_ns()) as f64 / 1e9,
         pids.len(),
         if pids.len() == 1 { "" } else { "es" },
         pids.iter()
             .map(|p| format!("pid {p}"))
             .collect::<Vec<_>>()
             .join(", ")
-    )?;
-    let leaking = log.leaking();
-    let mut sites: Vec<_> = log.sites.iter().collect();
-    sites.sort_by(|a, b| b.1.last_bytes().cmp(&a.1.last_bytes()).then(a.0.cmp(b.0)));
-    writeln!(w, "top {} sites by final net bytes:", top.min(sites.len()))?;
-    let rows: Vec<Vec<String>> = sites
-        .iter()
+    )
+}
+
+/// One row of the site table (text report and page).
+pub(crate) struct Row {
+    pub id: u16,
+    /// `7`, or `4242/7` when the log has several processes.
+    pub id_text: String,
+    pub type_name: String,
+    pub place: String,
+    pub final_bytes: String,
+    pub peak: String,
+    pub blocks: String,
+    /// The verdict word (the plot's legend says the same).
+    pub word: String,
+    pub leak: bool,
+}
+
+/// The table's rows: the `top` sites by final net bytes.
+pub(crate) fn rows(log: &Log, top: usize, conclusions: &[Conclusion]) -> Vec<Row> {
+    let multi = log.pids().len() > 1;
+    svg::ranked(log)
+        .into_iter()
         .take(top)
-        .map(|((pid, id), s)| {
-            let verdict = leaking
-                .iter()
-                .find(|v| v.pid == *pid && v.id == *id)
-                .map_or(String::new(), |v| v.kind.replace('_', " "));
-            vec![
-                if pids.len() > 1 {
+        .map(|(pid, id)| {
+            let s = &log.sites[&(pid, id)];
+            let c = conclusions.iter().find(|c| c.pid == pid && c.id == id);
+            Row {
+                id,
+                id_text: if multi {
                     format!("{pid}/{id}")
                 } else {
                     id.to_string()
                 },
-                s.name.type_name.clone(),
-                s.name.to_string(),
-                human(s.last_bytes()),
-                human(s.peak_bytes()),
-                s.last_count.to_string(),
+                type_name: if s.name.type_name.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.name.type_name.clone()
+                },
+                place: s.name.place(id),
+                final_bytes: human(s.last_bytes()),
+                peak: human(s.peak_bytes()),
+                blocks: s.last_count.to_string(),
+                word: c.map_or_else(String::new, Conclusion::word),
+                leak: c.is_some_and(Conclusion::is_leak),
+            }
+        })
+        .collect()
+}
+
+/// What the log says at the end, one line each: the sites still leaking
+/// (or leaking until the program freed them at exit), those that grew over
+/// a run too short for a verdict; or that no site is judged leaking.
+pub(crate) fn end_lines(log: &Log, conclusions: &[Conclusion]) -> Vec<String> {
+    let start = log.start_ns();
+    let mut lines = Vec::new();
+    for c in conclusions {
+        match &c.state {
+            State::Leak {
                 verdict,
+                freed_at_exit: None,
+            } => lines.push(format!(
+                "still leaking at the end: {} — {} live; {}",
+                c.name.label(c.id),
+                human(c.live),
+                verdict.as_of(start)
+            )),
+            State::Leak { .. } | State::ShortRun(_) => lines.push(c.sentence(start)),
+            State::Retracted(_) => {}
+        }
+    }
+    if !conclusions.iter().any(Conclusion::is_leak) {
+        lines.push("no site is judged leaking at the end of the log".to_string());
+    }
+    lines
+}
+
+/// The report text.
+pub(crate) fn write_report(
+    w: &mut dyn Write,
+    log: &Log,
+    path: &Path,
+    top: usize,
+    conclusions: &[Conclusion],
+) -> std::io::Result<()> {
+    writeln!(w, "asmalloc report: {}", headline(log, path))?;
+    let table = rows(log, top, conclusions);
+    writeln!(w, "top {} sites by final net bytes:", table.len())?;
+    let cells: Vec<Vec<String>> = table
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.id_text,
+                r.type_name,
+                r.place,
+                r.final_bytes,
+                r.peak,
+                r.blocks,
+                r.word,
             ]
         })
         .collect();
@@ -103,22 +189,14 @@ pub(crate) fn write_report(
             Align::Right,
             Align::Left,
         ],
-        &rows,
+        &cells,
     )?;
     writeln!(w, "verdicts ({}):", log.verdicts.len())?;
-    for v in &log.verdicts {
-        writeln!(w, "  {}", verdict_sentence(v, start))?;
+    for (_, sentence) in log.verdict_sentences(&DetectorConfig::DEFAULT) {
+        writeln!(w, "  {sentence}")?;
     }
-    if leaking.is_empty() {
-        writeln!(w, "no site is judged leaking at the end of the log")?;
-    } else {
-        for v in &leaking {
-            writeln!(
-                w,
-                "still leaking at the end: site {} ({}) {}",
-                v.id, v.name.type_name, v.name
-            )?;
-        }
+    for line in end_lines(log, conclusions) {
+        writeln!(w, "{line}")?;
     }
     Ok(())
 }

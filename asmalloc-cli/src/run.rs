@@ -16,7 +16,7 @@ use clap::Args;
 use asmalloc::detector::DetectorConfig;
 
 use crate::allocator;
-use crate::log::{Log, human, verdict_sentence};
+use crate::log::{Log, State};
 use crate::signals;
 
 /// A duration flag's value (`500ms`, `1s`, `2m`; plain numbers are
@@ -276,7 +276,12 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
             .to_string_lossy()
             .replace("%p", &child.id().to_string()),
     );
-    summarise(&log_path, started_ns, &args.program[0]);
+    summarise(
+        &log_path,
+        started_ns,
+        &args.program[0],
+        &detector_config(&args),
+    );
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
         (None, Some(sig)) => {
@@ -290,8 +295,48 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-/// The final leak summary, from the log the program wrote.
-fn summarise(log_path: &Path, started_ns: i64, program: &OsString) {
+/// The detector settings the program ran with (for judging the end of its
+/// log): the flags, else the environment, else the defaults.
+fn detector_config(args: &RunArgs) -> DetectorConfig {
+    let min_samples = std::env::var("ASMALLOC_LEAK_MIN_SAMPLES")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n >= 4)
+        .unwrap_or(DetectorConfig::DEFAULT.min_samples);
+    let env_size = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| asmalloc::parse_size(&v).ok())
+            .filter(|&n| n > 0)
+    };
+    let env_ms = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| asmalloc::parse_duration_ms(&v).ok())
+            .filter(|&n| n > 0)
+    };
+    DetectorConfig {
+        threshold_bytes: args
+            .threshold
+            .or_else(|| env_size("ASMALLOC_LEAK_THRESHOLD").map(|n| n as u64))
+            .unwrap_or(DetectorConfig::DEFAULT.threshold_bytes),
+        window_ns: args
+            .window
+            .or_else(|| env_ms("ASMALLOC_LEAK_WINDOW"))
+            .map_or(DetectorConfig::DEFAULT.window_ns, |ms| {
+                i64::try_from(ms).unwrap_or(i64::MAX / 1_000_000) * 1_000_000
+            }),
+        min_samples,
+        ..DetectorConfig::DEFAULT
+    }
+}
+
+/// The final leak summary, from the log the program wrote: every verdict,
+/// then each site's state at the end (see [`Log::conclusions`]): `LEAK at
+/// exit` (still there), `LEAK while running, freed at exit` (freed while the
+/// program shut down), `grew, no verdict` (a run too short for one), or
+/// `no progressive leak at exit`.
+fn summarise(log_path: &Path, started_ns: i64, program: &OsString, cfg: &DetectorConfig) {
     let program = Path::new(program).display();
     let log = match Log::read_since(log_path, started_ns) {
         Ok(log) if log.lines > 0 => log,
@@ -311,26 +356,18 @@ fn summarise(log_path: &Path, started_ns: i64, program: &OsString) {
         (log.end_ns() - start) as f64 / 1e9,
         log_path.display()
     );
-    for v in &log.verdicts {
-        eprintln!("asmalloc: {}", verdict_sentence(v, start));
+    for (_, sentence) in log.verdict_sentences(cfg) {
+        eprintln!("asmalloc: {sentence}");
     }
-    let leaking = log.leaking();
-    if leaking.is_empty() {
+    let conclusions = log.conclusions(cfg);
+    if !conclusions.iter().any(|c| c.is_leak()) {
         eprintln!("asmalloc: no progressive leak at exit");
     }
-    for v in leaking {
-        let now = log
-            .sites
-            .get(&(v.pid, v.id))
-            .map_or(v.net_bytes, |s| s.last_bytes());
-        eprintln!(
-            "asmalloc: LEAK at exit: site {} ({}) {} — {} live, growing {}/s",
-            v.id,
-            v.name.type_name,
-            v.name,
-            human(now),
-            human(v.rate_bytes_per_s)
-        );
+    for c in conclusions
+        .iter()
+        .filter(|c| !matches!(c.state, State::Retracted(_)))
+    {
+        eprintln!("asmalloc: {}", c.sentence(start));
     }
 }
 
