@@ -491,25 +491,43 @@ fn rising_floor(cfg: &DetectorConfig, s: &Series, now: i64) -> Option<Evidence> 
     let len = points.len();
     let threshold = cfg.threshold_bytes.max(1) as i64;
     // No window can show more growth than the newest sample above the
-    // lowest point (the last quarter's minimum is at most the newest).
+    // window's lowest point (its last quarter's minimum is at most the
+    // newest sample).
     let newest = points.back()?.min;
     let lowest = points.iter().map(|p| p.min).min()?;
     if newest - lowest < threshold {
         return None;
     }
-    let jitter = jitter(points);
+    let least = threshold.max(jitter(points).saturating_mul(NOISE_FACTOR));
+    if newest - lowest < least {
+        return None;
+    }
     let min_samples = cfg.min_samples.max(4);
     let mut m = min_samples.min(len);
+    // The lowest point and the samples of the window points[len - m..],
+    // extended as m grows.
+    let (mut first, mut window_lowest, mut samples) = (len, i64::MAX, 0i64);
     loop {
+        while first > len - m {
+            first -= 1;
+            window_lowest = window_lowest.min(points[first].min);
+            samples += i64::from(points[first].n);
+        }
         if m >= min_samples {
             let start = points[len - m].t0;
             let span = now - start;
             if span > cfg.max_window_ns() {
                 return None;
             }
+            // The most growth this window can show against what it needs.
+            let needed = least.max(
+                (threshold as i128 * FULL_CONFIDENCE_SAMPLES as i128 / samples.max(1) as i128)
+                    as i64,
+            );
             if span >= s.min_span
+                && newest - window_lowest >= needed
                 && let Some(e) =
-                    window_passes(cfg, points.range(len - m..), start, now, threshold, jitter)
+                    window_passes(cfg, points.range(len - m..), start, now, threshold, least)
             {
                 return Some(e);
             }
@@ -544,7 +562,7 @@ fn window_passes<'a>(
     start: i64,
     now: i64,
     threshold: i64,
-    jitter: i64,
+    least: i64,
 ) -> Option<Evidence> {
     let span = (now - start).max(1);
     let quarter = |t: i64| (((t - start) as i128 * 4 / (span as i128 + 1)) as usize).min(3);
@@ -576,7 +594,8 @@ fn window_passes<'a>(
     if m2.0 - m1.0 < step || m3.0 - m2.0 < step || m4.0 - m3.0 < step {
         return None;
     }
-    if (growth as i128) < (jitter as i128) * (NOISE_FACTOR as i128) {
+    // `least`: the threshold, and NOISE_FACTOR jitters.
+    if growth < least {
         return None;
     }
     // The last quarter's floor must also clear three quarters of the first
