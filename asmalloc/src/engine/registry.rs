@@ -65,6 +65,11 @@ pub(crate) fn retired() -> Option<&'static ThreadTable> {
 /// id. Returns `None` when no memory can be had; the caller then charges
 /// the retired table.
 pub(crate) fn adopt() -> Option<&'static ThreadTable> {
+    // The retired table is made with the first thread table, not when it is
+    // first needed: a thread that finds no memory for a table of its own
+    // (the address space used up, `RLIMIT_AS`) charges the retired table,
+    // and if that could not be made then either its counts would be lost.
+    let _ = retired();
     let table = tables()
         .find(|t| {
             !t.in_use.load(Ordering::Relaxed)
