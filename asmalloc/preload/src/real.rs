@@ -31,6 +31,11 @@ pub(crate) use heap::*;
 mod foreign;
 pub(crate) use foreign::{NEXT, Underneath, early};
 
+// The library's global allocator: the heap, then a fixed reserve when the
+// heap has no memory left (so the library's own work never aborts a
+// program that ran out of memory).
+mod reserve;
+
 // ---------------------------------------------------------------------------
 // Functions found with dlsym.
 

@@ -2,8 +2,9 @@
 //! (`asm_hook`, `ASM_CMD_PRINT_STATS`). Always built with the reentrancy
 //! guard held, so the report's own allocations are not the program's.
 
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::guard::{self, Guard};
 use crate::settings::{self, Format};
@@ -120,22 +121,31 @@ pub(crate) fn start_monitor() {
         ));
         return;
     }
+    let running = Arc::new(AtomicBool::new(false));
+    let ready = Arc::clone(&running);
     let spawned = rt::__private::threads::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("asmalloc-monitor".into())
             .spawn(move || {
                 guard::hold_forever();
-                loop {
-                    std::thread::sleep(interval);
+                started(&ready);
+                while !nap(interval) {
                     sample();
                 }
+                leave();
             })
     });
-    if let Err(e) = spawned {
-        MONITOR_PID.store(0, Ordering::Release);
-        rt::warn(format_args!(
-            "cannot start the leak monitor thread ({e}); no leak detection"
-        ));
+    match spawned {
+        Ok(handle) => {
+            keep_handle(&handle);
+            wait_until_started(&running);
+        }
+        Err(e) => {
+            MONITOR_PID.store(0, Ordering::Release);
+            rt::warn(format_args!(
+                "cannot start the leak monitor thread ({e}); no leak detection"
+            ));
+        }
     }
 }
 
@@ -157,22 +167,105 @@ pub(crate) fn start_reporter() {
         return;
     }
     let _guard = Guard::enter();
+    let running = Arc::new(AtomicBool::new(false));
+    let ready = Arc::clone(&running);
     let spawned = rt::__private::threads::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("asmalloc-report".into())
             .spawn(move || {
                 // Everything this thread does is the library's own work.
                 guard::hold_forever();
-                loop {
-                    std::thread::sleep(Duration::from_millis(ms));
+                started(&ready);
+                while !nap(Duration::from_millis(ms)) {
                     emit(Reason::Periodic);
                 }
+                leave();
             })
     });
-    if let Err(e) = spawned {
-        REPORTER_PID.store(0, Ordering::Release);
-        rt::warn(format_args!(
-            "cannot start the reporter thread ({e}); no periodic reports"
-        ));
+    match spawned {
+        Ok(handle) => {
+            keep_handle(&handle);
+            wait_until_started(&running);
+        }
+        Err(e) => {
+            REPORTER_PID.store(0, Ordering::Release);
+            rt::warn(format_args!(
+                "cannot start the reporter thread ({e}); no periodic reports"
+            ));
+        }
+    }
+}
+
+/// The library's threads (monitor, reporter) of this process, to wake when
+/// the program's last thread ends. Locked only when one starts (in the
+/// constructor, or a forked child's handler: one thread then) and by the
+/// program's last thread, so a fork never copies it locked.
+static LIBRARY_THREADS: Mutex<Vec<(i32, std::thread::Thread)>> = Mutex::new(Vec::new());
+
+fn keep_handle<T>(handle: &std::thread::JoinHandle<T>) {
+    let pid = syscalls::getpid();
+    let mut threads = LIBRARY_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    // A forked child's list still has its parent's threads.
+    threads.retain(|(of, _)| *of == pid);
+    threads.push((pid, handle.thread().clone()));
+}
+
+/// The program's last thread has ended (its thread-exit destructor says
+/// so): wakes the library's threads, which end too — glibc ends the process
+/// only when every thread has, and runs `exit(0)` on the last.
+pub(crate) fn program_ended() {
+    let _guard = Guard::enter();
+    let pid = syscalls::getpid();
+    let threads = LIBRARY_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    for (_, thread) in threads.iter().filter(|(of, _)| *of == pid) {
+        thread.unpark();
+    }
+}
+
+/// Sleeps `interval` (a library thread between two samples or reports);
+/// true, at once, when the program's last thread has ended.
+fn nap(interval: Duration) -> bool {
+    let deadline = Instant::now() + interval;
+    loop {
+        if threads::program_ended() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// A library thread's last act when the program's threads are gone: it
+/// gives up the reentrancy guard, for glibc may run the program's `atexit`
+/// handlers and the library's exit report on it (as on the last thread to
+/// end), where the program's allocations are the program's.
+fn leave() {
+    rt::__private::engine::set_library_work(false);
+}
+
+/// Called first by a thread the library starts: its first allocation has
+/// been made (the heap's per-thread state is set up: jemalloc's arena and
+/// thread cache, glibc's arena) and Rust's thread start has registered its
+/// thread-exit destructor (a `calloc` inside glibc); says so to the
+/// starter.
+fn started(flag: &AtomicBool) {
+    drop(std::hint::black_box(Box::new(0u64)));
+    flag.store(true, Ordering::Release);
+}
+
+/// Waits until a thread the library just started has run [`started`], at
+/// most 200 ms. Without this wait the thread could first run after the
+/// program had used up its memory (`RLIMIT_AS`): its start then failed
+/// inside the heap or libc, which kill the process (jemalloc crashed on a
+/// missing arena; glibc aborts when it cannot register a thread-exit
+/// destructor) — the program's own threads started then would fail just
+/// as well, but the library's are started for it.
+fn wait_until_started(flag: &AtomicBool) {
+    let start = Instant::now();
+    while !flag.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(200) {
+        std::thread::yield_now();
     }
 }

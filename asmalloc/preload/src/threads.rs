@@ -1,8 +1,50 @@
 //! Names of the threads the program started with `pthread_create`: the
 //! start routine's symbol (`dladdr`), kept by our thread id (the one
 //! callbacks report) in a fixed table written without lock or allocation.
+//!
+//! And how many of the program's threads are alive: glibc ends the process
+//! (`exit(0)`) when its last thread ends, counting the library's threads
+//! too — so a program whose main thread calls `pthread_exit` and whose
+//! other threads then return would run for ever beside the library's
+//! reporter and monitor. When the program's last thread ends, the
+//! library's threads end as well (`report.rs`), and glibc's `exit(0)` runs
+//! on the last of them.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, Ordering};
+
+/// The program's threads alive: the initial thread, and every thread
+/// started through our `pthread_create` from the moment it is asked for
+/// (before the thread runs) until its thread-exit destructor.
+static PROGRAM_THREADS: AtomicI64 = AtomicI64::new(0);
+/// Set when the program's last thread ended; read by the library's threads.
+static PROGRAM_ENDED: AtomicBool = AtomicBool::new(false);
+
+/// A program thread is about to start (or, for the initial thread, is
+/// there).
+pub(crate) fn program_thread_starting() {
+    PROGRAM_THREADS.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A program thread ended (or could not be started); true when it was the
+/// last one.
+pub(crate) fn program_thread_ended() -> bool {
+    let last = PROGRAM_THREADS.fetch_sub(1, Ordering::AcqRel) == 1;
+    if last {
+        PROGRAM_ENDED.store(true, Ordering::Release);
+    }
+    last
+}
+
+/// True once the program's last thread has ended.
+pub(crate) fn program_ended() -> bool {
+    PROGRAM_ENDED.load(Ordering::Acquire)
+}
+
+/// In a forked child: only the forking thread is there.
+pub(crate) fn program_threads_after_fork() {
+    PROGRAM_THREADS.store(1, Ordering::Release);
+    PROGRAM_ENDED.store(false, Ordering::Release);
+}
 
 const SLOTS: usize = 256;
 const NAME: usize = 40;

@@ -56,6 +56,7 @@ extern "C" fn on_fork_parent() {
 
 extern "C" fn on_fork_child() {
     rt::__private::engine::after_fork_in_child();
+    crate::threads::program_threads_after_fork();
     {
         let _guard = Guard::enter();
         rt::__private::monitor::after_fork();
@@ -102,6 +103,7 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
                 Some(on_fork_child),
             )
         };
+        super::thread_start::watch_initial_thread();
     }
     report::start_reporter();
     report::start_monitor();
