@@ -80,23 +80,22 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// A monitor; opens (appends to) the log if one is configured.
+    /// A monitor; opens (appends to) the log if one is configured, safely
+    /// (see [`open_append_private`]: a new log is created `0600`, a symbolic
+    /// link or a file of another user is refused).
     pub fn new(config: MonitorConfig) -> io::Result<Monitor> {
-        let log = match &config.log_path {
-            Some(path) => {
-                let path = path.replace("%p", &std::process::id().to_string());
-                Some(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&path)
-                        .map_err(|e| {
-                            io::Error::new(e.kind(), format!("asmalloc: log {path}: {e}"))
-                        })?,
-                )
-            }
-            None => None,
-        };
+        let log =
+            match &config.log_path {
+                Some(path) => {
+                    // `%p` becomes the process id: digits only, so it can never
+                    // make the path reach anywhere else (`..`, `/`).
+                    let path = path.replace("%p", &std::process::id().to_string());
+                    Some(open_append_private(&path).map_err(|e| {
+                        io::Error::new(e.kind(), format!("asmalloc: log {path}: {e}"))
+                    })?)
+                }
+                None => None,
+            };
         Ok(Monitor {
             detector: Detector::new(config.detector),
             log,
@@ -125,6 +124,122 @@ impl Monitor {
     pub fn leaking(&self) -> Vec<u16> {
         self.detector.leaking()
     }
+}
+
+/// Why [`open_append_private`] would not write to a file: the inner
+/// value of its `PermissionDenied` error.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, Refused(why))
+}
+
+/// The process's effective user id (from `/proc/self/status`), if known.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// Whether the file `m` describes may be written to (appended to) by a
+/// process of user `euid`: an error saying why not.
+fn writable_here(m: &std::fs::Metadata, euid: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let t = m.file_type();
+    let not_ours = |what: &str| match euid {
+        Some(me) if m.uid() != me => Err(refused(format!(
+            "refusing to write to it: it is {what} of uid {}, not of this process's user (uid {me})",
+            m.uid()
+        ))),
+        _ => Ok(()),
+    };
+    if t.is_symlink() {
+        Err(refused(
+            "refusing to write through it: it is a symbolic link".into(),
+        ))
+    } else if t.is_file() {
+        not_ours("a file")?;
+        if m.nlink() > 1 {
+            return Err(refused(format!(
+                "refusing to write to it: it has {} hard links",
+                m.nlink()
+            )));
+        }
+        Ok(())
+    } else if t.is_fifo() || t.is_socket() {
+        not_ours("a FIFO or socket")
+    } else if t.is_char_device() {
+        // /dev/null, a terminal: only the superuser can make one.
+        Ok(())
+    } else {
+        Err(refused(
+            "refusing to write to it: it is not a file, FIFO or character device".into(),
+        ))
+    }
+}
+
+/// Opens `path` for appending the way a log or report file must be opened
+/// in a directory others can write to (`/tmp`): never through a symbolic
+/// link (`O_NOFOLLOW`), a new file created with `O_CREAT | O_EXCL` and mode
+/// `0600` (less if the umask says so), an existing one appended to only if
+/// it is a regular file of this process's effective user with one link (a
+/// FIFO or socket of that user, or a character device such as
+/// `/dev/null`, is written to as well). Anything else is refused: an error
+/// of kind `PermissionDenied` whose inner value is [`Refused`], saying why
+/// in a few words. The file is looked at before it is opened, so a FIFO
+/// planted by someone else is refused without blocking in `open`; what is
+/// opened is checked again.
+pub fn open_append_private(path: &str) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let euid = effective_uid();
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => writable_here(&m, euid)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // Twice: the file may appear (or go) between the two opens.
+    for _ in 0..2 {
+        match std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(file) => {
+                writable_here(&file.metadata()?, euid)?;
+                return Ok(file);
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(refused(
+                    "refusing to write through it: it is a symbolic link".into(),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        match std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+            .open(path)
+        {
+            Ok(file) => return Ok(file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refused(
+        "refusing to write to it: it keeps being replaced while opened".into(),
+    ))
 }
 
 fn site_name(id: u16) -> LogSiteName {

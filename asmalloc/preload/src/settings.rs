@@ -155,8 +155,35 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
 
 /// Applies every `ASMALLOC_*` variable of `vars` (name, value as bytes);
 /// returns the warning lines for bad ones (without the `asmalloc: ` prefix).
+///
+/// In a set-user-ID (or set-group-ID, or capability-raising) program none
+/// is applied: its environment comes from the user who started it, who
+/// could otherwise have it create or append to files (`ASMALLOC_OUTPUT`,
+/// `ASMALLOC_LOG`) with its privileges. The loader does not preload a
+/// library into such a program from `LD_PRELOAD` with a path, so this
+/// matters only when the library is linked in or installed where the
+/// loader takes it from.
 pub(crate) fn configure<'a>(vars: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<String> {
+    configure_unless_secure(vars, crate::syscalls::secure_execution())
+}
+
+fn configure_unless_secure<'a>(
+    vars: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    secure: bool,
+) -> Vec<String> {
     let mut warnings = Vec::new();
+    if secure {
+        if vars
+            .into_iter()
+            .any(|(name, _)| name.starts_with(b"ASMALLOC_"))
+        {
+            warnings.push(
+                "this is a set-user-ID or set-group-ID program: its ASMALLOC_* settings are ignored (the defaults apply; reports go to stderr)"
+                    .to_string(),
+            );
+        }
+        return warnings;
+    }
     for (name, value) in vars {
         if !name.starts_with(b"ASMALLOC_") {
             continue;
@@ -195,6 +222,25 @@ mod tests {
 
     fn run(pairs: &[(&str, &str)]) -> Vec<String> {
         configure(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+    }
+
+    #[test]
+    fn a_secure_program_ignores_every_setting() {
+        let pairs = [
+            ("ASMALLOC_OUTPUT", "/etc/cron.d/evil"),
+            ("ASMALLOC_TOP_SITES", "77"),
+        ];
+        let w = configure_unless_secure(
+            pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            true,
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("ASMALLOC_* settings are ignored"), "{}", w[0]);
+        assert_eq!(output_path(), None);
+        assert_ne!(top_sites(), 77);
+        let quiet =
+            configure_unless_secure([(b"PATH".as_slice(), b"/bin".as_slice())].into_iter(), true);
+        assert!(quiet.is_empty(), "nothing to say without settings");
     }
 
     #[test]

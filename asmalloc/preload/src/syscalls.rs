@@ -68,26 +68,19 @@ pub(crate) fn page_size() -> usize {
     }
 }
 
+/// True when the process runs in secure-execution mode (`AT_SECURE`: a
+/// set-user-ID or set-group-ID program, or one with file capabilities,
+/// started by a user it does not belong to). Its environment is the
+/// invoking user's, not to be trusted.
+pub(crate) fn secure_execution() -> bool {
+    // SAFETY: getauxval has no preconditions and does not allocate.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
 /// The calling process's id.
 pub(crate) fn getpid() -> i32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() }
-}
-
-/// Opens `path` for appending (created 0644, close-on-exec); the fd or
-/// `None`. Keeps `errno`.
-pub(crate) fn open_append(path: &std::ffi::CStr) -> Option<c_int> {
-    let saved = errno();
-    // SAFETY: `path` is a valid NUL-terminated string.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
-            0o644 as libc::c_uint,
-        )
-    };
-    set_errno(saved);
-    (fd >= 0).then_some(fd)
 }
 
 /// Closes `fd`, keeping `errno`.
