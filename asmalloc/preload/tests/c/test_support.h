@@ -87,4 +87,27 @@ static inline int command(asm_cmd_t cmd, ...)
 }
 #endif
 
+#if defined(ASMALLOC_ASMALLOC_H) && defined(ASMALLOC_TEST_WEAK_API)
+/* For programs that also run without the library (to compare their output
+ * with and without it): define ASMALLOC_TEST_WEAK_API and include
+ * asmalloc.h before this header. The API becomes weak references, NULL when
+ * no library is loaded. */
+#pragma weak asm_mallocation_set
+#pragma weak asm_mallocation_get
+
+/* True when an asmalloc library is loaded. */
+static inline int tracker_loaded(void)
+{
+	return asm_mallocation_set != NULL;
+}
+
+/* Names `site` for the thread's next allocation-family call (a no-op
+ * without the library). */
+static inline void set_site(uint16_t site)
+{
+	if (asm_mallocation_set != NULL)
+		asm_mallocation_set(0, site, 0);
+}
+#endif
+
 #endif
