@@ -1,5 +1,6 @@
 //! Runs asmalloc's jemalloc exactness tests (`asmalloc/tests/
-//! exactness_jemalloc.rs`, which need the `jemalloc` feature) from the
+//! exactness_jemalloc.rs` and the soak, `soak_jemalloc.rs`, which need the
+//! `jemalloc` feature) from the
 //! plain `cargo test --workspace`, through a nested cargo call with this
 //! test binary's profile and target directory.
 
@@ -29,6 +30,8 @@ fn asmalloc_over_jemalloc_passes_the_exactness_tests() {
         "jemalloc",
         "--test",
         "exactness_jemalloc",
+        "--test",
+        "soak_jemalloc",
     ]);
     // <target>/<triple>/<profile> when built with --target.
     if !target.join("CACHEDIR.TAG").exists() && target.parent().is_some() {
