@@ -23,6 +23,16 @@ pub fn now_ns() -> i64 {
     }
 }
 
+/// Nanoseconds of the monotonic clock (or the fake time, when one is set):
+/// for measuring intervals, which a wall-clock step (NTP, an operator) must
+/// not stretch, shrink or stall. Not comparable across processes.
+pub fn monotonic_ns() -> i64 {
+    match FAKE_NOW_NS.load(Ordering::Relaxed) {
+        0 => sys::clock_ns(libc::CLOCK_MONOTONIC_COARSE),
+        fake => fake,
+    }
+}
+
 /// The fake time set by [`set_test_time`], or 0 for none: one relaxed load.
 #[inline(always)]
 pub(crate) fn fake_ns() -> i64 {

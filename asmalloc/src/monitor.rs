@@ -110,7 +110,7 @@ impl Monitor {
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
         let verdicts = self
             .detector
-            .observe(snap.time_ns, snap.sites.iter().map(|s| (s.id, s.net_bytes)));
+            .observe(snap.elapsed_ns, snap.sites.iter().map(|s| (s.id, s.net_bytes)));
         if let Some(log) = &mut self.log {
             let line = log_line(snap, &mut self.last, self.max_sites, self.seq, &verdicts);
             // One write per line: appends from several writers stay whole.
@@ -663,6 +663,7 @@ mod tests {
     fn snap(time_s: i64, sites: &[(u16, i64)]) -> Snapshot {
         let mut s = Snapshot::take();
         s.time_ns = time_s * 1_000_000_000;
+        s.elapsed_ns = s.time_ns;
         s.sites = sites
             .iter()
             .map(|&(id, b)| SiteStats {

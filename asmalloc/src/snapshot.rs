@@ -56,6 +56,10 @@ pub struct OpStats {
 pub struct Snapshot {
     /// When it was taken (ns since the Unix epoch).
     pub time_ns: i64,
+    /// When it was taken on the monotonic clock (ns; for intervals — the
+    /// leak detector measures with it, so a wall-clock step cannot stall
+    /// or hurry a verdict).
+    pub elapsed_ns: i64,
     /// Features in force then.
     pub features: Features,
     /// Threads that have used the tracker and not exited.
@@ -99,6 +103,7 @@ impl Snapshot {
         sites.sort_by(|a, b| b.net_bytes.cmp(&a.net_bytes).then(a.id.cmp(&b.id)));
         Snapshot {
             time_ns: clock::now_ns(),
+            elapsed_ns: clock::monotonic_ns(),
             features: config::features(),
             threads_live,
             threads_total,
