@@ -108,9 +108,10 @@ impl Monitor {
     /// Feeds one snapshot: runs the detector, writes a log line, returns the
     /// verdicts.
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
-        let verdicts = self
-            .detector
-            .observe(snap.elapsed_ns, snap.sites.iter().map(|s| (s.id, s.net_bytes)));
+        let verdicts = self.detector.observe(
+            snap.elapsed_ns,
+            snap.sites.iter().map(|s| (s.id, s.net_bytes)),
+        );
         if let Some(log) = &mut self.log {
             let line = log_line(snap, &mut self.last, self.max_sites, self.seq, &verdicts);
             // One write per line: appends from several writers stay whole.
