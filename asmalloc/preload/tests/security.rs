@@ -83,7 +83,18 @@ fn run_probe(
             });
         }
     }
-    let mut child = cmd.spawn().expect("start the probe");
+    // A file just written (the setuid copy) can be briefly "busy" when a
+    // parallel test forks while the copy's descriptor was open: retry.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => break other.expect("start the probe"),
+        }
+    };
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(60) {
