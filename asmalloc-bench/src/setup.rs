@@ -67,25 +67,16 @@ pub(crate) fn mtime(p: &Path) -> String {
         .map_or("?".into(), |d| utc(d.as_secs()))
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a Unix time.
+/// `YYYY-MM-DD HH:MM UTC` of a Unix time (the runtime's datestamp, to the
+/// minute).
 pub(crate) fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    let full = asmalloc::report::datestamp(
+        i64::try_from(secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000_000),
+    );
+    // "YYYY-MM-DD HH:MM:SS UTC" without ":SS".
+    format!("{} UTC", &full[..16])
 }
 
 pub(crate) fn now_utc() -> String {

@@ -21,7 +21,7 @@ pub use heap::{
 };
 pub use json::write_json_line;
 pub use table::{Align, write_table};
-pub use text::{human_bytes, write_text};
+pub use text::{datestamp, human_bytes, write_text};
 
 use std::io::{self, Write};
 

@@ -27,7 +27,7 @@ pub fn human_bytes(bytes: i64) -> String {
 }
 
 /// `2026-11-25 20:40:01 UTC` from nanoseconds since the epoch.
-pub(crate) fn datestamp(ns: i64) -> String {
+pub fn datestamp(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
