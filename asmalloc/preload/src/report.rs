@@ -76,8 +76,39 @@ fn render(reason: Reason) -> Vec<u8> {
 /// Writes a report now.
 pub(crate) fn emit(reason: Reason) {
     let _guard = Guard::enter();
-    let text = render(reason);
-    output::emit(&text);
+    // One report at a time, rendered and written together, and none after
+    // the exit report: a periodic report taken a moment before the exit one
+    // must not land after it (the last report is the final word).
+    lock_reports();
+    if !EXITED.load(Ordering::Relaxed) {
+        if matches!(reason, Reason::Exit) {
+            EXITED.store(true, Ordering::Relaxed);
+        }
+        let text = render(reason);
+        output::emit(&text);
+    }
+    unlock_reports();
+}
+
+/// Held while a report is rendered and written: a yielding spin lock, so
+/// the fork handlers can take it before `fork` and release it on both sides.
+static EMITTING: AtomicBool = AtomicBool::new(false);
+/// The exit report has been written: no report follows it.
+static EXITED: AtomicBool = AtomicBool::new(false);
+
+/// Takes the report lock (also the fork prepare handler's first step).
+pub(crate) fn lock_reports() {
+    while EMITTING
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        std::thread::yield_now();
+    }
+}
+
+/// Releases it (after `fork`, in the parent and in the child).
+pub(crate) fn unlock_reports() {
+    EMITTING.store(false, Ordering::Release);
 }
 
 /// Takes a leak-monitor sample (if the monitor runs) and writes its

@@ -36,14 +36,15 @@ unsafe extern "C" {
     static environ: *const *const c_char;
 }
 
-// The library's locks are taken before `fork` in one order — the
-// C-visible snapshots', then the monitor's — and released on both sides
+// The library's locks are taken before `fork` in one order — the reports',
+// the C-visible snapshots', then the monitor's — and released on both sides
 // after it, so the child inherits none held by a thread it does not have.
 // (The engine's own fold lock and seqlock are repaired in the child by
 // `after_fork_in_child`; the heap's locks are the heap's fork handlers'.)
 
 extern "C" fn on_fork_prepare() {
     let _guard = Guard::enter();
+    report::lock_reports();
     super::original_api::lock_snapshots();
     rt::__private::monitor::before_fork();
 }
@@ -52,6 +53,7 @@ extern "C" fn on_fork_parent() {
     let _guard = Guard::enter();
     rt::__private::monitor::after_fork();
     super::original_api::unlock_snapshots();
+    report::unlock_reports();
 }
 
 extern "C" fn on_fork_child() {
@@ -61,6 +63,7 @@ extern "C" fn on_fork_child() {
         let _guard = Guard::enter();
         rt::__private::monitor::after_fork();
         super::original_api::unlock_snapshots();
+        report::unlock_reports();
     }
     report::start_reporter();
     report::start_monitor();
