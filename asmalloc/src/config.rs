@@ -287,16 +287,26 @@ static DELTA_SECONDS: AtomicI64 = AtomicI64::new(Thresholds::DEFAULT.delta_secon
 static WARNED_FEATURE_BITS: AtomicBool = AtomicBool::new(false);
 
 // What the allocation path compares against: the block and delta thresholds
-// when their feature is on, `usize::MAX` (never crossed) when it is off, so
-// the common case is two loads and two compares, with no feature test.
-static ARMED_BLOCK: AtomicUsize = AtomicUsize::new(Thresholds::DEFAULT.block_bytes);
-static ARMED_DELTA: AtomicUsize = AtomicUsize::new(Thresholds::DEFAULT.delta_bytes);
+// when their feature is on and a callback is registered, `usize::MAX` (never
+// crossed) otherwise, so the common case is two loads and two compares, with
+// no feature test. A crossing only ever calls the callback, so with none
+// registered there is nothing to decide: a busy site past the delta threshold
+// then costs nothing more than a quiet one. The price is in the first report
+// after a callback is registered: its delta is measured from the site's last
+// *reported* total (0 if it was never reported), not from a crossing that
+// nobody saw.
+static ARMED_BLOCK: AtomicUsize = AtomicUsize::new(usize::MAX);
+static ARMED_DELTA: AtomicUsize = AtomicUsize::new(usize::MAX);
+// Either of the two is armed: one load tells the allocation path it has
+// nothing to compare.
+static ARMED_ANY: AtomicBool = AtomicBool::new(false);
 
 fn rearm() {
     let f = features();
     let t = thresholds();
+    let listening = callback().is_some();
     ARMED_BLOCK.store(
-        if f.contains(Features::BLOCKS) {
+        if listening && f.contains(Features::BLOCKS) {
             t.block_bytes
         } else {
             usize::MAX
@@ -304,11 +314,15 @@ fn rearm() {
         Ordering::Relaxed,
     );
     ARMED_DELTA.store(
-        if f.contains(Features::MALLOCATIONS) {
+        if listening && f.contains(Features::MALLOCATIONS) {
             t.delta_bytes
         } else {
             usize::MAX
         },
+        Ordering::Relaxed,
+    );
+    ARMED_ANY.store(
+        listening && f.intersects(Features::BLOCKS.union(Features::MALLOCATIONS)),
         Ordering::Relaxed,
     );
 }
@@ -344,16 +358,25 @@ pub fn thresholds() -> Thresholds {
     }
 }
 
-/// The block threshold if `BLOCKS` is on, else `usize::MAX`.
+/// The block threshold if `BLOCKS` is on and a callback is registered, else
+/// `usize::MAX`.
 #[inline(always)]
 pub(crate) fn armed_block_threshold() -> usize {
     ARMED_BLOCK.load(Ordering::Relaxed)
 }
 
-/// The delta threshold if `MALLOCATIONS` is on, else `usize::MAX`.
+/// The delta threshold if `MALLOCATIONS` is on and a callback is registered,
+/// else `usize::MAX`.
 #[inline(always)]
 pub(crate) fn armed_delta_threshold() -> usize {
     ARMED_DELTA.load(Ordering::Relaxed)
+}
+
+/// Whether the block or the delta threshold is armed (see
+/// [`armed_block_threshold`]).
+#[inline(always)]
+pub(crate) fn thresholds_armed() -> bool {
+    ARMED_ANY.load(Ordering::Relaxed)
 }
 
 /// The time threshold, whole seconds.
@@ -405,6 +428,7 @@ static CALLBACK: crate::callback_cell::CallbackCell<Callback> =
 /// (`ASM_CMD_SET_CALLBACK`).
 pub fn set_callback(callback: Option<Callback>, user_data: *mut c_void) {
     CALLBACK.set(callback, user_data);
+    rearm();
 }
 
 /// The callback in force and its user data.

@@ -62,7 +62,11 @@
 //! [`Features::MALLOCATIONS`], a site whose net bytes on a thread moved by
 //! more than the delta threshold since its last report, when more than the
 //! time threshold (whole seconds) has passed, calls it with the movement and
-//! the thread's total. See [`set_thresholds`], [`set_callback`].
+//! the thread's total. See [`set_thresholds`], [`set_callback`]. Thresholds
+//! are checked only while a callback is registered (a crossing has no other
+//! effect), so without one they cost the allocation path a single load; the
+//! first report after a callback is registered gives a site's movement since
+//! its last *reported* total.
 //!
 //! ## Module order
 //!

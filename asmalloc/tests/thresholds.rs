@@ -210,7 +210,34 @@ fn thresholds_follow_the_original_rules() {
     let b = alloc_at(14, 1 << 20, 8, false);
     free(b);
     assert_eq!(take_events(14), vec![]);
+
+    // --- no callback registered: the thresholds are disarmed (a crossing
+    // would have no one to tell), so a site that grows past the delta
+    // threshold meanwhile is reported to a callback registered later with
+    // its whole movement since its last report ---
     asmalloc::set_callback(None, std::ptr::null_mut());
+    asmalloc::set_features(Features::MALLOCATIONS | Features::BLOCKS);
+    asmalloc::__private::clock::set_test_time(Some(2_000 * SEC));
+    let mut quiet = Vec::new();
+    let mut quiet_net = 0i64;
+    for _ in 0..8 {
+        let b = alloc_at(15, 5000, 8, false);
+        quiet_net += b.charged as i64;
+        quiet.push(b);
+    }
+    assert!(quiet_net > 10_000, "the site passed the delta threshold");
+    assert_eq!(take_events(15), vec![], "no callback, nothing recorded");
+    asmalloc::set_callback(Some(record), (&raw const UDATA).cast_mut().cast());
+    let b = alloc_at(15, 100, 8, false);
+    quiet_net += b.charged as i64;
+    quiet.push(b);
+    let ev = take_events(15);
+    assert_eq!(ev.len(), 1, "the first crossing seen is reported: {ev:?}");
+    assert_eq!((ev[0].delta, ev[0].total), (quiet_net, quiet_net));
+    asmalloc::set_callback(None, std::ptr::null_mut());
+    for b in quiet {
+        free(b);
+    }
     asmalloc::__private::clock::set_test_time(None);
 
     // --- unknown feature bits (as the C API may pass) are dropped with a

@@ -93,6 +93,10 @@ fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let words: Vec<&str> = r.stdout.split_whitespace().collect();
         assert_eq!(words[2], "clock_reads", "{}", r.stdout);
+        // The callback heard the site cross the delta threshold: the
+        // threshold path was taken, not disarmed.
+        assert_eq!(words[4], "callbacks", "{}", r.stdout);
+        assert!(words[5].parse::<u64>().unwrap() >= 1, "{}", r.stdout);
         words[3].parse().unwrap()
     };
     let n = 200_000;

@@ -209,8 +209,9 @@ fn site_type(site: u16) -> u16 {
     site::describe(site).map_or(0, |d| d.type_id)
 }
 
-/// Inline part of the threshold check: two loads and two comparisons when
-/// nothing fires (a feature that is off arms its threshold at `usize::MAX`).
+/// Inline part of the threshold check: one load when no callback listens,
+/// else two loads and two comparisons when nothing fires (a feature that is
+/// off arms its threshold at `usize::MAX`).
 #[inline(always)]
 fn check_thresholds(
     s: &thread::ThreadState,
@@ -221,6 +222,10 @@ fn check_thresholds(
     net: i64,
     block_done: bool,
 ) {
+    // No callback registered (the usual production case): nothing to decide.
+    if !config::thresholds_armed() {
+        return;
+    }
     let block = delta.unsigned_abs() > config::armed_block_threshold() as u64 && !block_done;
     let c = t.site(site);
     let drift = net

@@ -5,7 +5,8 @@
  * It fills 4 MiB at one site (past the 1 MiB delta threshold, so every
  * later allocation there is checked against the time threshold), then
  * churns ITERATIONS malloc/free/realloc/calloc calls, and prints how many
- * clock reads the churn made.
+ * clock reads the churn made. A callback is registered, as thresholds are
+ * only checked when someone listens.
  *
  * Usage: steady ITERATIONS */
 #define _GNU_SOURCE
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <stdarg.h>
+#include "asmalloc.h"
 
 static atomic_long clock_reads;
 
@@ -29,10 +32,34 @@ int clock_gettime(clockid_t id, struct timespec *ts)
 
 #define LIVE 1024
 
+static atomic_long callbacks;
+
+static void cb(uint64_t thread_id, uint16_t type, uint16_t loc, ssize_t delta, ssize_t total,
+		struct timespec *when, void *udata)
+{
+	(void)thread_id, (void)type, (void)loc, (void)delta, (void)total, (void)when, (void)udata;
+	atomic_fetch_add(&callbacks, 1);
+}
+
+/* asm_cmd through dlsym: the program is not linked against the library. */
+static void command(asm_cmd_t which, ...)
+{
+	int (*cmd)(asm_cmd_t, va_list) = (int (*)(asm_cmd_t, va_list))dlsym(RTLD_DEFAULT, "asm_cmd");
+	if (cmd == NULL) {
+		fprintf(stderr, "asm_cmd not found: is the library preloaded?\n");
+		exit(2);
+	}
+	va_list args;
+	va_start(args, which);
+	cmd(which, args);
+	va_end(args);
+}
+
 int main(int argc, char **argv)
 {
 	long iterations = argc > 1 ? atol(argv[1]) : 100000;
 	void *live[LIVE];
+	command(ASM_CMD_SET_CALLBACK, (asm_callback_t)cb, NULL);
 	for (int i = 0; i < LIVE; i++)
 		live[i] = malloc(4096);
 	long before = atomic_load(&clock_reads);
@@ -50,6 +77,7 @@ int main(int argc, char **argv)
 	long during = atomic_load(&clock_reads) - before;
 	for (int i = 0; i < LIVE; i++)
 		free(live[i]);
-	printf("iterations %ld clock_reads %ld\n", iterations, during);
+	printf("iterations %ld clock_reads %ld callbacks %ld\n", iterations, during,
+			atomic_load(&callbacks));
 	return 0;
 }
