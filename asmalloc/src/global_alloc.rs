@@ -95,19 +95,10 @@ mod jem_classes {
 
     pub(super) static STATE: AtomicU8 = AtomicU8::new(UNCHECKED);
 
-    /// jemalloc's `sz_s2u_compute` for LG_QUANTUM 4, SC_LG_NGROUP 2,
-    /// LG_TINY_MIN 3 (every 64-bit Linux build of tikv-jemalloc-sys).
+    /// The inline formula (see `crate::size_classes`).
     #[inline(always)]
     pub(super) fn formula(size: usize) -> usize {
-        if size <= 8 {
-            return 8;
-        }
-        // lg_floor(2 * size - 1) = bits needed for size - 1, plus 1.
-        let x = usize::BITS - (size - 1).leading_zeros();
-        // x < SC_LG_NGROUP + LG_QUANTUM + 1 (7): spacing of one quantum.
-        let lg_delta = if x < 7 { 4 } else { x - 3 };
-        let mask = (1usize << lg_delta) - 1;
-        (size + mask) & !mask
+        crate::size_classes::jemalloc_class(size)
     }
 
     /// What `nallocx` says for the flags tikv-jemallocator passes (a zero
@@ -125,21 +116,9 @@ mod jem_classes {
         }
     }
 
-    /// Sizes the check covers: all up to 16 KiB, and each class boundary
-    /// (and its neighbours) up to 2^40 — about 0.2 ms, once.
     fn formula_agrees() -> bool {
-        let check = |size: usize| {
-            // SAFETY: nallocx only computes a size.
-            let n = unsafe { tikv_jemalloc_sys::nallocx(size, 0) };
-            n == 0 || n == formula(size)
-        };
-        (1..=16_384).all(check)
-            && (14..40).all(|lg| {
-                (0..4usize).all(|k| {
-                    let boundary = (1usize << lg) + k * (1usize << (lg - 2));
-                    check(boundary - 1) && check(boundary) && check(boundary + 1)
-                })
-            })
+        // SAFETY: nallocx only computes a size.
+        crate::size_classes::formula_agrees(|size| unsafe { tikv_jemalloc_sys::nallocx(size, 0) })
     }
 
     /// The first allocation (checks the formula and declares the heap to be

@@ -89,8 +89,9 @@
 //! 14. `callback_cell` — a function and its user data published as one.
 //! 15. `vm_stats` — `/proc/self/status` figures.
 //! 16. `op` — the allocation-family operations.
-//! 17. `tag` — the per-block site tag.
-//! 18. `sys` — raw system calls.
+//! 17. `size_classes` — jemalloc's size classes, computed inline.
+//! 18. `tag` — the per-block site tag.
+//! 19. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -130,6 +131,7 @@ mod op;
 pub mod report;
 #[allow(unsafe_code)]
 mod site;
+mod size_classes;
 mod snapshot;
 #[allow(unsafe_code)]
 mod sys;

@@ -139,6 +139,12 @@ pub mod config {
     pub use crate::config::*;
 }
 
+/// jemalloc's size classes (`size_classes`), for the jemalloc build of
+/// the LD_PRELOAD library.
+pub mod size_classes {
+    pub use crate::size_classes::*;
+}
+
 /// `/proc/self/status` figures.
 pub mod vm_stats {
     pub use crate::vm_stats::*;

@@ -142,6 +142,18 @@ pub(super) unsafe fn track_new(op: Op, p: *mut c_void, caller: usize) -> *mut c_
     }
     // SAFETY: `p` is a live block.
     let usable = unsafe { real::usable_size(p) };
+    // SAFETY: as this function's.
+    unsafe { charge_and_tag(op, p, usable, caller) }
+}
+
+/// Charges the fresh, non-null block `p` of `usable` real bytes to the
+/// current site and writes its tag.
+///
+/// # Safety
+/// `p` is a live block of exactly `usable` real usable bytes, at least
+/// `TAG_SIZE` more than the program asked for.
+#[inline(always)]
+unsafe fn charge_and_tag(op: Op, p: *mut c_void, usable: usize, caller: usize) -> *mut c_void {
     let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
     // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
     // program), and the program is told it may use only `usable - TAG_SIZE`.
@@ -247,6 +259,31 @@ pub(super) fn tracked(
     let p = alloc(n);
     // SAFETY: `p` is null or a fresh block of at least `n` bytes.
     unsafe { track_new(op, p, caller) }
+}
+
+/// [`tracked`] for `malloc`-like calls (`malloc`, `calloc(1, n)`): no
+/// alignment asked for, so the block's usable size follows from the
+/// request (see `real::usable_size_of_fresh`).
+#[inline(always)]
+pub(super) fn tracked_unaligned(
+    op: Op,
+    size: usize,
+    caller: usize,
+    alloc: impl FnOnce(usize) -> *mut c_void,
+) -> *mut c_void {
+    let Some(n) = size.checked_add(TAG_SIZE) else {
+        return enomem();
+    };
+    let p = alloc(n);
+    if p.is_null() {
+        // As in track_new.
+        engine::clear_pending();
+        return p;
+    }
+    // SAFETY: `p` is a fresh block from a malloc-like call of `n` bytes.
+    let usable = unsafe { real::usable_size_of_fresh(p, n) };
+    // SAFETY: `usable` is `p`'s real usable size, at least `n`.
+    unsafe { charge_and_tag(op, p, usable, caller) }
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an

@@ -187,6 +187,18 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     }
 }
 
+/// The real usable size of a block `malloc(requested)` or
+/// `calloc(1, requested)` just returned (glibc's block header says it; the
+/// request does not).
+///
+/// # Safety
+/// `ptr` is a live, non-null block of glibc's allocator.
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, _requested: usize) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { usable_size(ptr) }
+}
+
 /// glibc's own computation (`musable`) for a block known to be in use: the
 /// chunk size word before the block, less the header; an mmapped chunk
 /// (bit 1) has a two-word header. Also used before dlsym has answered.

@@ -11,6 +11,7 @@
 //! not `MALLOC_CONF`.
 
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tikv_jemalloc_sys as jem;
 
@@ -105,6 +106,27 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     unsafe { jem::sallocx(ptr, 0) }
 }
 
+/// Whether jemalloc's size classes are the inline formula's
+/// (`rt::__private::size_classes`), checked once by [`resolve`].
+static FORMULA_AGREES: AtomicBool = AtomicBool::new(false);
+
+/// The real usable size of a block `malloc(requested)` or
+/// `calloc(1, requested)` just returned: the size class, computed inline
+/// when the formula was checked, else asked of jemalloc (`sallocx`).
+///
+/// # Safety
+/// `ptr` is a live, non-null block of jemalloc, fresh from `malloc` or
+/// `calloc` of `requested` bytes.
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, requested: usize) -> usize {
+    if FORMULA_AGREES.load(Ordering::Relaxed) {
+        rt::__private::size_classes::jemalloc_class(requested)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { usable_size(ptr) }
+    }
+}
+
 /// jemalloc's `posix_memalign` (EINVAL for a bad alignment, ENOMEM).
 ///
 /// # Safety
@@ -121,9 +143,15 @@ pub(crate) fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
     unsafe { jem::aligned_alloc(align, size) }
 }
 
-/// Nothing to look up; tells the core that reports describe jemalloc.
+/// Nothing to look up; tells the core that reports describe jemalloc, and
+/// checks the inline size-class formula against `nallocx`.
 pub(super) fn resolve() -> bool {
     rt::report::set_jemalloc_stats(stats);
+    let agrees = rt::__private::size_classes::formula_agrees(|size| {
+        // SAFETY: nallocx only computes a size (`size` is never 0 here).
+        unsafe { jem::nallocx(size, 0) }
+    });
+    FORMULA_AGREES.store(agrees, Ordering::Relaxed);
     true
 }
 
