@@ -52,36 +52,90 @@ pub fn record_alloc(op: Op, bytes: usize) -> u16 {
 /// [`record_alloc`] for a call made from `caller` (a return address; 0 for
 /// none): with no table site pending and no scope, the block is charged to
 /// the caller's site (see `site/callers.rs`).
+///
+/// The common case — a thread with its table, a known site, no callback
+/// listening — is a leaf function: a few loads and stores, no call, so no
+/// register is saved or restored. Everything else is a tail call to
+/// [`record_alloc_slow`].
 pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
-        let site = or_caller(site, caller);
-        match s.table() {
-            Some(t) => {
+        let fast_site = if caller == 0 || site != 0 {
+            Some(site)
+        } else {
+            site::caller_site_at_first_probe(caller)
+        };
+        match (s.adopted_table(), fast_site) {
+            (Some(t), Some(site)) if !config::thresholds_armed() => {
                 t.count_op(op, bytes);
-                let net = t.charge_alloc(site, bytes);
-                check_thresholds(s, t, site, type_id, bytes as i64, net, block_done);
+                t.charge_alloc(site, bytes);
+                site
             }
-            None => charge_retired(op, site, bytes, true),
+            _ => record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done)),
         }
-        site
     })
 }
 
+/// The site taken for an allocation, its type and whether its block
+/// threshold was already reported, in one register (see
+/// [`record_alloc_slow`]).
+#[inline(always)]
+fn pack(site: u16, type_id: u16, block_done: bool) -> u64 {
+    u64::from(site) | u64::from(type_id) << 16 | u64::from(block_done) << 32
+}
+
+/// [`record_alloc_from`] past its common case: a caller site to look up, a
+/// thread without its table yet (or any more), or thresholds to check.
+/// `taken` is [`pack`]ed (five arguments, all in registers, so the call is
+/// a jump).
+#[inline(never)]
+fn record_alloc_slow(
+    s: &thread::ThreadState,
+    op: Op,
+    bytes: usize,
+    caller: usize,
+    taken: u64,
+) -> u16 {
+    let (site, type_id, block_done) = (taken as u16, (taken >> 16) as u16, taken >> 32 != 0);
+    let site = or_caller(site, caller);
+    match s.table() {
+        Some(t) => {
+            t.count_op(op, bytes);
+            let net = t.charge_alloc(site, bytes);
+            check_thresholds(s, t, site, type_id, bytes as i64, net, block_done);
+        }
+        None => charge_retired(op, site, bytes, true),
+    }
+    site
+}
+
 /// Charges a free of `bytes` by `op` back to `site` (read from the block's
-/// tag). Clears a pending one-shot site.
+/// tag). Clears a pending one-shot site. A leaf function in the common case,
+/// as [`record_alloc_from`].
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
-        match s.table() {
-            Some(t) => {
+        match s.adopted_table() {
+            Some(t) if !config::thresholds_armed() => {
                 t.count_op(op, bytes);
-                let net = t.charge_free(site, bytes);
-                check_thresholds(s, t, site, TYPE_OF_SITE, -(bytes as i64), net, false);
+                t.charge_free(site, bytes);
             }
-            None => charge_retired(op, site, bytes, false),
+            _ => record_free_slow(s, op, site, bytes),
         }
     })
+}
+
+/// [`record_free`] past its common case.
+#[inline(never)]
+fn record_free_slow(s: &thread::ThreadState, op: Op, site: u16, bytes: usize) {
+    match s.table() {
+        Some(t) => {
+            t.count_op(op, bytes);
+            let net = t.charge_free(site, bytes);
+            check_thresholds(s, t, site, TYPE_OF_SITE, -(bytes as i64), net, false);
+        }
+        None => charge_retired(op, site, bytes, false),
+    }
 }
 
 /// Counts a free of a block whose tag did not validate: never charged to a

@@ -141,6 +141,15 @@ impl ThreadState {
         self.adopt_slow()
     }
 
+    /// This thread's table if it has adopted one already (no call: the
+    /// allocation path's common case).
+    #[inline(always)]
+    pub(crate) fn adopted_table(&self) -> Option<&'static ThreadTable> {
+        let t = self.table.get();
+        // SAFETY: as in `table`.
+        (!t.is_null()).then(|| unsafe { &*t })
+    }
+
     #[cold]
     #[inline(never)]
     fn adopt_slow(&self) -> Option<&'static ThreadTable> {

@@ -80,6 +80,16 @@ fn hash(addr: usize) -> usize {
     ((addr as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize & MASK
 }
 
+/// The site of calls from `addr` if it sits in its first-choice slot (most
+/// do: the table is kept at most half full), else `None` — then ask
+/// [`site_of`]. A few instructions and no call, for the allocation path's
+/// common case.
+#[inline(always)]
+pub fn site_of_at_first_probe(addr: usize) -> Option<u16> {
+    let i = hash(addr);
+    (KEYS[i].load(Ordering::Acquire) == addr).then(|| IDS[i].load(Ordering::Relaxed))
+}
+
 /// The site of calls from `addr` (a return address, non-zero).
 #[inline]
 pub fn site_of(addr: usize) -> u16 {

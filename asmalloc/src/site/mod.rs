@@ -219,6 +219,7 @@ mod str_cell;
 pub use callers::{
     CallerName, FIRST_CALLER_SITE, MAX_CALLER_SITES, Namer, OTHER_CALLERS, address_of,
     is_caller_site, set_namer, site_of as caller_site,
+    site_of_at_first_probe as caller_site_at_first_probe,
 };
 pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
