@@ -123,6 +123,7 @@ mod global_alloc;
 pub mod log_format;
 mod monitor;
 mod op;
+mod pprof;
 pub mod report;
 #[allow(unsafe_code)]
 mod site;
