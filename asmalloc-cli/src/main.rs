@@ -4,10 +4,11 @@
 //!   LD_PRELOAD library (the jemalloc build when the program links jemalloc)
 //!   with the leak monitor on, forwards its exit status, and prints a final
 //!   leak summary;
-//! * `asmalloc report LOG [--svg FILE] [--html FILE]` reads a JSON-lines
-//!   log: top sites, verdicts, what it says at the end of the run, and a
-//!   plot of net bytes per site over time (an SVG file, or a self-contained
-//!   page with the values under the pointer, the table and the verdicts);
+//! * `asmalloc report LOG [--svg FILE] [--html FILE] [--pprof FILE]` reads
+//!   a JSON-lines log: top sites, verdicts, what it says at the end of the
+//!   run, and a plot of net bytes per site over time (an SVG file, or a
+//!   self-contained page with the values under the pointer, the table and
+//!   the verdicts), or a pprof heap profile;
 //! * `asmalloc gen ARGS…` generates a site table: the `asmalloc-gen`
 //!   command line, built in (no separate binary needed).
 //!
@@ -22,6 +23,7 @@ mod allocator;
 mod gen_cmd;
 mod html;
 mod log;
+mod pprof;
 mod report;
 mod run;
 #[allow(unsafe_code)]
@@ -66,6 +68,11 @@ enum Command {
         /// the pointer), the site table and the verdicts.
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Also write the last numbers of every site as a gzipped pprof
+        /// heap profile (live and allocated bytes and blocks; `go tool
+        /// pprof -top FILE`).
+        #[arg(long, value_name = "FILE.pb.gz")]
+        pprof: Option<PathBuf>,
     },
     /// Generate the site table (the asmalloc-gen command line, built in).
     #[command(disable_help_flag = true)]
@@ -85,12 +92,14 @@ fn main() -> ExitCode {
             top,
             svg,
             html,
+            pprof,
         } => report::report(
             &log,
             top,
             report::Outputs {
                 svg: svg.as_deref(),
                 html: html.as_deref(),
+                pprof: pprof.as_deref(),
             },
         ),
         Command::Gen { args } => gen_cmd::gen_cmd(args),

@@ -26,7 +26,8 @@
 //! caller site (a site asmalloc made from the address that called
 //! `malloc`) also carries that address. Each sample has the labels `site`
 //! (the id) and `type` (the allocation type's name, when it has one), so
-//! `pprof -tagfocus type=cache` selects by type.
+//! `pprof -tagfocus type=cache` selects by type, and `pid` when the profile
+//! holds several processes (a log of a program that forked).
 //!
 //! This crate allocates through the global allocator: callers in the
 //! runtime use it only off the allocation path, as the library's own work.
@@ -71,6 +72,8 @@ pub struct HeapSite {
     pub function: String,
     /// The calling address of a caller site.
     pub address: Option<u64>,
+    /// The process, when the profile holds several (a `pid` label).
+    pub pid: Option<i64>,
     /// Live bytes.
     pub inuse_bytes: i64,
     /// Live blocks.
@@ -182,6 +185,14 @@ impl HeapProfile {
                 num: i64::from(site.id),
                 num_unit: 0,
             }];
+            if let Some(pid) = site.pid {
+                label.push(proto::Label {
+                    key: strings.id("pid"),
+                    str: 0,
+                    num: pid,
+                    num_unit: 0,
+                });
+            }
             if !site.type_name.is_empty() {
                 label.push(proto::Label {
                     key: type_key,
@@ -290,6 +301,7 @@ mod tests {
             line: 30 + u32::from(id),
             function: function.into(),
             address: None,
+            pid: None,
             inuse_bytes: live,
             inuse_objects: 2,
             alloc_bytes: live * 3,

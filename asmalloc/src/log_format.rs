@@ -2,8 +2,8 @@
 //!
 //! One set of types, written by the monitor (`ASMALLOC_LOG`) and read by
 //! `asmalloc report` and `asmalloc run`, so the two can never disagree on a
-//! field. A line lists only the sites whose net bytes or blocks changed
-//! since the line before (at most `max_sites` of them, the largest moves
+//! field. A line lists only the sites whose net bytes, blocks or calls
+//! changed since the line before (at most `max_sites` of them, the largest moves
 //! first; `sites_truncated` counts the rest), and the verdicts the detector
 //! reached at that sample. Readers accept lines with fields missing (they
 //! default), so logs from older versions still read.

@@ -13,7 +13,7 @@
 //! One JSON object per line, appended with a single `write(2)` per line so
 //! `tail -f` and concurrent writers (a forked child) never see a torn line.
 //! Lines are bounded: at most `max_sites` sites each (those whose net bytes
-//! changed most), with `sites_truncated` counting the rest. Schema, version 1
+//! changed most; a site whose calls alone changed comes last), with `sites_truncated` counting the rest. Schema, version 1
 //! (fields are only ever added):
 //!
 //! ```text
@@ -76,7 +76,7 @@ pub struct Monitor {
     detector: Detector,
     log: Option<File>,
     max_sites: usize,
-    last: HashMap<u16, (i64, i64)>,
+    last: HashMap<u16, (i64, i64, u64)>,
     seq: u64,
 }
 
@@ -258,7 +258,7 @@ fn site_name(id: u16) -> LogSiteName {
 
 fn log_line(
     snap: &Snapshot,
-    last: &mut HashMap<u16, (i64, i64)>,
+    last: &mut HashMap<u16, (i64, i64, u64)>,
     max_sites: usize,
     seq: u64,
     verdicts: &[Verdict],
@@ -268,7 +268,7 @@ fn log_line(
         .iter()
         .filter_map(|s| {
             let prev = last.get(&s.id).copied();
-            (prev != Some((s.net_bytes, s.net_count))).then(|| {
+            (prev != Some((s.net_bytes, s.net_count, s.allocs))).then(|| {
                 let moved = (s.net_bytes - prev.map_or(0, |p| p.0)).abs();
                 (s, moved)
             })
@@ -278,7 +278,7 @@ fn log_line(
     let truncated = changed.len().saturating_sub(max_sites);
     changed.truncate(max_sites);
     for &(s, _) in &changed {
-        last.insert(s.id, (s.net_bytes, s.net_count));
+        last.insert(s.id, (s.net_bytes, s.net_count, s.allocs));
     }
     changed.sort_by_key(|c| c.0.id);
     LogLine {

@@ -123,6 +123,7 @@ mod writer {
                         line: info.map_or(0, |i| i.line),
                         function: info.map_or("", |i| i.function).to_string(),
                         address: site::address_of(s.id).map(|a| a as u64),
+                        pid: None,
                         inuse_bytes: s.net_bytes,
                         inuse_objects: s.net_count,
                         alloc_bytes: s.alloc_bytes as i64,
@@ -202,7 +203,8 @@ mod tests {
         if cfg!(feature = "pprof") {
             let e = apply_setting("ASMALLOC_PPROF", "/no/such/dir/heap.pb.gz").unwrap_err();
             assert!(
-                e.to_string().contains("directory /no/such/dir does not exist"),
+                e.to_string()
+                    .contains("directory /no/such/dir does not exist"),
                 "{e}"
             );
             let e = apply_setting("ASMALLOC_PPROF", "/tmp/").unwrap_err();

@@ -299,13 +299,20 @@ pub struct TopRow {
 }
 
 /// Reads a gzipped pprof profile with Go's pprof (`go tool pprof -top
-/// -lines -unit=B -sample_index=INDEX`, from Debian's golang-go, which
+/// -lines -unit=B -nodefraction=0 -sample_index=INDEX`: every site, from Debian's golang-go, which
 /// .ci/run installs) and returns its rows, largest first. Panics, naming
 /// the package, when `go` is missing, and with pprof's message when it
 /// refuses the file.
 pub fn pprof_top(profile: &Path, sample_index: &str) -> Vec<TopRow> {
     let out = Command::new("go")
-        .args(["tool", "pprof", "-top", "-lines", "-unit=B"])
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-lines",
+            "-unit=B",
+            "-nodefraction=0",
+        ])
         .arg(format!("-sample_index={sample_index}"))
         .arg(profile)
         // Never reach for a symbol server or a browser.

@@ -115,13 +115,16 @@ fn without_an_exit_report_the_profile_names_the_tables_site(lib: Lib) {
     );
     // Charged bytes are what the heap reserved for each block: at least
     // what was asked, rounded up to the allocator's size class.
-    assert!(
-        (100 * 1024..=100 * 1536).contains(&top[0].flat),
-        "{top:#?}"
+    assert!((100 * 1024..=100 * 1536).contains(&top[0].flat), "{top:#?}");
+    assert_eq!(
+        row(&pprof_top(&profile, "inuse_objects"), "leak_grow").flat,
+        100
     );
-    assert_eq!(row(&pprof_top(&profile, "inuse_objects"), "leak_grow").flat, 100);
     // The healthy site: 1000 calls of 1000 bytes, none live.
-    assert_eq!(row(&pprof_top(&profile, "alloc_objects"), "cache_put").flat, 1000);
+    assert_eq!(
+        row(&pprof_top(&profile, "alloc_objects"), "cache_put").flat,
+        1000
+    );
 }
 
 fn a_path_in_a_missing_directory_is_refused_and_the_program_runs_on(lib: Lib) {
