@@ -14,12 +14,14 @@
 //!
 //! Exit status: `run` exits as the program did (128 + signal number when a
 //! signal killed it, as a shell reports it; 127 when it could not be
-//! started); `report` exits 0, or 1 when the log had unreadable lines (they
+//! started); with `--budget`, a program that exited 0 gives 3 when a site
+//! exceeded its budget and 2 when the budget could not be judged; `report` exits 0, or 1 when the log had unreadable lines (they
 //! are named and skipped), or 2 when it cannot be read at all; usage errors
 //! exit 2.
 #![deny(unsafe_code)]
 
 mod allocator;
+mod budget;
 mod gen_cmd;
 mod html;
 mod log;
@@ -41,7 +43,7 @@ use clap::{Parser, Subcommand};
     name = "asmalloc",
     version,
     about = "Find the allocation site whose live memory keeps growing, while the program runs",
-    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc gen --root src --out gen --lang c"
+    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc run --budget '*=1MiB/min' --budget 'cache.c:*=0' -- ./soak-test\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc report server.jsonl --pprof heap.pb.gz\n  asmalloc gen --root src --out gen --lang c"
 )]
 struct Cli {
     #[command(subcommand)]
