@@ -278,7 +278,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         }
         other => other?,
     };
-    let written = file.write_all(bytes).and_then(|()| file.sync_data());
+    // No fsync: a profile is rewritten often and matters while the process
+    // runs; the rename alone makes the switch atomic for readers.
+    let written = file.write_all(bytes);
     drop(file);
     match written.and_then(|()| std::fs::rename(&tmp, path)) {
         Ok(()) => Ok(()),
