@@ -353,6 +353,40 @@ mod tests {
     }
 
     #[test]
+    fn a_concurrent_reader_always_sees_a_whole_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("heap.pb.gz");
+        let profile = |n: u16| HeapProfile {
+            sites: (1..=n).map(|i| site(i, "f", i64::from(i) * 100)).collect(),
+            ..HeapProfile::default()
+        };
+        profile(1).write(&path).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Profiles of 1 to 399 sites: from ~100 bytes to a few KiB.
+                for round in 0..200u16 {
+                    profile(1 + round * 2).write(&path).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) || reads == 0 {
+                let gz = std::fs::read(&path).unwrap();
+                let mut raw = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw)
+                    .unwrap_or_else(|e| panic!("read {reads}: a torn file ({e})"));
+                let p = proto::Profile::decode(&raw[..]).unwrap();
+                // Whole: every sample it announces is there, with its values.
+                let n = p.sample.len();
+                assert!(n >= 1 && p.location.len() == n, "read {reads}");
+                assert_eq!(p.sample[n - 1].value[3], n as i64 * 100, "read {reads}");
+                reads += 1;
+            }
+        });
+    }
+
+    #[test]
     fn writing_replaces_the_file_whole_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("heap.pb.gz");
