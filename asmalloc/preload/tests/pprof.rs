@@ -6,6 +6,8 @@
 //!   entry by live bytes, with its `file:line`, the exit report's bytes and
 //!   blocks, its calling address, and the churning function's calls and
 //!   bytes under `alloc_objects` / `alloc_space`;
+//! * while the program runs, each leak-monitor sample rewrites the profile
+//!   (a collector sees it before the program exits);
 //! * with a site table and no exit report (`ASMALLOC_REPORT_AT_EXIT=0`) the
 //!   profile is still written, naming the table's site;
 //! * a path in a missing directory is refused in one clear line and the
@@ -92,6 +94,64 @@ fn the_exit_profile_names_the_leaking_function_with_the_reports_numbers(lib: Lib
     );
 }
 
+fn each_monitor_sample_writes_the_profile_while_the_program_runs(lib: Lib) {
+    let exe = compile("pprof_leak", &[]);
+    let dir = fresh_dir(&format!("pprof-live-{}", lib.name()));
+    let profile = dir.join("live.%p.pb.gz");
+    let mut child = Command::new(&exe)
+        .args(["0", "10000"])
+        .env_remove("LD_PRELOAD")
+        .env("LD_PRELOAD", common::lib(lib))
+        .env("ASMALLOC_CALLERS", "1")
+        .env("ASMALLOC_SAMPLE_INTERVAL", "50ms")
+        .env("ASMALLOC_REPORT_AT_EXIT", "0")
+        .env("ASMALLOC_PPROF", &profile)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `%p` is the child's pid.
+    let path = dir.join(format!("live.{}.pb.gz", child.id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while !path.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let running = child.try_wait().unwrap().is_none();
+    let top = path.exists().then(|| pprof_top(&path, "inuse_objects"));
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        running,
+        "the program was still running: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let top = top.unwrap_or_else(|| {
+        panic!(
+            "no profile at {} within 8 s: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        (top[0].function.as_str(), top[0].flat),
+        ("keep", 500),
+        "{top:#?}"
+    );
+    // Nothing but the profile itself in the directory: no temporary left.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [format!("live.{}.pb.gz", out_pid(&path))]);
+}
+
+/// The pid in `live.PID.pb.gz`.
+fn out_pid(path: &Path) -> String {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    name.trim_start_matches("live.")
+        .trim_end_matches(".pb.gz")
+        .to_string()
+}
+
 fn without_an_exit_report_the_profile_names_the_tables_site(lib: Lib) {
     let exe = compile_linked(lib, "leaky", &[]);
     let dir = fresh_dir(&format!("pprof-table-{}", lib.name()));
@@ -157,6 +217,7 @@ fn a_path_in_a_missing_directory_is_refused_and_the_program_runs_on(lib: Lib) {
 
 under_both!(
     the_exit_profile_names_the_leaking_function_with_the_reports_numbers,
+    each_monitor_sample_writes_the_profile_while_the_program_runs,
     without_an_exit_report_the_profile_names_the_tables_site,
     a_path_in_a_missing_directory_is_refused_and_the_program_runs_on,
 );

@@ -3,9 +3,12 @@
  * and frees 2000 blocks of 100 bytes. Under ASMALLOC_CALLERS=1 each is a
  * caller site named from the debug information (-g).
  *
- * Usage: pprof_leak [EXIT_STATUS] */
+ * Usage: pprof_leak [EXIT_STATUS [PAUSE_MS]]: with PAUSE_MS, it waits that
+ * long before exiting (for a monitor sample to write the profile while it
+ * runs). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void *kept[500];
 
@@ -25,5 +28,10 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < 2000; i++)
 		churn();
+	if (argc > 2) {
+		long ms = atol(argv[2]);
+		struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+		nanosleep(&pause, NULL);
+	}
 	return argc > 1 ? atoi(argv[1]) : 0;
 }
