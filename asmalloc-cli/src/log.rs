@@ -66,6 +66,10 @@ pub(crate) struct SiteSeries {
     /// (time ns, net bytes) at every line that listed the site.
     pub points: Vec<(i64, i64)>,
     pub last_count: i64,
+    /// Allocations and their bytes so far, as of the last line that listed
+    /// the site (0 in logs written before they were logged).
+    pub last_allocs: u64,
+    pub last_alloc_bytes: u64,
 }
 
 impl SiteSeries {
@@ -208,6 +212,8 @@ impl Log {
             series.name = name_of(&s.name);
             series.points.push((time, s.net_bytes));
             series.last_count = s.net_count;
+            series.last_allocs = s.allocs;
+            series.last_alloc_bytes = s.alloc_bytes;
         }
         for d in v.verdicts {
             let reported_growth_bytes = self

@@ -4,24 +4,28 @@
 //!   LD_PRELOAD library (the jemalloc build when the program links jemalloc)
 //!   with the leak monitor on, forwards its exit status, and prints a final
 //!   leak summary;
-//! * `asmalloc report LOG [--svg FILE] [--html FILE]` reads a JSON-lines
-//!   log: top sites, verdicts, what it says at the end of the run, and a
-//!   plot of net bytes per site over time (an SVG file, or a self-contained
-//!   page with the values under the pointer, the table and the verdicts);
+//! * `asmalloc report LOG [--svg FILE] [--html FILE] [--pprof FILE]` reads
+//!   a JSON-lines log: top sites, verdicts, what it says at the end of the
+//!   run, and a plot of net bytes per site over time (an SVG file, or a
+//!   self-contained page with the values under the pointer, the table and
+//!   the verdicts), or a pprof heap profile;
 //! * `asmalloc gen ARGS…` generates a site table: the `asmalloc-gen`
 //!   command line, built in (no separate binary needed).
 //!
 //! Exit status: `run` exits as the program did (128 + signal number when a
 //! signal killed it, as a shell reports it; 127 when it could not be
-//! started); `report` exits 0, or 1 when the log had unreadable lines (they
+//! started); with `--budget`, a program that exited 0 gives 3 when a site
+//! exceeded its budget and 2 when the budget could not be judged; `report` exits 0, or 1 when the log had unreadable lines (they
 //! are named and skipped), or 2 when it cannot be read at all; usage errors
 //! exit 2.
 #![deny(unsafe_code)]
 
 mod allocator;
+mod budget;
 mod gen_cmd;
 mod html;
 mod log;
+mod pprof;
 mod report;
 mod run;
 #[allow(unsafe_code)]
@@ -39,7 +43,7 @@ use clap::{Parser, Subcommand};
     name = "asmalloc",
     version,
     about = "Find the allocation site whose live memory keeps growing, while the program runs",
-    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc gen --root src --out gen --lang c"
+    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc run --budget '*=1MiB/min' --budget 'cache.c:*=0' -- ./soak-test\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc report server.jsonl --pprof heap.pb.gz\n  asmalloc gen --root src --out gen --lang c"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -66,6 +70,11 @@ enum Command {
         /// the pointer), the site table and the verdicts.
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Also write the last numbers of every site as a gzipped pprof
+        /// heap profile (live and allocated bytes and blocks; `go tool
+        /// pprof -top FILE`).
+        #[arg(long, value_name = "FILE.pb.gz")]
+        pprof: Option<PathBuf>,
     },
     /// Generate the site table (the asmalloc-gen command line, built in).
     #[command(disable_help_flag = true)]
@@ -85,12 +94,14 @@ fn main() -> ExitCode {
             top,
             svg,
             html,
+            pprof,
         } => report::report(
             &log,
             top,
             report::Outputs {
                 svg: svg.as_deref(),
                 html: html.as_deref(),
+                pprof: pprof.as_deref(),
             },
         ),
         Command::Gen { args } => gen_cmd::gen_cmd(args),

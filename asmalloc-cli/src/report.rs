@@ -1,6 +1,7 @@
 //! `asmalloc report LOG`: the top sites and the verdicts of a log, what it
 //! says at the end of the run, and optionally a plot (`--svg`) and a page
-//! (`--html`) that use the table's words.
+//! (`--html`) that use the table's words, and a pprof heap profile
+//! (`--pprof`, see [`crate::pprof`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -10,12 +11,13 @@ use asmalloc::detector::DetectorConfig;
 use asmalloc::report::{Align, write_table};
 
 use crate::log::{Conclusion, Log, State, human};
-use crate::{html, svg};
+use crate::{html, pprof, svg};
 
 /// Where `report` writes its extra outputs.
 pub(crate) struct Outputs<'a> {
     pub svg: Option<&'a Path>,
     pub html: Option<&'a Path>,
+    pub pprof: Option<&'a Path>,
 }
 
 pub(crate) fn report(path: &Path, top: usize, outputs: Outputs<'_>) -> ExitCode {
@@ -46,6 +48,17 @@ pub(crate) fn report(path: &Path, top: usize, outputs: Outputs<'_>) -> ExitCode 
         match std::fs::write(file, content) {
             Ok(()) => {
                 let _ = writeln!(out, "{what}: {}", file.display());
+            }
+            Err(e) => {
+                eprintln!("asmalloc: cannot write {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(file) = outputs.pprof {
+        match pprof::write(&log, file) {
+            Ok(()) => {
+                let _ = writeln!(out, "pprof heap profile: {}", file.display());
             }
             Err(e) => {
                 eprintln!("asmalloc: cannot write {}: {e}", file.display());

@@ -16,6 +16,7 @@ use clap::Args;
 use asmalloc::detector::DetectorConfig;
 
 use crate::allocator;
+use crate::budget;
 use crate::log::{Log, State};
 use crate::signals;
 
@@ -81,6 +82,16 @@ pub(crate) struct RunArgs {
     /// time from the program's symbols and debug information).
     #[arg(long)]
     no_callers: bool,
+    /// Fail (exit 3) when a site's floor grows faster than RATE over the
+    /// run: GLOB matches the site's FILE:LINE, file name:LINE or function
+    /// (the last matching --budget applies); RATE is 0 or e.g. 512KiB/s,
+    /// 1MiB/min, 10MiB/h. Repeatable. See docs/budget.md.
+    #[arg(long = "budget", value_name = "GLOB=RATE", value_parser = budget::parse_rule)]
+    budgets: Vec<budget::Rule>,
+    /// Judge budgets only from this long after the program's first sample
+    /// (start-up allocations do not count).
+    #[arg(long, value_name = "DURATION", value_parser = duration_ms, requires = "budgets")]
+    budget_warmup: Option<u64>,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -282,7 +293,14 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         &args.program[0],
         &detector_config(&args),
     );
+    let budget_status = (!args.budgets.is_empty()).then(|| {
+        let warmup_ns = args.budget_warmup.map_or(0, |ms| ms as i64 * 1_000_000);
+        let cfg = detector_config(&args);
+        budget::check(&log_path, started_ns, &args.budgets, warmup_ns, &cfg)
+    });
     match (status.code(), status.signal()) {
+        // The program's own failure wins over the budget's verdict.
+        (Some(0), _) => ExitCode::from(budget_status.unwrap_or(0)),
         (Some(code), _) => ExitCode::from(code.clamp(0, 255) as u8),
         (None, Some(sig)) => {
             eprintln!(

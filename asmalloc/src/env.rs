@@ -9,13 +9,13 @@
 //! settings do.
 
 use crate::config::{self, Bare, ConfigError};
-use crate::monitor;
+use crate::{monitor, pprof};
 
 /// Every variable the runtime reads, with the accepted form of each (for
 /// error messages and `--help`). The LD_PRELOAD library adds its own report
 /// settings.
-pub const ENV_VARS: [(&str, &str); 9] = {
-    let mut all = [("", ""); 9];
+pub const ENV_VARS: [(&str, &str); 10] = {
+    let mut all = [("", ""); 10];
     let mut i = 0;
     while i < config::CONFIG_VARS.len() {
         all[i] = config::CONFIG_VARS[i];
@@ -26,6 +26,7 @@ pub const ENV_VARS: [(&str, &str); 9] = {
         all[i + j] = monitor::MONITOR_VARS[j];
         j += 1;
     }
+    all[i + j] = pprof::PPROF_VARS[0];
     all
 };
 
@@ -33,7 +34,7 @@ pub const ENV_VARS: [(&str, &str); 9] = {
 /// not own (the LD_PRELOAD library may); an error leaves the setting
 /// unchanged.
 pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
-    if config::apply_setting(name, value)? {
+    if config::apply_setting(name, value)? || pprof::apply_setting(name, value)? {
         return Ok(true);
     }
     monitor::apply_setting(name, value)

@@ -2,8 +2,8 @@
 //!
 //! One set of types, written by the monitor (`ASMALLOC_LOG`) and read by
 //! `asmalloc report` and `asmalloc run`, so the two can never disagree on a
-//! field. A line lists only the sites whose net bytes or blocks changed
-//! since the line before (at most `max_sites` of them, the largest moves
+//! field. A line lists only the sites whose net bytes, blocks or calls
+//! changed since the line before (at most `max_sites` of them, the largest moves
 //! first; `sites_truncated` counts the rest), and the verdicts the detector
 //! reached at that sample. Readers accept lines with fields missing (they
 //! default), so logs from older versions still read.
@@ -12,7 +12,8 @@
 //! {"v":1,"pid":4242,"seq":7,"time_ns":1796104131622949816,"net_bytes":1048576,
 //!  "net_count":12,"net_mapped":0,"net_shm":0,"threads":{"live":3,"total":3},
 //!  "sites":[{"id":7,"type":"cache","file":"src/cache.c","line":30,
-//!            "function":"cache_put","net_bytes":1040000,"net_count":10}],
+//!            "function":"cache_put","net_bytes":1040000,"net_count":10,
+//!            "allocs":25,"alloc_bytes":2600000}],
 //!  "sites_truncated":0,
 //!  "verdicts":[{"kind":"possible_leak","id":7,"type":"cache","file":"src/cache.c",
 //!               "line":30,"function":"cache_put","net_bytes":1040000,
@@ -104,6 +105,11 @@ pub struct LogSite {
     pub net_bytes: i64,
     /// Net blocks.
     pub net_count: i64,
+    /// Allocations charged to the site so far (0 in logs from before it
+    /// was written).
+    pub allocs: u64,
+    /// Bytes those allocations asked for, frees not subtracted.
+    pub alloc_bytes: u64,
 }
 
 /// A verdict of the leak detector (see `asmalloc::detector`).

@@ -13,7 +13,7 @@
 //! One JSON object per line, appended with a single `write(2)` per line so
 //! `tail -f` and concurrent writers (a forked child) never see a torn line.
 //! Lines are bounded: at most `max_sites` sites each (those whose net bytes
-//! changed most), with `sites_truncated` counting the rest. Schema, version 1
+//! changed most; a site whose calls alone changed comes last), with `sites_truncated` counting the rest. Schema, version 1
 //! (fields are only ever added):
 //!
 //! ```text
@@ -21,7 +21,8 @@
 //!  "net_bytes":i64, "net_count":i64, "net_mapped":i64, "net_shm":i64,
 //!  "threads":{"live":u64,"total":u64},
 //!  "sites":[{"id":u16,"type":str,"file":str,"line":u32,"function":str,
-//!            "net_bytes":i64,"net_count":i64}],      // changed since the last line
+//!            "net_bytes":i64,"net_count":i64,
+//!            "allocs":u64,"alloc_bytes":u64}],        // changed since the last line
 //!  "sites_truncated":u64,
 //!  "verdicts":[{"kind":"possible_leak"|"still_growing"|"never_mind",
 //!               "id":u16,"type":str,"file":str,"line":u32,"function":str,
@@ -45,7 +46,7 @@ use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
 use crate::log_format::{self, LogLine, LogSite, LogSiteName, LogThreads, LogVerdict};
 use crate::report::{self, human_bytes};
 use crate::site;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{SiteStats, Snapshot};
 
 /// Monitor settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +76,7 @@ pub struct Monitor {
     detector: Detector,
     log: Option<File>,
     max_sites: usize,
-    last: HashMap<u16, (i64, i64)>,
+    last: HashMap<u16, (i64, i64, u64)>,
     seq: u64,
 }
 
@@ -257,29 +258,29 @@ fn site_name(id: u16) -> LogSiteName {
 
 fn log_line(
     snap: &Snapshot,
-    last: &mut HashMap<u16, (i64, i64)>,
+    last: &mut HashMap<u16, (i64, i64, u64)>,
     max_sites: usize,
     seq: u64,
     verdicts: &[Verdict],
 ) -> Vec<u8> {
-    let mut changed: Vec<(u16, i64, i64, i64)> = snap
+    let mut changed: Vec<(&SiteStats, i64)> = snap
         .sites
         .iter()
         .filter_map(|s| {
             let prev = last.get(&s.id).copied();
-            (prev != Some((s.net_bytes, s.net_count))).then(|| {
+            (prev != Some((s.net_bytes, s.net_count, s.allocs))).then(|| {
                 let moved = (s.net_bytes - prev.map_or(0, |p| p.0)).abs();
-                (s.id, s.net_bytes, s.net_count, moved)
+                (s, moved)
             })
         })
         .collect();
-    changed.sort_by(|a, b| b.3.cmp(&a.3).then(a.0.cmp(&b.0)));
+    changed.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.id.cmp(&b.0.id)));
     let truncated = changed.len().saturating_sub(max_sites);
     changed.truncate(max_sites);
-    for &(id, bytes, count, _) in &changed {
-        last.insert(id, (bytes, count));
+    for &(s, _) in &changed {
+        last.insert(s.id, (s.net_bytes, s.net_count, s.allocs));
     }
-    changed.sort_by_key(|c| c.0);
+    changed.sort_by_key(|c| c.0.id);
     LogLine {
         v: log_format::VERSION,
         pid: i64::from(std::process::id()),
@@ -295,11 +296,13 @@ fn log_line(
         },
         sites: changed
             .iter()
-            .map(|&(id, net_bytes, net_count, _)| LogSite {
-                id,
-                name: site_name(id),
-                net_bytes,
-                net_count,
+            .map(|&(s, _)| LogSite {
+                id: s.id,
+                name: site_name(s.id),
+                net_bytes: s.net_bytes,
+                net_count: s.net_count,
+                allocs: s.allocs,
+                alloc_bytes: s.alloc_bytes,
             })
             .collect(),
         sites_truncated: truncated as u64,
@@ -561,8 +564,10 @@ pub fn sample_now() -> String {
     let Some(monitor) = guard.as_mut() else {
         return String::new();
     };
-    let verdicts = monitor.observe(&Snapshot::take());
+    let snap = Snapshot::take();
+    let verdicts = monitor.observe(&snap);
     drop(guard);
+    crate::pprof::write(&snap);
     let mut text = String::new();
     for v in &verdicts {
         call_verdict_callback(v);
@@ -604,7 +609,6 @@ pub fn start_thread(interval: Duration) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::SiteStats;
 
     /// (kind, loc, net, growth, over, rate, user data) per call.
     type Seen = (u32, u16, i64, i64, i64, i64, usize);

@@ -124,6 +124,11 @@ pub mod monitor {
     pub use crate::monitor::*;
 }
 
+/// `ASMALLOC_PPROF`: the pprof heap profile.
+pub mod pprof {
+    pub use crate::pprof::*;
+}
+
 /// Site tables: resolution of call sites, dynamic sites.
 pub mod site {
     pub use crate::site::*;

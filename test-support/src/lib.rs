@@ -22,7 +22,10 @@
 //! * [`Cc`]: compiles C into an executable or a shared library under a name
 //!   of its own, then renames it into place (atomic: a concurrent test
 //!   running the previous copy is unharmed), naming the Debian package to
-//!   install when it fails.
+//!   install when it fails;
+//! * [`pprof_top`]: a pprof profile read back by Go's own reader
+//!   (`go tool pprof -top`), for the tests of `ASMALLOC_PPROF` and
+//!   `asmalloc report --pprof`.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -283,6 +286,78 @@ impl Cc {
     pub fn build(&self, out: &Path) -> PathBuf {
         self.try_build(out).unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// One row of `go tool pprof -top -lines -unit=B`: the flat value (bytes
+/// for the `_space` sample types, a count for `_objects`), the function and
+/// `file:line` (empty when pprof shows none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopRow {
+    pub flat: i64,
+    pub function: String,
+    pub place: String,
+}
+
+/// Reads a gzipped pprof profile with Go's pprof (`go tool pprof -top
+/// -lines -unit=B -nodefraction=0 -sample_index=INDEX`: every site, from Debian's golang-go, which
+/// .ci/run installs) and returns its rows, largest first. Panics, naming
+/// the package, when `go` is missing, and with pprof's message when it
+/// refuses the file.
+pub fn pprof_top(profile: &Path, sample_index: &str) -> Vec<TopRow> {
+    let out = Command::new("go")
+        .args([
+            "tool",
+            "pprof",
+            "-top",
+            "-lines",
+            "-unit=B",
+            "-nodefraction=0",
+        ])
+        .arg(format!("-sample_index={sample_index}"))
+        .arg(profile)
+        // Never reach for a symbol server or a browser.
+        .env("PPROF_BINARY_PATH", "/nonexistent")
+        .env("PPROF_TOOLS", "")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `go tool pprof` ({e}): apt-get install golang-go (.ci/run does)")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "go tool pprof refused {}:\n{}{stdout}",
+        profile.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("flat"))
+        .skip(1)
+        .map(|l| {
+            // flat flat% sum% cum cum% function [file:line]
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            assert!(cols.len() >= 6, "not a pprof -top row: {l}");
+            // A function name may hold spaces ("(unknown site)"); the place
+            // is the last word when it ends in `:LINE`.
+            let mut rest = cols[5..].to_vec();
+            let is_place = |w: &str| {
+                w.rsplit_once(':')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            };
+            let place = match rest.last() {
+                Some(w) if rest.len() > 1 && is_place(w) => rest.pop().unwrap_or("").to_string(),
+                _ => String::new(),
+            };
+            TopRow {
+                flat: cols[0]
+                    .trim_end_matches('B')
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}: {l}")),
+                function: rest.join(" "),
+                place,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -36,14 +36,13 @@ fn program_name() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// The report text (or JSON line) for `reason`.
-fn render(reason: Reason) -> Vec<u8> {
+/// The report text (or JSON line) for `reason`, of `snap`.
+fn render(reason: Reason, snap: &rt::Snapshot) -> Vec<u8> {
     use std::io::Write;
-    let snap = rt::Snapshot::take();
     let mut out = Vec::with_capacity(4096);
     match settings::format() {
         Format::Json => {
-            let _ = rt::report::write_json_line(&mut out, &snap);
+            let _ = rt::report::write_json_line(&mut out, snap);
         }
         Format::Text => {
             let _ = writeln!(
@@ -53,7 +52,7 @@ fn render(reason: Reason) -> Vec<u8> {
                 program_name(),
                 reason.name()
             );
-            let _ = rt::report::write_text(&mut out, &snap, settings::top_sites());
+            let _ = rt::report::write_text(&mut out, snap, settings::top_sites());
             if snap.features.contains(rt::Features::THREAD_STATS) {
                 let names = threads::names();
                 if !names.is_empty() {
@@ -73,7 +72,7 @@ fn render(reason: Reason) -> Vec<u8> {
     out
 }
 
-/// Writes a report now.
+/// Writes a report now (and the pprof profile, with `ASMALLOC_PPROF`).
 pub(crate) fn emit(reason: Reason) {
     let _guard = Guard::enter();
     // One report at a time, rendered and written together, and none after
@@ -84,10 +83,21 @@ pub(crate) fn emit(reason: Reason) {
         if matches!(reason, Reason::Exit) {
             EXITED.store(true, Ordering::Relaxed);
         }
-        let text = render(reason);
+        let snap = rt::Snapshot::take();
+        let text = render(reason, &snap);
         output::emit(&text);
+        rt::__private::pprof::write(&snap);
     }
     unlock_reports();
+}
+
+/// Writes the pprof profile at exit when no exit report did
+/// (`ASMALLOC_REPORT_AT_EXIT=0`).
+pub(crate) fn profile_at_exit() {
+    let _guard = Guard::enter();
+    if rt::__private::pprof::configured() {
+        rt::__private::pprof::write(&rt::Snapshot::take());
+    }
 }
 
 /// Held while a report is rendered and written: a yielding spin lock, so

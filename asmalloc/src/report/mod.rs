@@ -121,11 +121,13 @@ pub fn seconds_text(ns: i64) -> String {
 /// How many sites a text report lists by default.
 pub const DEFAULT_TOP_SITES: usize = 10;
 
-/// Takes a snapshot and writes the text report to stderr.
+/// Takes a snapshot and writes the text report to stderr (and, with
+/// `ASMALLOC_PPROF`, the pprof heap profile).
 pub fn print_report() {
     let snap = Snapshot::take();
     let mut out = Vec::with_capacity(4096);
     if write_text(&mut out, &snap, DEFAULT_TOP_SITES).is_ok() {
         let _ = io::stderr().write_all(&out);
     }
+    crate::pprof::write(&snap);
 }

@@ -47,10 +47,12 @@ extern "C" fn on_fork_prepare() {
     report::lock_reports();
     super::original_api::lock_snapshots();
     rt::__private::monitor::before_fork();
+    rt::__private::pprof::before_fork();
 }
 
 extern "C" fn on_fork_parent() {
     let _guard = Guard::enter();
+    rt::__private::pprof::after_fork();
     rt::__private::monitor::after_fork();
     super::original_api::unlock_snapshots();
     report::unlock_reports();
@@ -61,6 +63,7 @@ extern "C" fn on_fork_child() {
     crate::threads::program_threads_after_fork();
     {
         let _guard = Guard::enter();
+        rt::__private::pprof::after_fork();
         rt::__private::monitor::after_fork();
         super::original_api::unlock_snapshots();
         report::unlock_reports();
@@ -125,11 +128,13 @@ extern "C" fn fini() {
         report::sample();
         set_errno(saved);
     }
+    let saved = errno();
     if settings::report_at_exit() {
-        let saved = errno();
         report::emit(report::Reason::Exit);
-        set_errno(saved);
+    } else {
+        report::profile_at_exit();
     }
+    set_errno(saved);
 }
 
 #[cfg(not(test))]
