@@ -81,6 +81,13 @@ pub(crate) struct RunArgs {
     /// time from the program's symbols and debug information).
     #[arg(long)]
     no_callers: bool,
+    /// A function the program allocates through (`xmalloc`, `zmalloc`; `*`
+    /// and `?` match any characters / one): calls made inside it are
+    /// charged to its caller. May be repeated; adds to $ASMALLOC_WRAPPERS.
+    /// Common wrappers of popular libraries are followed without it (see
+    /// docs/caller-sites.md).
+    #[arg(long = "wrapper", value_name = "NAME", conflicts_with = "no_callers")]
+    wrappers: Vec<String>,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -230,6 +237,16 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         .env("ASMALLOC_SAMPLE_INTERVAL", format!("{}ms", args.interval))
         .env("ASMALLOC_CALLERS", if args.no_callers { "0" } else { "1" })
         .env("ASMALLOC_LOG", &log_path);
+    if !args.wrappers.is_empty() {
+        let mut list = std::env::var("ASMALLOC_WRAPPERS").unwrap_or_default();
+        for w in &args.wrappers {
+            if !list.trim().is_empty() {
+                list.push(',');
+            }
+            list.push_str(w);
+        }
+        cmd.env("ASMALLOC_WRAPPERS", list);
+    }
     if let Some(lib) = lib {
         let mut preload = lib.into_os_string();
         if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {

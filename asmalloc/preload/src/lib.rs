@@ -23,8 +23,11 @@
 //! * `syscalls` — raw system calls and `errno`.
 //! * `guard` — the per-thread reentrancy guard.
 //! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
+//! * `symbols` — naming caller sites; `wrappers/` — charging calls made
+//!   inside allocation wrappers to the wrappers' callers (unwinding).
 //!
-//! `unsafe` lives only in `exports/`, `real`, `forward` and `syscalls`.
+//! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`, and
+//! the loader and unwinder calls of `symbols` and `wrappers/`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // In unit tests the exports are not `no_mangle`, so nothing calls them.
@@ -44,3 +47,4 @@ mod shm;
 mod symbols;
 mod syscalls;
 mod threads;
+mod wrappers;

@@ -357,5 +357,9 @@ pub(super) unsafe fn resize_own(
 /// interposed function's return address) when caller sites are on, else 0.
 #[inline(always)]
 pub(super) fn caller(ret: usize) -> usize {
-    if crate::settings::callers() { ret } else { 0 }
+    if crate::settings::callers() {
+        crate::wrappers::site_address(ret)
+    } else {
+        0
+    }
 }
