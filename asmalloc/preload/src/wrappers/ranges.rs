@@ -174,7 +174,7 @@ mod tests {
         let exe = &modules[0];
         let found = find_in(exe, &[b"*the_wrapper_to_find*".as_slice()]);
         assert_eq!(found.len(), 1, "{found:?}");
-        let f = the_wrapper_to_find as usize;
+        let f = the_wrapper_to_find as *const () as usize;
         assert!(found[0].range.contains(&f), "{found:?} vs {f:#x}");
     }
 
