@@ -49,6 +49,12 @@ fn through_wrapper(ret: usize) -> usize {
     }
 }
 
+/// The calling program thread is ending: its unwinder cache is given back.
+pub(crate) fn thread_ended() {
+    #[cfg(target_arch = "x86_64")]
+    unwind::thread_ended();
+}
+
 /// Finds the wrappers (`user` patterns, plus the built-in list when
 /// `builtin`) in the loaded modules and sets the unwinder up. Returns
 /// warning lines (a named wrapper found nowhere, too many wrappers).

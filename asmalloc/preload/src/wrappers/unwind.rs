@@ -6,10 +6,11 @@
 //! uses it without a lock. `framehop` keeps the unwind rule of each
 //! address in a cache (a fixed table) and, with the
 //! `MustNotAllocateDuringUnwind` policy, evaluates DWARF CFI in
-//! preallocated storage: unwinding never allocates. Caches are taken from
-//! a small lock-free pool (a thread swaps one out and back in); a thread
-//! that finds the pool empty makes one while the reentrancy guard is held
-//! (the library's memory, at most [`POOL`] of them for the process).
+//! preallocated storage: unwinding never allocates. Each thread keeps one
+//! cache (no atomic operation per walk): it is made on the thread's first
+//! wrapped call, with the reentrancy guard held (the library's memory),
+//! and goes back to a lock-free pool when the thread ends, for the next
+//! thread to reuse.
 //!
 //! The walk starts in this module (registers read by a few instructions
 //! of inline assembly), steps through the library's own frames until the
@@ -17,11 +18,12 @@
 //! many wrapper frames as there are. Stack reads are bounded by the
 //! current stack pointer and the top of the thread's stack (asked of
 //! `pthread_getattr_np` once per thread), so a bad unwind rule can end a
-//! walk early but never read outside the stack.
+//! walk early but never read outside the stack; running on another stack
+//! (a coroutine's, a signal stack), the walk is not tried.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{
@@ -35,10 +37,14 @@ type Unwind = UnwinderX86_64<&'static [u8], MustNotAllocateDuringUnwind>;
 
 static UNWINDER: OnceLock<Unwind> = OnceLock::new();
 
-/// Unwinder caches for the whole process.
-const POOL: usize = 16;
+/// Caches of ended threads, for new threads to reuse.
+const POOL: usize = 64;
 static CACHES: [AtomicPtr<Cache>; POOL] = [const { AtomicPtr::new(std::ptr::null_mut()) }; POOL];
-static MADE: AtomicUsize = AtomicUsize::new(0);
+
+/// [`MY_CACHE`] states besides a cache's address.
+const NONE: usize = 0;
+const IN_USE: usize = 1;
+const ENDED: usize = 2;
 
 /// Frames of the library's own between the register capture and the
 /// allocation call's frame (two or three in practice).
@@ -48,8 +54,14 @@ const MAX_OWN_FRAMES: usize = 12;
 pub(crate) const MAX_WRAPPER_DEPTH: usize = 16;
 
 thread_local! {
-    /// The top (highest address) of this thread's stack; 0 until asked.
-    static STACK_TOP: Cell<usize> = const { Cell::new(0) };
+    /// This thread's stack, lowest and one past the highest address
+    /// (`0..0` until asked).
+    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// This thread's unwinder cache (its address), or [`NONE`] yet,
+    /// [`IN_USE`] while a walk uses it (a signal handler allocating then
+    /// borrows one from the pool), [`ENDED`] after the thread-exit
+    /// destructor gave it back.
+    static MY_CACHE: Cell<usize> = const { Cell::new(NONE) };
 }
 
 /// Builds the unwinder over `modules` (once).
@@ -112,33 +124,26 @@ fn eh_frame_address(hdr: &[u8], hdr_at: usize) -> Option<usize> {
     usize::try_from(base.checked_add(value)?).ok()
 }
 
-/// A cache from the pool, or a new one (guard held: the library's
-/// memory), or `None` when [`POOL`] are all in use.
-fn take_cache() -> Option<Box<Cache>> {
+/// A cache from the pool, or a new one (made with the reentrancy guard
+/// held: the library's memory).
+fn take_cache() -> *mut Cache {
     for slot in &CACHES {
         let p = slot.swap(std::ptr::null_mut(), Ordering::Acquire);
         if !p.is_null() {
-            // SAFETY: every pointer in the pool came from Box::into_raw in
-            // `give_back`, and the swap made this thread its only holder.
-            return Some(unsafe { Box::from_raw(p) });
+            return p;
         }
     }
-    if MADE.fetch_add(1, Ordering::Relaxed) < POOL {
-        let _guard = crate::guard::Guard::enter();
-        Some(Box::new(Cache::new_in()))
-    } else {
-        MADE.fetch_sub(1, Ordering::Relaxed);
-        None
-    }
+    let _guard = crate::guard::Guard::enter();
+    Box::into_raw(Box::new(Cache::new_in()))
 }
 
-fn give_back(cache: Box<Cache>) {
-    let p = Box::into_raw(cache);
+/// Puts a cache back in the pool (or frees it when the pool is full).
+fn give_back(cache: *mut Cache) {
     for slot in &CACHES {
         if slot
             .compare_exchange(
                 std::ptr::null_mut(),
-                p,
+                cache,
                 Ordering::Release,
                 Ordering::Relaxed,
             )
@@ -147,41 +152,52 @@ fn give_back(cache: Box<Cache>) {
             return;
         }
     }
-    // Unreachable: at most POOL caches exist and each has a slot. Keep it
-    // rather than free on the allocation path.
+    let _guard = crate::guard::Guard::enter();
+    // SAFETY: `cache` came from Box::into_raw in `take_cache` and its
+    // holder has just given it up.
+    drop(unsafe { Box::from_raw(cache) });
 }
 
-/// The top of the calling thread's stack (asked once per thread).
-fn stack_top() -> usize {
-    let top = STACK_TOP.get();
-    if top != 0 {
-        return top;
+/// The calling thread is ending (its thread-exit destructor): its cache
+/// goes back to the pool for the next thread.
+pub(crate) fn thread_ended() {
+    let mine = MY_CACHE.replace(ENDED);
+    if mine > ENDED {
+        give_back(mine as *mut Cache);
     }
-    let top = {
-        let _guard = crate::guard::Guard::enter();
-        ask_stack_top()
-    };
-    STACK_TOP.set(top);
-    top
 }
 
-fn ask_stack_top() -> usize {
+/// The calling thread's stack (asked once per thread; `0..0` if unknown).
+fn thread_stack() -> (usize, usize) {
+    let stack = STACK.get();
+    if stack.1 != 0 {
+        return stack;
+    }
+    let stack = {
+        let _guard = crate::guard::Guard::enter();
+        ask_stack()
+    };
+    STACK.set(stack);
+    stack
+}
+
+fn ask_stack() -> (usize, usize) {
     // SAFETY: a zeroed pthread_attr_t is what pthread_getattr_np fills
     // (it initialises the attribute itself); it is destroyed only after a
     // successful fill.
     unsafe {
         let mut attr: libc::pthread_attr_t = std::mem::zeroed();
         if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return usize::MAX;
+            return (0, 0);
         }
         let mut base: *mut libc::c_void = std::ptr::null_mut();
         let mut size: usize = 0;
         let rc = libc::pthread_attr_getstack(&attr, &mut base, &mut size);
         libc::pthread_attr_destroy(&mut attr);
         if rc != 0 {
-            return usize::MAX;
+            return (0, 0);
         }
-        (base as usize).saturating_add(size)
+        (base as usize, (base as usize).saturating_add(size))
     }
 }
 
@@ -207,10 +223,24 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
     let Some(unwinder) = UNWINDER.get() else {
         return ret;
     };
-    let Some(mut cache) = take_cache() else {
+    // Off the thread's own stack (a coroutine's, a signal stack), where
+    // the stack's end is not known: the wrapper's own site.
+    let (low, top) = thread_stack();
+    if !(low as u64..top as u64).contains(&sp) {
         return ret;
+    }
+    let top = top as u64;
+    // The thread keeps its cache between walks; a walk that finds it in
+    // use (a signal handler's) or the thread ended borrows one.
+    let mine = MY_CACHE.get();
+    let cache = match mine {
+        NONE | IN_USE | ENDED => take_cache(),
+        p => p as *mut Cache,
     };
-    let top = stack_top() as u64;
+    let keep = mine != IN_USE && mine != ENDED;
+    if keep {
+        MY_CACHE.set(IN_USE);
+    }
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
         if addr < sp || addr.checked_add(8).is_none_or(|end| end > top) || addr % 8 != 0 {
             return Err(());
@@ -219,8 +249,23 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
         // thread's stack (between our stack pointer and its top).
         Ok(unsafe { (addr as *const u64).read() })
     };
-    let found = walk(unwinder, &mut cache, ip, sp, bp, ret, &mut read_stack);
-    give_back(cache);
+    // SAFETY: `cache` is a live Box'd cache held by this walk alone: the
+    // thread's own (marked in use until we are done) or one taken from
+    // the pool.
+    let found = walk(
+        unwinder,
+        unsafe { &mut *cache },
+        ip,
+        sp,
+        bp,
+        ret,
+        &mut read_stack,
+    );
+    if keep {
+        MY_CACHE.set(cache as usize);
+    } else {
+        give_back(cache);
+    }
     found.unwrap_or(ret)
 }
 
