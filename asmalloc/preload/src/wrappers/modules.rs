@@ -46,10 +46,11 @@ pub(crate) fn loaded() -> Vec<LoadedModule> {
         let mut module = LoadedModule {
             path: name.to_string(),
             bias,
-            mapped: usize::MAX..0,
+            mapped: 0..0,
             loads: Vec::new(),
             eh_frame_hdr: None,
         };
+        let (mut low, mut high) = (usize::MAX, 0);
         for i in 0..usize::from(info.dlpi_phnum) {
             // SAFETY: dlpi_phdr holds dlpi_phnum program headers.
             let ph = unsafe { &*info.dlpi_phdr.add(i) };
@@ -57,11 +58,8 @@ pub(crate) fn loaded() -> Vec<LoadedModule> {
             match ph.p_type {
                 libc::PT_LOAD => {
                     let start = bias.wrapping_add(vaddr);
-                    module.mapped.start = module.mapped.start.min(start);
-                    module.mapped.end = module
-                        .mapped
-                        .end
-                        .max(start.wrapping_add(ph.p_memsz as usize));
+                    low = low.min(start);
+                    high = high.max(start.wrapping_add(ph.p_memsz as usize));
                     module.loads.push(vaddr..vaddr + ph.p_filesz as usize);
                 }
                 libc::PT_GNU_EH_FRAME => {
@@ -70,7 +68,8 @@ pub(crate) fn loaded() -> Vec<LoadedModule> {
                 _ => {}
             }
         }
-        if module.mapped.start < module.mapped.end {
+        if low < high {
+            module.mapped = low..high;
             out.push(module);
         }
         0

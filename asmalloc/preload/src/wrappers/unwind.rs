@@ -242,7 +242,7 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
         MY_CACHE.set(IN_USE);
     }
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
-        if addr < sp || addr.checked_add(8).is_none_or(|end| end > top) || addr % 8 != 0 {
+        if addr < sp || addr.checked_add(8).is_none_or(|end| end > top) || !addr.is_multiple_of(8) {
             return Err(());
         }
         // SAFETY: `addr` is 8-aligned and inside the live part of this
