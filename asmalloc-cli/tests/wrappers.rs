@@ -266,3 +266,60 @@ fn a_real_glib_program_is_charged_to_the_callers_of_g_malloc() {
     );
     assert!(followed.len() > plain.len(), "{plain:?} → {followed:?}");
 }
+
+/// The functions named by the exit report of `perl -e SCRIPT` under the
+/// library with caller sites on, and its stdout.
+fn perl_sites(builtin: bool) -> (Vec<String>, String) {
+    let script = "my %h; for my $i (1..50000) { $h{\"k$i\"} = [$i, \"v\" x ($i % 50)] } \
+                  my @k = sort keys %h; print scalar(@k), \" $k[0] $k[-1]\\n\";";
+    let out = Command::new("perl")
+        .args(["-e", script])
+        .env("LD_PRELOAD", Lib::Glibc.path())
+        .env("ASMALLOC_CALLERS", "1")
+        .env("ASMALLOC_TOP_SITES", "1000")
+        .env("ASMALLOC_BUILTIN_WRAPPERS", if builtin { "1" } else { "0" })
+        .env_remove("ASMALLOC_WRAPPERS")
+        .output()
+        .expect("run perl");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let sites = report_rows(&stderr)
+        .into_iter()
+        .filter_map(|r| r.get(3).cloned())
+        .collect();
+    (sites, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn perl_is_charged_past_its_safesysmalloc_and_runs_the_same() {
+    let plain = Command::new("perl")
+        .args([
+            "-e",
+            "my %h; for my $i (1..50000) { $h{\"k$i\"} = [$i, \"v\" x ($i % 50)] } \
+             my @k = sort keys %h; print scalar(@k), \" $k[0] $k[-1]\\n\";",
+        ])
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("run perl");
+    let plain = String::from_utf8_lossy(&plain.stdout).into_owned();
+    let (without, out_without) = perl_sites(false);
+    let (with, out_with) = perl_sites(true);
+    assert_eq!(out_without, plain);
+    assert_eq!(out_with, plain);
+    let wrappers = [
+        "Perl_safesysmalloc",
+        "Perl_safesyscalloc",
+        "Perl_safesysrealloc",
+    ];
+    assert!(
+        without.iter().any(|f| wrappers.contains(&f.as_str())),
+        "{without:?}"
+    );
+    assert!(
+        with.iter().all(|f| !wrappers.contains(&f.as_str())),
+        "{with:?}"
+    );
+    // Perl's own functions that asked for the memory (named from libperl's
+    // exports), e.g. Perl_newSV_type, Perl_hv_common, Perl_sv_grow.
+    assert!(with.iter().any(|f| f.starts_with("Perl_")), "{with:?}");
+}

@@ -111,6 +111,10 @@ pub(crate) const BUILTIN: &[&str] = &[
     "_PyObject_Realloc",
     "_PyMem_RawStrdup",
     "_PyMem_Strdup",
+    // Perl.
+    "Perl_safesysmalloc",
+    "Perl_safesyscalloc",
+    "Perl_safesysrealloc",
     // OpenSSL.
     "CRYPTO_malloc",
     "CRYPTO_zalloc",
