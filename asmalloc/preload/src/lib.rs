@@ -24,7 +24,8 @@
 //! * `guard` — the per-thread reentrancy guard.
 //! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
 //! * `symbols` — naming caller sites; `wrappers/` — charging calls made
-//!   inside allocation wrappers to the wrappers' callers (unwinding).
+//!   inside allocation wrappers to the wrappers' callers (unwinding);
+//!   `stacks/` — sampled allocation stacks (`ASMALLOC_SAMPLE_BYTES`).
 //!
 //! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`, and
 //! the loader and unwinder calls of `symbols` and `wrappers/`.
@@ -44,6 +45,7 @@ mod real;
 mod report;
 mod settings;
 mod shm;
+mod stacks;
 mod symbols;
 mod syscalls;
 mod threads;

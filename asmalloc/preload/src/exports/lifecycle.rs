@@ -89,9 +89,12 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
             rt::warn(format_args!("{w}"));
         }
         rt::__private::site::set_namer(crate::symbols::name_caller);
-        if settings::callers() {
-            let warnings =
-                crate::wrappers::init(settings::wrappers(), settings::builtin_wrappers());
+        if settings::callers() || crate::stacks::mean() > 0 {
+            let callers = settings::callers();
+            let warnings = crate::wrappers::init(
+                if callers { settings::wrappers() } else { &[] },
+                callers && settings::builtin_wrappers(),
+            );
             for w in &warnings {
                 rt::warn(format_args!("{w}"));
             }

@@ -50,6 +50,13 @@ fn through_wrapper(ret: usize) -> usize {
     }
 }
 
+/// The return addresses of the calling stack, innermost first, above this
+/// library's frames (see `unwind::capture`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn capture(frames: &mut [usize]) -> usize {
+    unwind::capture(frames)
+}
+
 /// The calling program thread is ending: its unwinder cache is given back.
 pub(crate) fn thread_ended() {
     #[cfg(target_arch = "x86_64")]
@@ -57,7 +64,8 @@ pub(crate) fn thread_ended() {
 }
 
 /// Finds the wrappers (`user` patterns, plus the built-in list when
-/// `builtin`) in the loaded modules and sets the unwinder up. Returns
+/// `builtin`) in the loaded modules and sets the unwinder up (also for
+/// sampled stacks, when they are on). Returns
 /// warning lines (a named wrapper found nowhere, too many wrappers).
 /// Call once, with the reentrancy guard held.
 pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
@@ -75,14 +83,23 @@ pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
     if builtin {
         patterns.extend(names::BUILTIN.iter().map(|s| s.as_bytes()));
     }
-    if patterns.is_empty() {
+    let stacks = crate::stacks::mean() > 0;
+    if patterns.is_empty() && !stacks {
         return warnings;
     }
     let loaded = modules::loaded();
-    let own = init as *const () as usize;
+    let own_fn = init as *const () as usize;
+    let own = loaded
+        .iter()
+        .find(|m| m.mapped.contains(&own_fn))
+        .map_or(0..0, |m| m.mapped.clone());
+    #[cfg(target_arch = "x86_64")]
+    if stacks {
+        unwind::init(&loaded, own.clone());
+    }
     let mut found: Vec<ranges::Found> = Vec::new();
     for module in &loaded {
-        if module.mapped.contains(&own) {
+        if module.mapped.contains(&own_fn) {
             continue; // this library: its `malloc` is no wrapper
         }
         found.extend(ranges::find_in(module, &patterns));
@@ -118,7 +135,7 @@ pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
         ));
     }
     #[cfg(target_arch = "x86_64")]
-    unwind::init(&loaded);
+    unwind::init(&loaded, own);
     ranges::publish(&merged);
     warnings
 }

@@ -36,6 +36,8 @@ type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
 type Unwind = UnwinderX86_64<&'static [u8], MustNotAllocateDuringUnwind>;
 
 static UNWINDER: OnceLock<Unwind> = OnceLock::new();
+/// This library's own code: where a stack capture's frames are skipped.
+static OWN: OnceLock<std::ops::Range<usize>> = OnceLock::new();
 
 /// Caches of ended threads, for new threads to reuse.
 const POOL: usize = 64;
@@ -64,8 +66,10 @@ thread_local! {
     static MY_CACHE: Cell<usize> = const { Cell::new(NONE) };
 }
 
-/// Builds the unwinder over `modules` (once).
-pub(crate) fn init(modules: &[LoadedModule]) {
+/// Builds the unwinder over `modules` (once); `own` is this library's
+/// mapped range.
+pub(crate) fn init(modules: &[LoadedModule], own: std::ops::Range<usize>) {
+    let _ = OWN.set(own);
     UNWINDER.get_or_init(|| {
         let mut unwinder = Unwind::new();
         for m in modules {
@@ -207,6 +211,60 @@ fn ask_stack() -> (usize, usize) {
 #[inline(never)]
 #[cold]
 pub(crate) fn outer_caller(ret: usize) -> usize {
+    with_walk(|unwinder, cache, regs, first, read_stack| {
+        walk(unwinder, cache, regs, first, ret, read_stack)
+    })
+    .flatten()
+    .unwrap_or(ret)
+}
+
+/// The return addresses of the calling stack above this library's own
+/// frames (innermost first: the first is the allocation call's) into
+/// `frames`; how many were found.
+#[inline(never)]
+#[cold]
+pub(crate) fn capture(frames: &mut [usize]) -> usize {
+    let Some(own) = OWN.get() else {
+        return 0;
+    };
+    with_walk(|unwinder, cache, mut regs, mut frame, read_stack| {
+        let mut n = 0;
+        let mut steps = 0;
+        while n < frames.len() && steps < frames.len() + MAX_OWN_FRAMES {
+            steps += 1;
+            let Ok(Some(next)) =
+                unwinder.unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
+            else {
+                break;
+            };
+            let Some(f) = FrameAddress::from_return_address(next) else {
+                break;
+            };
+            frame = f;
+            if n == 0 && own.contains(&(next as usize)) {
+                continue; // still in the library
+            }
+            frames[n] = next as usize;
+            n += 1;
+        }
+        n
+    })
+    .unwrap_or(0)
+}
+
+/// Runs `body` with the unwinder, a cache, the registers of the calling
+/// frame and a bounded stack reader; `None` when no walk is possible (no
+/// unwinder, or not on the thread's own stack).
+#[inline(always)]
+fn with_walk<T>(
+    body: impl FnOnce(
+        &Unwind,
+        &mut Cache,
+        UnwindRegsX86_64,
+        FrameAddress,
+        &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> T,
+) -> Option<T> {
     let (ip, sp, bp): (u64, u64, u64);
     // SAFETY: reads three registers; touches no memory and no flags.
     unsafe {
@@ -220,14 +278,12 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
             options(nomem, nostack, preserves_flags),
         );
     }
-    let Some(unwinder) = UNWINDER.get() else {
-        return ret;
-    };
+    let unwinder = UNWINDER.get()?;
     // Off the thread's own stack (a coroutine's, a signal stack), where
-    // the stack's end is not known: the wrapper's own site.
+    // the stack's end is not known: no walk.
     let (low, top) = thread_stack();
     if !(low as u64..top as u64).contains(&sp) {
-        return ret;
+        return None;
     }
     let top = top as u64;
     // The thread keeps its cache between walks; a walk that finds it in
@@ -249,16 +305,14 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
         // thread's stack (between our stack pointer and its top).
         Ok(unsafe { (addr as *const u64).read() })
     };
-    // SAFETY: `cache` is a live Box'd cache held by this walk alone: the
-    // thread's own (marked in use until we are done) or one taken from
-    // the pool.
-    let found = walk(
+    let result = body(
         unwinder,
+        // SAFETY: `cache` is a live Box'd cache held by this walk alone:
+        // the thread's own (marked in use until we are done) or one taken
+        // from the pool.
         unsafe { &mut *cache },
-        ip,
-        sp,
-        bp,
-        ret,
+        UnwindRegsX86_64::new(ip, sp, bp),
+        FrameAddress::from_instruction_pointer(ip),
         &mut read_stack,
     );
     if keep {
@@ -266,25 +320,22 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
     } else {
         give_back(cache);
     }
-    found.unwrap_or(ret)
+    Some(result)
 }
 
 fn walk(
     unwinder: &Unwind,
     cache: &mut Cache,
-    ip: u64,
-    sp: u64,
-    bp: u64,
+    mut regs: UnwindRegsX86_64,
+    mut frame: FrameAddress,
     ret: usize,
-    read_stack: &mut impl FnMut(u64) -> Result<u64, ()>,
+    read_stack: &mut dyn FnMut(u64) -> Result<u64, ()>,
 ) -> Option<usize> {
-    let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
-    let mut frame = FrameAddress::from_instruction_pointer(ip);
     // Our own frames, up to the one the program's call returns to.
     let mut own = 0;
     loop {
         let next = unwinder
-            .unwind_frame(frame, &mut regs, cache, read_stack)
+            .unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
             .ok()??;
         frame = FrameAddress::from_return_address(next)?;
         if next as usize == ret {
@@ -298,7 +349,8 @@ fn walk(
     // Wrapper frames: each step gives the caller of one.
     let mut caller = ret;
     for _ in 0..MAX_WRAPPER_DEPTH {
-        let Ok(Some(next)) = unwinder.unwind_frame(frame, &mut regs, cache, read_stack) else {
+        let Ok(Some(next)) = unwinder.unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
+        else {
             break;
         };
         caller = next as usize;
