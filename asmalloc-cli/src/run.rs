@@ -88,6 +88,11 @@ pub(crate) struct RunArgs {
     /// docs/caller-sites.md).
     #[arg(long = "wrapper", value_name = "NAME", conflicts_with = "no_callers")]
     wrappers: Vec<String>,
+    /// Sample allocations (one per 512 KiB allocated on average, or
+    /// $ASMALLOC_SAMPLE_BYTES) and report the whole stack of the sampled
+    /// ones, with estimated live bytes per stack.
+    #[arg(long)]
+    stacks: bool,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -237,6 +242,9 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         .env("ASMALLOC_SAMPLE_INTERVAL", format!("{}ms", args.interval))
         .env("ASMALLOC_CALLERS", if args.no_callers { "0" } else { "1" })
         .env("ASMALLOC_LOG", &log_path);
+    if args.stacks && std::env::var_os("ASMALLOC_SAMPLE_BYTES").is_none() {
+        cmd.env("ASMALLOC_SAMPLE_BYTES", "512K");
+    }
     if !args.wrappers.is_empty() {
         let mut list = std::env::var("ASMALLOC_WRAPPERS").unwrap_or_default();
         for w in &args.wrappers {

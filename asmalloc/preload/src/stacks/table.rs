@@ -170,7 +170,7 @@ pub(crate) fn summaries() -> Vec<StackSummary> {
             }
         })
         .collect();
-    out.sort_by(|a, b| b.live_bytes.cmp(&a.live_bytes));
+    out.sort_by_key(|s| std::cmp::Reverse(s.live_bytes));
     out
 }
 
