@@ -86,6 +86,12 @@ pub(crate) fn find_in(module: &LoadedModule, patterns: &[&[u8]]) -> Vec<Found> {
     let Ok(elf) = ElfFile64::<Endianness>::parse(file.bytes()) else {
         return Vec::new();
     };
+    // Exact names are looked up by binary search; only patterns with `*`
+    // or `?` are tried one by one.
+    let (globs, mut exact): (Vec<&[u8]>, Vec<&[u8]>) = patterns
+        .iter()
+        .partition(|p| p.iter().any(|&c| c == b'*' || c == b'?'));
+    exact.sort_unstable();
     let mut found: Vec<Found> = Vec::new();
     for symbol in elf.symbols().chain(elf.dynamic_symbols()) {
         if symbol.kind() != SymbolKind::Text || symbol.size() == 0 || symbol.is_undefined() {
@@ -95,7 +101,7 @@ pub(crate) fn find_in(module: &LoadedModule, patterns: &[&[u8]]) -> Vec<Found> {
             continue;
         };
         // Versioned dynamic names carry no `@` here; a pattern may.
-        if !patterns.iter().any(|p| names::matches(p, name)) {
+        if exact.binary_search(&name).is_err() && !globs.iter().any(|p| names::matches(p, name)) {
             continue;
         }
         let start = module.bias.wrapping_add(symbol.address() as usize);
