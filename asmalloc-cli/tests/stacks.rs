@@ -149,3 +149,59 @@ fn sampled_stacks_name_the_path_and_estimate_its_live_bytes() {
     let (_, scratch_bytes, scratch_count) = site_row(&sampled, "scratch");
     assert_eq!((scratch_bytes, scratch_count), (0, 0));
 }
+
+/// Real programs print the same with caller sites, the built-in wrappers
+/// and sampled stacks (one sample per 16 KiB: many samples) all on as
+/// without the library, and report sampled stacks.
+#[test]
+fn real_programs_run_the_same_with_stacks_on() {
+    let dir = fresh_dir("stacks-real");
+    let words: String = (0..40000)
+        .map(|i| format!("w{}\n", (i * 7919) % 40000))
+        .collect();
+    let input = dir.join("words.txt");
+    std::fs::write(&input, words).unwrap();
+    let programs: [(&str, Vec<String>); 4] = [
+        (
+            "python3",
+            vec![
+                "-c".into(),
+                "import json; d = {str(i): [i] * 3 for i in range(60000)}; print(len(json.dumps(d)))"
+                    .into(),
+            ],
+        ),
+        (
+            "perl",
+            vec![
+                "-e".into(),
+                "my %h; $h{\"k$_\"} = [$_] for 1..60000; print scalar(keys %h), \"\\n\"".into(),
+            ],
+        ),
+        ("sort", vec![input.display().to_string()]),
+        ("git", vec!["--version".into()]),
+    ];
+    for (program, args) in &programs {
+        let plain = Command::new(program)
+            .args(args)
+            .env_remove("LD_PRELOAD")
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        assert_eq!(plain.status.code(), Some(0), "{program}");
+        let traced = Command::new(program)
+            .args(args)
+            .env("LD_PRELOAD", Lib::Glibc.path())
+            .env("ASMALLOC_CALLERS", "1")
+            .env("ASMALLOC_SAMPLE_BYTES", "16K")
+            .env_remove("ASMALLOC_WRAPPERS")
+            .env_remove("ASMALLOC_BUILTIN_WRAPPERS")
+            .output()
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
+        let stderr = String::from_utf8_lossy(&traced.stderr);
+        assert_eq!(traced.status.code(), Some(0), "{program}: {stderr}");
+        assert_eq!(traced.stdout, plain.stdout, "{program}: {stderr}");
+        assert!(
+            stderr.contains("sampled stacks (one sample per 16.0 KiB"),
+            "{program}: {stderr}"
+        );
+    }
+}

@@ -12,6 +12,9 @@
 //! (`ASMALLOC_WRAPPERS=bench_x*`), against the direct calls; the ratio and
 //! the cost per wrapped call in ns.
 //!
+//! Then the cost of sampled stacks: the same churn with caller sites on,
+//! with and without `ASMALLOC_SAMPLE_BYTES=512K` (the `--stacks` default).
+//!
 //! Then heaptrack and valgrind (memcheck) on a smaller input, where
 //! installed.
 //!
@@ -145,6 +148,37 @@ fn wrappers(prog: &Path, lib: &Path, threads: &str, ops: &str, reps: usize) {
     );
 }
 
+/// Sampled stacks on (one sample per 512 KiB) vs off, under
+/// libasmalloc.so with caller sites on.
+fn stacks(prog: &Path, lib: &Path, threads: &str, ops: &str, reps: usize) {
+    let run = |sample: bool| {
+        let mut c = Command::new(prog);
+        c.args([threads, ops, "plain", "0"])
+            .env("LD_PRELOAD", lib)
+            .env("ASMALLOC_CALLERS", "1")
+            .env_remove("ASMALLOC_SAMPLE_BYTES");
+        if sample {
+            c.env("ASMALLOC_SAMPLE_BYTES", "512K");
+        }
+        c
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let (a, out_a) = time(run(false));
+        let (b, out_b) = time(run(true));
+        assert_eq!(out_a, out_b, "same work with and without sampling");
+        off.push(a);
+        on.push(b);
+    }
+    let (a, b) = (median(off), median(on));
+    println!(
+        "sampled stacks (libasmalloc.so, caller sites on, allocator only): off {:>7.1} ms  on (512K) {:>7.1} ms  ratio {:.3}x",
+        a.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        b.as_secs_f64() / a.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this with --bench absent; stay quick then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -212,6 +246,7 @@ fn main() {
     let _ = std::fs::remove_file(&raw_jem);
     if only.is_empty() || only == "glibc" || only == "wrappers" {
         wrappers(&prog, &lib, &threads, &ops, reps);
+        stacks(&prog, &lib, &threads, &ops, reps);
     }
     if only == "jemalloc" || only == "wrappers" {
         let _ = std::fs::remove_file(&prog);
