@@ -365,7 +365,9 @@ pub(super) unsafe fn resize_own(
 }
 
 /// The calling address to charge a call with no table site to: `ret` (the
-/// interposed function's return address) when caller sites are on, else 0.
+/// interposed function's return address), or the address the outermost
+/// wrapper around the call returns to when `ret` is inside a wrapper
+/// (`wrappers/`), when caller sites are on; else 0.
 #[inline(always)]
 pub(super) fn caller(ret: usize) -> usize {
     if crate::settings::callers() {
