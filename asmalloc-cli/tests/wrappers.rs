@@ -150,6 +150,44 @@ fn calls_through_named_wrappers_are_charged_to_their_callers() {
 }
 
 #[test]
+fn the_jemalloc_library_follows_wrappers_too() {
+    Lib::Jemalloc.path();
+    let dir = fresh_dir("wrappers-jem");
+    let exe = build_wrapped(&dir);
+    let out = run(
+        &exe,
+        false,
+        &[
+            "--jemalloc",
+            "--wrapper",
+            "x*alloc",
+            "--wrapper",
+            "dup_name",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The jemalloc library's report has jemalloc's own line.
+    assert!(stderr.contains("  jemalloc: allocated "), "{stderr}");
+    let leak = format!(
+        "wrapped.c:{} remember",
+        line_of("wrapped.c", "void remember(long i)")
+    );
+    assert!(verdict(&stderr).contains(&leak), "{stderr}");
+    let rows = report_rows(&stderr);
+    let copy = rows
+        .iter()
+        .find(|r| r[3] == "copy_name")
+        .unwrap_or_else(|| panic!("no copy_name site:\n{stderr}"));
+    assert!(
+        copy[2].ends_with(&format!(
+            "wrapped.c:{}",
+            line_of("wrapped.c", "*copy_name(const char *s)")
+        )),
+        "{copy:?}"
+    );
+}
+
+#[test]
 fn without_the_wrappers_named_the_wrapper_is_the_site() {
     let dir = fresh_dir("wrappers-off");
     let exe = build_wrapped(&dir);
