@@ -92,6 +92,18 @@ pub(crate) struct RunArgs {
     /// (start-up allocations do not count).
     #[arg(long, value_name = "DURATION", value_parser = duration_ms, requires = "budgets")]
     budget_warmup: Option<u64>,
+    /// A function the program allocates through (`xmalloc`, `zmalloc`; `*`
+    /// and `?` match any characters / one): calls made inside it are
+    /// charged to its caller. May be repeated; adds to $ASMALLOC_WRAPPERS.
+    /// Common wrappers of popular libraries are followed without it (see
+    /// docs/caller-sites.md).
+    #[arg(long = "wrapper", value_name = "NAME", conflicts_with = "no_callers")]
+    wrappers: Vec<String>,
+    /// Sample allocations (one per 512 KiB allocated on average, or
+    /// $ASMALLOC_SAMPLE_BYTES) and report the whole stack of the sampled
+    /// ones, with estimated live bytes per stack.
+    #[arg(long)]
+    stacks: bool,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -241,6 +253,19 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
         .env("ASMALLOC_SAMPLE_INTERVAL", format!("{}ms", args.interval))
         .env("ASMALLOC_CALLERS", if args.no_callers { "0" } else { "1" })
         .env("ASMALLOC_LOG", &log_path);
+    if args.stacks && std::env::var_os("ASMALLOC_SAMPLE_BYTES").is_none() {
+        cmd.env("ASMALLOC_SAMPLE_BYTES", "512K");
+    }
+    if !args.wrappers.is_empty() {
+        let mut list = std::env::var("ASMALLOC_WRAPPERS").unwrap_or_default();
+        for w in &args.wrappers {
+            if !list.trim().is_empty() {
+                list.push(',');
+            }
+            list.push_str(w);
+        }
+        cmd.env("ASMALLOC_WRAPPERS", list);
+    }
     if let Some(lib) = lib {
         let mut preload = lib.into_os_string();
         if let Some(existing) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {

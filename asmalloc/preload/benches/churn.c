@@ -7,7 +7,10 @@
  * skewed small, some realloc/calloc), and initialise it, as a program
  * would. MODE "sites" names one of 8 call sites before every allocation
  * with asm_mallocation_set (when the preload is there: the symbol is weak);
- * MODE "plain" never calls the API (everything goes to site 0). WORK
+ * MODE "plain" never calls the API (everything goes to site 0); MODE
+ * "wrapped" allocates through out-of-line wrappers (bench_xmalloc,
+ * bench_xcalloc, bench_xrealloc: the xmalloc pattern) instead of calling
+ * malloc & co. directly. WORK
  * (default 0) is how many times each new block is read back and hashed, as
  * a program uses what it allocates: 0 measures the allocator alone. Prints a
  * checksum so the work cannot be optimised away. */
@@ -22,7 +25,32 @@ extern void asm_mallocation_set(uint16_t type, uint16_t loc, ssize_t delta) __at
 
 #define SLOTS 4096
 static long ops;
-static int sites, work;
+static int sites, wrapped, work;
+
+/* Out of line, as a real program's wrappers are (another file, usually). */
+__attribute__((noinline)) void *bench_xmalloc(size_t n)
+{
+	void *p = malloc(n);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+__attribute__((noinline)) void *bench_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+__attribute__((noinline)) void *bench_xrealloc(void *old, size_t n)
+{
+	void *p = realloc(old, n);
+	if (p == NULL)
+		abort();
+	return p;
+}
 static uint64_t sums[64];
 
 static void *worker(void *arg)
@@ -38,10 +66,13 @@ static void *worker(void *arg)
 			asm_mallocation_set(7, (uint16_t)(1 + (x >> 8) % 8), (ssize_t)n);
 		char *p;
 		if (slot[k] && (x & 7) == 0) {
-			p = realloc(slot[k], n);
+			p = wrapped ? bench_xrealloc(slot[k], n) : realloc(slot[k], n);
 		} else {
 			free(slot[k]);
-			p = (x & 6) == 0 ? calloc(1, n) : malloc(n);
+			if (wrapped)
+				p = (x & 6) == 0 ? bench_xcalloc(1, n) : bench_xmalloc(n);
+			else
+				p = (x & 6) == 0 ? calloc(1, n) : malloc(n);
 		}
 		memset(p, (int)(x & 0xff), n);
 		sum += (unsigned char)p[n / 2];
@@ -62,6 +93,7 @@ int main(int argc, char **argv)
 	int threads = argc > 1 ? atoi(argv[1]) : 2;
 	ops = argc > 2 ? atol(argv[2]) : 1000000;
 	sites = argc > 3 && strcmp(argv[3], "sites") == 0;
+	wrapped = argc > 3 && strcmp(argv[3], "wrapped") == 0;
 	work = argc > 4 ? atoi(argv[4]) : 0;
 	if (threads < 1 || threads > 64)
 		return 2;

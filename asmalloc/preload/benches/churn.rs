@@ -6,12 +6,21 @@
 //!   the very jemalloc build libasmalloc_jem.so carries) vs under
 //!   libasmalloc_jem.so.
 //!
+//! Then the cost of following allocation wrappers (glibc library, caller
+//! sites on): the same churn allocating through out-of-line wrappers
+//! (`bench_xmalloc` & co.), not followed vs followed
+//! (`ASMALLOC_WRAPPERS=bench_x*`), against the direct calls; the ratio and
+//! the cost per wrapped call in ns.
+//!
+//! Then the cost of sampled stacks: the same churn with caller sites on,
+//! with and without `ASMALLOC_SAMPLE_BYTES=512K` (the `--stacks` default).
+//!
 //! Then heaptrack and valgrind (memcheck) on a smaller input, where
 //! installed.
 //!
 //! `cargo bench -p asmalloc-preload --bench churn` (env `CHURN_OPS`,
 //! `CHURN_THREADS`, `CHURN_REPS` to change the size; `CHURN_ONLY=glibc` or
-//! `jemalloc` for one pair).
+//! `jemalloc` for one pair, `wrappers` for the wrapper comparison only).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -92,6 +101,84 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Caller sites through wrappers vs direct calls, under libasmalloc.so.
+fn wrappers(prog: &Path, lib: &Path, threads: &str, ops: &str, reps: usize) {
+    let run = |mode: &str, follow: bool| {
+        let mut c = Command::new(prog);
+        c.args([threads, ops, mode, "0"])
+            .env("LD_PRELOAD", lib)
+            .env("ASMALLOC_CALLERS", "1")
+            .env("ASMALLOC_BUILTIN_WRAPPERS", "0")
+            .env_remove("ASMALLOC_WRAPPERS");
+        if follow {
+            c.env("ASMALLOC_WRAPPERS", "bench_x*");
+        }
+        c
+    };
+    let (mut direct, mut through, mut followed) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let (a, out_a) = time(run("plain", false));
+        let (b, out_b) = time(run("wrapped", false));
+        let (c, out_c) = time(run("wrapped", true));
+        assert!(out_a == out_b && out_b == out_c, "same work in every mode");
+        direct.push(a);
+        through.push(b);
+        followed.push(c);
+    }
+    let (a, b, c) = (median(direct), median(through), median(followed));
+    // Every operation allocates once (malloc, calloc or realloc).
+    let calls = threads.parse::<f64>().unwrap_or(1.0) * ops.parse::<f64>().unwrap_or(1.0);
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("wrappers (libasmalloc.so, caller sites on, allocator only):");
+    println!(
+        "  direct calls to malloc & co.               {:>7.1} ms",
+        ms(a)
+    );
+    println!(
+        "  through bench_xmalloc & co., not followed  {:>7.1} ms  ratio {:.3}x",
+        ms(b),
+        b.as_secs_f64() / a.as_secs_f64()
+    );
+    println!(
+        "  through bench_xmalloc & co., followed      {:>7.1} ms  ratio {:.3}x  ({:.0} ns per wrapped call over not followed, {:.0} ns over direct; wall time of {threads} threads)",
+        ms(c),
+        c.as_secs_f64() / a.as_secs_f64(),
+        (c.as_secs_f64() - b.as_secs_f64()) * 1e9 / calls * threads.parse::<f64>().unwrap_or(1.0),
+        (c.as_secs_f64() - a.as_secs_f64()) * 1e9 / calls * threads.parse::<f64>().unwrap_or(1.0),
+    );
+}
+
+/// Sampled stacks on (one sample per 512 KiB) vs off, under
+/// libasmalloc.so with caller sites on.
+fn stacks(prog: &Path, lib: &Path, threads: &str, ops: &str, reps: usize) {
+    let run = |sample: bool| {
+        let mut c = Command::new(prog);
+        c.args([threads, ops, "plain", "0"])
+            .env("LD_PRELOAD", lib)
+            .env("ASMALLOC_CALLERS", "1")
+            .env_remove("ASMALLOC_SAMPLE_BYTES");
+        if sample {
+            c.env("ASMALLOC_SAMPLE_BYTES", "512K");
+        }
+        c
+    };
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let (a, out_a) = time(run(false));
+        let (b, out_b) = time(run(true));
+        assert_eq!(out_a, out_b, "same work with and without sampling");
+        off.push(a);
+        on.push(b);
+    }
+    let (a, b) = (median(off), median(on));
+    println!(
+        "sampled stacks (libasmalloc.so, caller sites on, allocator only): off {:>7.1} ms  on (512K) {:>7.1} ms  ratio {:.3}x",
+        a.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        b.as_secs_f64() / a.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this with --bench absent; stay quick then.
     if !std::env::args().any(|a| a == "--bench") {
@@ -157,7 +244,11 @@ fn main() {
         }
     }
     let _ = std::fs::remove_file(&raw_jem);
-    if only == "jemalloc" {
+    if only.is_empty() || only == "glibc" || only == "wrappers" {
+        wrappers(&prog, &lib, &threads, &ops, reps);
+        stacks(&prog, &lib, &threads, &ops, reps);
+    }
+    if only == "jemalloc" || only == "wrappers" {
         let _ = std::fs::remove_file(&prog);
         return;
     }

@@ -23,8 +23,12 @@
 //! * `syscalls` — raw system calls and `errno`.
 //! * `guard` — the per-thread reentrancy guard.
 //! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
+//! * `symbols` — naming caller sites; `wrappers/` — charging calls made
+//!   inside allocation wrappers to the wrappers' callers (unwinding);
+//!   `stacks/` — sampled allocation stacks (`ASMALLOC_SAMPLE_BYTES`).
 //!
-//! `unsafe` lives only in `exports/`, `real`, `forward` and `syscalls`.
+//! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`, and
+//! the loader and unwinder calls of `symbols` and `wrappers/`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // In unit tests the exports are not `no_mangle`, so nothing calls them.
@@ -41,6 +45,8 @@ mod real;
 mod report;
 mod settings;
 mod shm;
+mod stacks;
 mod symbols;
 mod syscalls;
 mod threads;
+mod wrappers;

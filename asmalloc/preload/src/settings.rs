@@ -22,6 +22,19 @@ static FORMAT: AtomicU8 = AtomicU8::new(0);
 static TOP: AtomicUsize = AtomicUsize::new(rt::report::DEFAULT_TOP_SITES);
 static OUTPUT: OnceLock<Box<str>> = OnceLock::new();
 static CALLERS: AtomicBool = AtomicBool::new(false);
+static WRAPPERS: OnceLock<Vec<Box<str>>> = OnceLock::new();
+static BUILTIN_WRAPPERS: AtomicBool = AtomicBool::new(true);
+
+/// The wrappers the user named (`ASMALLOC_WRAPPERS`): names or patterns.
+pub(crate) fn wrappers() -> &'static [Box<str>] {
+    WRAPPERS.get().map_or(&[], Vec::as_slice)
+}
+
+/// Follow the built-in list of popular libraries' wrappers too
+/// (`ASMALLOC_BUILTIN_WRAPPERS`, default on).
+pub(crate) fn builtin_wrappers() -> bool {
+    BUILTIN_WRAPPERS.load(Ordering::Relaxed)
+}
 
 /// Charge calls with no table site to their calling address (caller
 /// sites; `ASMALLOC_CALLERS`, default off; `asmalloc run` turns it on).
@@ -58,7 +71,7 @@ pub(crate) fn output_path() -> Option<&'static str> {
 }
 
 /// The variables this module owns and the form each accepts.
-pub(crate) const VARS: [(&str, &str); 6] = [
+pub(crate) const VARS: [(&str, &str); 9] = [
     (
         "ASMALLOC_REPORT_INTERVAL",
         "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 10s; 0 or off disables",
@@ -76,6 +89,18 @@ pub(crate) const VARS: [(&str, &str); 6] = [
     (
         "ASMALLOC_CALLERS",
         "1 to charge calls with no named site to their calling address (caller sites), 0 not to",
+    ),
+    (
+        "ASMALLOC_WRAPPERS",
+        "function names or patterns separated by commas (* any characters, ? one), e.g. zmalloc,xmalloc*",
+    ),
+    (
+        "ASMALLOC_SAMPLE_BYTES",
+        "the mean bytes between sampled stacks, with optional K/M/G suffix, e.g. 512K; 0 or off disables",
+    ),
+    (
+        "ASMALLOC_BUILTIN_WRAPPERS",
+        "1 to follow the built-in wrappers of popular libraries (g_malloc, operator new, …), 0 not to",
     ),
 ];
 
@@ -136,6 +161,21 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
         "ASMALLOC_CALLERS" => {
             let on = parse_bool(value).ok_or_else(|| format!("'{value}' is not a yes/no value"))?;
             CALLERS.store(on, Ordering::Relaxed);
+        }
+        "ASMALLOC_WRAPPERS" => {
+            let list = crate::wrappers::names::parse_list(value)?;
+            let _ = WRAPPERS.set(list);
+        }
+        "ASMALLOC_SAMPLE_BYTES" => {
+            let mean = match value.trim() {
+                "off" | "0" => 0,
+                v => rt::__private::config::parse_size(v).map_err(|e| bare(&e))?,
+            };
+            crate::stacks::set_mean(mean as u64);
+        }
+        "ASMALLOC_BUILTIN_WRAPPERS" => {
+            let on = parse_bool(value).ok_or_else(|| format!("'{value}' is not a yes/no value"))?;
+            BUILTIN_WRAPPERS.store(on, Ordering::Relaxed);
         }
         "ASMALLOC_TOP_SITES" => {
             let n: usize = value

@@ -92,6 +92,16 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
             rt::warn(format_args!("{w}"));
         }
         rt::__private::site::set_namer(crate::symbols::name_caller);
+        if settings::callers() || crate::stacks::mean() > 0 {
+            let callers = settings::callers();
+            let warnings = crate::wrappers::init(
+                if callers { settings::wrappers() } else { &[] },
+                callers && settings::builtin_wrappers(),
+            );
+            for w in &warnings {
+                rt::warn(format_args!("{w}"));
+            }
+        }
         // Child handlers run in the order they were registered, and ours
         // starts threads (reporter, monitor) that allocate at once: the
         // heap's own child handler must have run first. jemalloc registers

@@ -76,10 +76,19 @@ pub(super) enum Owner {
 }
 
 impl Owner {
-    /// The site of a program block.
+    /// The site a program block is charged to (for a sampled block, its
+    /// stack's site).
     pub(super) fn site(self) -> Option<u16> {
         match self {
-            Owner::Program(site) => Some(site),
+            Owner::Program(id) => Some(crate::stacks::site_of(id)),
+            Owner::Library | Owner::Foreign => None,
+        }
+    }
+
+    /// The id in a program block's tag: its site, or its sampled stack.
+    pub(super) fn tag_id(self) -> Option<u16> {
+        match self {
+            Owner::Program(id) => Some(id),
             Owner::Library | Owner::Foreign => None,
         }
     }
@@ -155,9 +164,10 @@ pub(super) unsafe fn track_new(op: Op, p: *mut c_void, caller: usize) -> *mut c_
 #[inline(always)]
 unsafe fn charge_and_tag(op: Op, p: *mut c_void, usable: usize, caller: usize) -> *mut c_void {
     let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
+    let id = crate::stacks::tag_id(site, usable - TAG_SIZE);
     // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
     // program), and the program is told it may use only `usable - TAG_SIZE`.
-    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
+    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
     p
 }
 
@@ -191,7 +201,8 @@ pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
     // SAFETY: forwarded.
     let (owner, usable) = unsafe { read_tag(p) };
     match owner {
-        Owner::Program(site) => {
+        Owner::Program(id) => {
+            let site = crate::stacks::released(id, usable - TAG_SIZE);
             engine::record_free(op, site, usable - TAG_SIZE);
             // SAFETY: the tag's bytes are the block's, which is live.
             unsafe { write_tag(p, usable, tag::CLEARED) };
@@ -224,15 +235,15 @@ pub(super) unsafe fn track_moved(
 ) {
     // SAFETY: `q` is a live block (caller).
     let usable = unsafe { real::usable_size(q) };
-    let site = engine::record_realloc_from(
-        op,
-        old.site(),
-        old.program_usable(old_usable),
-        usable - TAG_SIZE,
-        caller,
-    );
+    let old_bytes = old.program_usable(old_usable);
+    // A sampled block's sample ends here (the new block may be sampled).
+    let old_site = old
+        .tag_id()
+        .map(|id| crate::stacks::released(id, old_bytes));
+    let site = engine::record_realloc_from(op, old_site, old_bytes, usable - TAG_SIZE, caller);
+    let id = crate::stacks::tag_id(site, usable - TAG_SIZE);
     // SAFETY: as in track_new.
-    unsafe { write_tag(q, usable, tag::encode(q as usize, usable, site)) };
+    unsafe { write_tag(q, usable, tag::encode(q as usize, usable, id)) };
 }
 
 /// A failed call: NULL with ENOMEM. Like a failed allocation it uses up a
@@ -345,9 +356,9 @@ pub(super) unsafe fn resize_tracked(
     }
     let q = resize(p, n);
     if q.is_null() {
-        if let Some(site) = owner.site() {
+        if let Some(id) = owner.tag_id() {
             // SAFETY: a failed resize leaves `p` as it was.
-            unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
+            unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
         }
         engine::clear_pending();
         return q;
@@ -391,8 +402,14 @@ pub(super) unsafe fn resize_own(
 }
 
 /// The calling address to charge a call with no table site to: `ret` (the
-/// interposed function's return address) when caller sites are on, else 0.
+/// interposed function's return address), or the address the outermost
+/// wrapper around the call returns to when `ret` is inside a wrapper
+/// (`wrappers/`), when caller sites are on; else 0.
 #[inline(always)]
 pub(super) fn caller(ret: usize) -> usize {
-    if crate::settings::callers() { ret } else { 0 }
+    if crate::settings::callers() {
+        crate::wrappers::site_address(ret)
+    } else {
+        0
+    }
 }

@@ -45,6 +45,7 @@ static KEY_STATE: AtomicU8 = AtomicU8::new(0);
 static KEY: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn program_thread_exit(_value: *mut c_void) {
+    crate::wrappers::thread_ended();
     if threads::program_thread_ended() {
         crate::report::program_ended();
     }

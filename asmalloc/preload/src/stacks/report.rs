@@ -1,0 +1,68 @@
+//! The sampled-stacks section of the text report: the paths with the most
+//! estimated live bytes, each frame named (function and `file:line`, or
+//! `module+0xOFFSET`) by the caller-site namer, off the allocation path.
+
+use std::io::Write;
+
+use rt::report::human_bytes;
+
+use super::table;
+
+/// Frames shown per stack.
+const FRAMES_SHOWN: usize = 12;
+
+/// Writes the section (nothing when sampling is off or no sample was
+/// taken).
+pub(crate) fn write_text(out: &mut Vec<u8>, top: usize) {
+    let mean = super::mean();
+    if mean == 0 {
+        return;
+    }
+    let stacks = table::summaries();
+    if stacks.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  sampled stacks (one sample per {} allocated on average; ~ = estimate), top {} of {} by estimated live bytes:",
+        human_bytes(mean as i64),
+        top.min(stacks.len()),
+        stacks.len()
+    );
+    for s in stacks.iter().take(top) {
+        let _ = writeln!(
+            out,
+            "    stack {}  site {}  ~{} live in ~{:.0} blocks; {} samples, ~{} allocated",
+            s.id,
+            s.site,
+            human_bytes(s.live_bytes),
+            s.live_blocks.max(0.0),
+            s.samples,
+            human_bytes(s.total_bytes as i64)
+        );
+        for &frame in s.frames.iter().take(FRAMES_SHOWN) {
+            let name = crate::symbols::name_caller(frame);
+            let place = if name.line > 0 {
+                format!("{}:{}", name.file, name.line)
+            } else {
+                name.file.clone()
+            };
+            let _ = writeln!(out, "        {}  {}", name.function, place);
+        }
+        if s.frames.len() > FRAMES_SHOWN {
+            let _ = writeln!(
+                out,
+                "        … {} more frames",
+                s.frames.len() - FRAMES_SHOWN
+            );
+        }
+    }
+    let dropped = table::dropped();
+    if dropped > 0 {
+        let _ = writeln!(
+            out,
+            "    ({dropped} samples not kept: more than {} distinct stacks)",
+            table::MAX_STACKS
+        );
+    }
+}

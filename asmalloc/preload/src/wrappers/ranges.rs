@@ -1,0 +1,191 @@
+//! The wrappers' address ranges: found once from the ELF symbol tables of
+//! the loaded modules, then read on the allocation path without a lock.
+//!
+//! Each module's file is mapped read-only (a raw `mmap`, never counted as
+//! the program's) and both its symbol tables are read: `.dynsym` (what a
+//! shared library exports: `g_malloc`, `zmalloc` in a `-rdynamic`
+//! program) and `.symtab` (every function of an unstripped program,
+//! static ones included). A function symbol whose name matches a pattern
+//! becomes a range `[start, start + size)` in the process's numbering.
+//!
+//! The check on the allocation path is two compares against the lowest
+//! and highest wrapper address (the answer for almost every call), then a
+//! binary search of at most [`MAX_RANGES`] sorted ranges.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use object::read::elf::ElfFile64;
+use object::{Endianness, Object, ObjectSymbol, SymbolKind};
+
+use super::modules::LoadedModule;
+use super::names;
+
+/// How many wrapper functions are kept (more are reported and dropped).
+pub(crate) const MAX_RANGES: usize = 512;
+
+static STARTS: [AtomicUsize; MAX_RANGES] = [const { AtomicUsize::new(0) }; MAX_RANGES];
+static ENDS: [AtomicUsize; MAX_RANGES] = [const { AtomicUsize::new(0) }; MAX_RANGES];
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// Lowest start and highest end: `LOW > HIGH` while there is no wrapper.
+static LOW: AtomicUsize = AtomicUsize::new(usize::MAX);
+static HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// True if `addr` lies inside a wrapper function.
+#[inline(always)]
+pub(crate) fn inside(addr: usize) -> bool {
+    if addr < LOW.load(Ordering::Relaxed) || addr >= HIGH.load(Ordering::Relaxed) {
+        return false;
+    }
+    inside_slow(addr)
+}
+
+#[inline(never)]
+fn inside_slow(addr: usize) -> bool {
+    let count = COUNT.load(Ordering::Acquire);
+    // The last range starting at or before `addr`.
+    let (mut lo, mut hi) = (0, count);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if STARTS[mid].load(Ordering::Relaxed) <= addr {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo > 0 && addr < ENDS[lo - 1].load(Ordering::Relaxed)
+}
+
+/// Publishes `ranges` (sorted, disjoint) as the wrappers. Called once,
+/// before the program's threads exist.
+pub(crate) fn publish(ranges: &[Range<usize>]) {
+    let n = ranges.len().min(MAX_RANGES);
+    for (i, r) in ranges[..n].iter().enumerate() {
+        STARTS[i].store(r.start, Ordering::Relaxed);
+        ENDS[i].store(r.end, Ordering::Relaxed);
+    }
+    COUNT.store(n, Ordering::Release);
+    if n > 0 {
+        HIGH.store(ranges[n - 1].end, Ordering::Relaxed);
+        LOW.store(ranges[0].start, Ordering::Release);
+    }
+}
+
+/// A wrapper found in a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub name: String,
+    pub range: Range<usize>,
+}
+
+/// The functions of `module` whose names match one of `patterns`.
+pub(crate) fn find_in(module: &LoadedModule, patterns: &[&[u8]]) -> Vec<Found> {
+    let Some(file) = MappedFile::open(&module.path) else {
+        return Vec::new();
+    };
+    let Ok(elf) = ElfFile64::<Endianness>::parse(file.bytes()) else {
+        return Vec::new();
+    };
+    // Exact names are looked up by binary search; only patterns with `*`
+    // or `?` are tried one by one.
+    let (globs, mut exact): (Vec<&[u8]>, Vec<&[u8]>) = patterns
+        .iter()
+        .partition(|p| p.iter().any(|&c| c == b'*' || c == b'?'));
+    exact.sort_unstable();
+    let mut found: Vec<Found> = Vec::new();
+    for symbol in elf.symbols().chain(elf.dynamic_symbols()) {
+        if symbol.kind() != SymbolKind::Text || symbol.size() == 0 || symbol.is_undefined() {
+            continue;
+        }
+        let Ok(name) = symbol.name_bytes() else {
+            continue;
+        };
+        // Versioned dynamic names carry no `@` here; a pattern may.
+        if exact.binary_search(&name).is_err() && !globs.iter().any(|p| names::matches(p, name)) {
+            continue;
+        }
+        let start = module.bias.wrapping_add(symbol.address() as usize);
+        let range = start..start.wrapping_add(symbol.size() as usize);
+        if !found.iter().any(|f| f.range == range) {
+            found.push(Found {
+                name: String::from_utf8_lossy(name).into_owned(),
+                range,
+            });
+        }
+    }
+    found
+}
+
+/// A file mapped read-only with raw system calls (not the program's
+/// mapping, not counted), unmapped when dropped.
+struct MappedFile {
+    at: *mut libc::c_void,
+    len: usize,
+}
+
+impl MappedFile {
+    fn open(path: &str) -> Option<MappedFile> {
+        use std::os::fd::AsRawFd;
+        if path.is_empty() {
+            return None;
+        }
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        let at = crate::syscalls::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        );
+        (at != libc::MAP_FAILED).then_some(MappedFile { at, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `at` is a live read-only private mapping of `len` bytes,
+        // unmapped only when `self` is dropped (which ends the borrow).
+        // A file truncated under us would fault on access; modules being
+        // run are not rewritten in place (the loader maps them too).
+        unsafe { std::slice::from_raw_parts(self.at.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        crate::syscalls::munmap(self.at, self.len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_finds_the_range_holding_an_address() {
+        publish(&[0x1000..0x1040, 0x2000..0x2100, 0x9000..0x9010]);
+        assert!(!inside(0xfff));
+        assert!(inside(0x1000) && inside(0x103f));
+        assert!(!inside(0x1040) && !inside(0x1fff));
+        assert!(inside(0x20ff) && !inside(0x2100));
+        assert!(inside(0x900f) && !inside(0x9010) && !inside(0xffff_0000));
+    }
+
+    #[test]
+    fn this_test_binary_names_its_own_function() {
+        let modules = super::super::modules::loaded();
+        let exe = &modules[0];
+        let found = find_in(exe, &[b"*the_wrapper_to_find*".as_slice()]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = the_wrapper_to_find as *const () as usize;
+        assert!(found[0].range.contains(&f), "{found:?} vs {f:#x}");
+    }
+
+    #[inline(never)]
+    fn the_wrapper_to_find() -> usize {
+        std::hint::black_box(7)
+    }
+}

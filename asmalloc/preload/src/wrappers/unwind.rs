@@ -1,0 +1,384 @@
+//! Finding the caller of a wrapper: unwinding a few frames with `framehop`.
+//!
+//! The unwinder is built once, with the wrappers, from the loaded modules'
+//! `.eh_frame_hdr` and `.eh_frame` *in memory* (where the loader mapped
+//! them: nothing is copied). It is read-only afterwards, so every thread
+//! uses it without a lock. `framehop` keeps the unwind rule of each
+//! address in a cache (a fixed table) and, with the
+//! `MustNotAllocateDuringUnwind` policy, evaluates DWARF CFI in
+//! preallocated storage: unwinding never allocates. Each thread keeps one
+//! cache (no atomic operation per walk): it is made on the thread's first
+//! wrapped call, with the reentrancy guard held (the library's memory),
+//! and goes back to a lock-free pool when the thread ends, for the next
+//! thread to reuse.
+//!
+//! The walk starts in this module (registers read by a few instructions
+//! of inline assembly), steps through the library's own frames until the
+//! frame whose return address is the allocation call's, then through as
+//! many wrapper frames as there are. Stack reads are bounded by the
+//! current stack pointer and the top of the thread's stack (asked of
+//! `pthread_getattr_np` once per thread), so a bad unwind rule can end a
+//! walk early but never read outside the stack; running on another stack
+//! (a coroutine's, a signal stack), the walk is not tried.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
+use framehop::{
+    ExplicitModuleSectionInfo, FrameAddress, Module, MustNotAllocateDuringUnwind, Unwinder,
+};
+
+use super::modules::{self, LoadedModule};
+
+type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
+type Unwind = UnwinderX86_64<&'static [u8], MustNotAllocateDuringUnwind>;
+
+static UNWINDER: OnceLock<Unwind> = OnceLock::new();
+/// This library's own code: where a stack capture's frames are skipped.
+static OWN: OnceLock<std::ops::Range<usize>> = OnceLock::new();
+
+/// Caches of ended threads, for new threads to reuse.
+const POOL: usize = 64;
+static CACHES: [AtomicPtr<Cache>; POOL] = [const { AtomicPtr::new(std::ptr::null_mut()) }; POOL];
+
+/// [`MY_CACHE`] states besides a cache's address.
+const NONE: usize = 0;
+const IN_USE: usize = 1;
+const ENDED: usize = 2;
+
+/// Frames of the library's own between the register capture and the
+/// allocation call's frame (two or three in practice).
+const MAX_OWN_FRAMES: usize = 12;
+/// Wrapper frames followed at most (a chain longer than that is charged
+/// to the last caller found).
+pub(crate) const MAX_WRAPPER_DEPTH: usize = 16;
+
+thread_local! {
+    /// This thread's stack, lowest and one past the highest address
+    /// (`0..0` until asked).
+    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    /// This thread's unwinder cache (its address), or [`NONE`] yet,
+    /// [`IN_USE`] while a walk uses it (a signal handler allocating then
+    /// borrows one from the pool), [`ENDED`] after the thread-exit
+    /// destructor gave it back.
+    static MY_CACHE: Cell<usize> = const { Cell::new(NONE) };
+}
+
+/// Builds the unwinder over `modules` (once); `own` is this library's
+/// mapped range.
+pub(crate) fn init(modules: &[LoadedModule], own: std::ops::Range<usize>) {
+    let _ = OWN.set(own);
+    UNWINDER.get_or_init(|| {
+        let mut unwinder = Unwind::new();
+        for m in modules {
+            if let Some(module) = framehop_module(m) {
+                unwinder.add_module(module);
+            }
+        }
+        unwinder
+    });
+}
+
+/// A module for framehop from its in-memory `.eh_frame_hdr` and
+/// `.eh_frame` (`None` without them).
+fn framehop_module(m: &LoadedModule) -> Option<Module<&'static [u8]>> {
+    let hdr_range = m.eh_frame_hdr.clone()?;
+    let hdr = modules::mapped_bytes(m, hdr_range.clone())?;
+    let eh_frame_at = eh_frame_address(hdr, hdr_range.start)?;
+    let end = modules::segment_end(m, eh_frame_at)?;
+    let eh_frame = modules::mapped_bytes(m, eh_frame_at..end)?;
+    let info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        eh_frame_svma: Some(eh_frame_at as u64..end as u64),
+        eh_frame: Some(eh_frame),
+        eh_frame_hdr_svma: Some(hdr_range.start as u64..hdr_range.end as u64),
+        eh_frame_hdr: Some(hdr),
+        ..ExplicitModuleSectionInfo::default()
+    };
+    Some(Module::new(
+        m.path.clone(),
+        m.mapped.start as u64..m.mapped.end as u64,
+        m.bias as u64,
+        info,
+    ))
+}
+
+/// Where `.eh_frame` starts (file numbering), from the `eh_frame_ptr`
+/// field of the `.eh_frame_hdr` at `hdr_at`.
+fn eh_frame_address(hdr: &[u8], hdr_at: usize) -> Option<usize> {
+    let (&version, &encoding) = (hdr.first()?, hdr.get(1)?);
+    if version != 1 {
+        return None;
+    }
+    let field = hdr.get(4..)?;
+    let value: i64 = match encoding & 0x0f {
+        0x03 => i64::from(u32::from_le_bytes(field.get(..4)?.try_into().ok()?)),
+        0x0b => i64::from(i32::from_le_bytes(field.get(..4)?.try_into().ok()?)),
+        0x00 | 0x04 | 0x0c => i64::from_le_bytes(field.get(..8)?.try_into().ok()?),
+        _ => return None,
+    };
+    let base = match encoding & 0x70 {
+        0x00 => 0,
+        0x10 => hdr_at as i64 + 4, // pc-relative: from the field itself
+        0x30 => hdr_at as i64,     // relative to .eh_frame_hdr
+        _ => return None,
+    };
+    usize::try_from(base.checked_add(value)?).ok()
+}
+
+/// A cache from the pool, or a new one (made with the reentrancy guard
+/// held: the library's memory).
+fn take_cache() -> *mut Cache {
+    for slot in &CACHES {
+        let p = slot.swap(std::ptr::null_mut(), Ordering::Acquire);
+        if !p.is_null() {
+            return p;
+        }
+    }
+    let _guard = crate::guard::Guard::enter();
+    Box::into_raw(Box::new(Cache::new_in()))
+}
+
+/// Puts a cache back in the pool (or frees it when the pool is full).
+fn give_back(cache: *mut Cache) {
+    for slot in &CACHES {
+        if slot
+            .compare_exchange(
+                std::ptr::null_mut(),
+                cache,
+                Ordering::Release,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _guard = crate::guard::Guard::enter();
+    // SAFETY: `cache` came from Box::into_raw in `take_cache` and its
+    // holder has just given it up.
+    drop(unsafe { Box::from_raw(cache) });
+}
+
+/// The calling thread is ending (its thread-exit destructor): its cache
+/// goes back to the pool for the next thread.
+pub(crate) fn thread_ended() {
+    let mine = MY_CACHE.replace(ENDED);
+    if mine > ENDED {
+        give_back(mine as *mut Cache);
+    }
+}
+
+/// The calling thread's stack (asked once per thread; `0..0` if unknown).
+fn thread_stack() -> (usize, usize) {
+    let stack = STACK.get();
+    if stack.1 != 0 {
+        return stack;
+    }
+    let stack = {
+        let _guard = crate::guard::Guard::enter();
+        ask_stack()
+    };
+    STACK.set(stack);
+    stack
+}
+
+fn ask_stack() -> (usize, usize) {
+    // SAFETY: a zeroed pthread_attr_t is what pthread_getattr_np fills
+    // (it initialises the attribute itself); it is destroyed only after a
+    // successful fill.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
+            return (0, 0);
+        }
+        let mut base: *mut libc::c_void = std::ptr::null_mut();
+        let mut size: usize = 0;
+        let rc = libc::pthread_attr_getstack(&attr, &mut base, &mut size);
+        libc::pthread_attr_destroy(&mut attr);
+        if rc != 0 {
+            return (0, 0);
+        }
+        (base as usize, (base as usize).saturating_add(size))
+    }
+}
+
+/// The caller of the outermost wrapper around the allocation call whose
+/// return address is `ret` (inside a wrapper); `ret` itself if the frames
+/// cannot be followed.
+#[inline(never)]
+#[cold]
+pub(crate) fn outer_caller(ret: usize) -> usize {
+    with_walk(|unwinder, cache, regs, first, read_stack| {
+        walk(unwinder, cache, regs, first, ret, read_stack)
+    })
+    .flatten()
+    .unwrap_or(ret)
+}
+
+/// The return addresses of the calling stack above this library's own
+/// frames (innermost first: the first is the allocation call's) into
+/// `frames`; how many were found.
+#[inline(never)]
+#[cold]
+pub(crate) fn capture(frames: &mut [usize]) -> usize {
+    let Some(own) = OWN.get() else {
+        return 0;
+    };
+    with_walk(|unwinder, cache, mut regs, mut frame, read_stack| {
+        let mut n = 0;
+        let mut steps = 0;
+        while n < frames.len() && steps < frames.len() + MAX_OWN_FRAMES {
+            steps += 1;
+            let Ok(Some(next)) =
+                unwinder.unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
+            else {
+                break;
+            };
+            let Some(f) = FrameAddress::from_return_address(next) else {
+                break;
+            };
+            frame = f;
+            if n == 0 && own.contains(&(next as usize)) {
+                continue; // still in the library
+            }
+            frames[n] = next as usize;
+            n += 1;
+        }
+        n
+    })
+    .unwrap_or(0)
+}
+
+/// Runs `body` with the unwinder, a cache, the registers of the calling
+/// frame and a bounded stack reader; `None` when no walk is possible (no
+/// unwinder, or not on the thread's own stack).
+#[inline(always)]
+fn with_walk<T>(
+    body: impl FnOnce(
+        &Unwind,
+        &mut Cache,
+        UnwindRegsX86_64,
+        FrameAddress,
+        &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> T,
+) -> Option<T> {
+    let (ip, sp, bp): (u64, u64, u64);
+    // SAFETY: reads three registers; touches no memory and no flags.
+    unsafe {
+        std::arch::asm!(
+            "lea {ip}, [rip]",
+            "mov {sp}, rsp",
+            "mov {bp}, rbp",
+            ip = out(reg) ip,
+            sp = out(reg) sp,
+            bp = out(reg) bp,
+            options(nomem, nostack, preserves_flags),
+        );
+    }
+    let unwinder = UNWINDER.get()?;
+    // Off the thread's own stack (a coroutine's, a signal stack), where
+    // the stack's end is not known: no walk.
+    let (low, top) = thread_stack();
+    if !(low as u64..top as u64).contains(&sp) {
+        return None;
+    }
+    let top = top as u64;
+    // The thread keeps its cache between walks; a walk that finds it in
+    // use (a signal handler's) or the thread ended borrows one.
+    let mine = MY_CACHE.get();
+    let cache = match mine {
+        NONE | IN_USE | ENDED => take_cache(),
+        p => p as *mut Cache,
+    };
+    let keep = mine != IN_USE && mine != ENDED;
+    if keep {
+        MY_CACHE.set(IN_USE);
+    }
+    let mut read_stack = |addr: u64| -> Result<u64, ()> {
+        if addr < sp || addr.checked_add(8).is_none_or(|end| end > top) || !addr.is_multiple_of(8) {
+            return Err(());
+        }
+        // SAFETY: `addr` is 8-aligned and inside the live part of this
+        // thread's stack (between our stack pointer and its top).
+        Ok(unsafe { (addr as *const u64).read() })
+    };
+    let result = body(
+        unwinder,
+        // SAFETY: `cache` is a live Box'd cache held by this walk alone:
+        // the thread's own (marked in use until we are done) or one taken
+        // from the pool.
+        unsafe { &mut *cache },
+        UnwindRegsX86_64::new(ip, sp, bp),
+        FrameAddress::from_instruction_pointer(ip),
+        &mut read_stack,
+    );
+    if keep {
+        MY_CACHE.set(cache as usize);
+    } else {
+        give_back(cache);
+    }
+    Some(result)
+}
+
+fn walk(
+    unwinder: &Unwind,
+    cache: &mut Cache,
+    mut regs: UnwindRegsX86_64,
+    mut frame: FrameAddress,
+    ret: usize,
+    read_stack: &mut dyn FnMut(u64) -> Result<u64, ()>,
+) -> Option<usize> {
+    // Our own frames, up to the one the program's call returns to.
+    let mut own = 0;
+    loop {
+        let next = unwinder
+            .unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
+            .ok()??;
+        frame = FrameAddress::from_return_address(next)?;
+        if next as usize == ret {
+            break;
+        }
+        own += 1;
+        if own > MAX_OWN_FRAMES {
+            return None;
+        }
+    }
+    // Wrapper frames: each step gives the caller of one.
+    let mut caller = ret;
+    for _ in 0..MAX_WRAPPER_DEPTH {
+        let Ok(Some(next)) = unwinder.unwind_frame(frame, &mut regs, cache, &mut &mut *read_stack)
+        else {
+            break;
+        };
+        caller = next as usize;
+        if !super::ranges::inside(caller) {
+            break;
+        }
+        let Some(f) = FrameAddress::from_return_address(next) else {
+            break;
+        };
+        frame = f;
+    }
+    Some(caller)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eh_frame_ptr_encodings() {
+        // version 1, pcrel|sdata4, -0x100 → 0x2000 + 4 - 0x100.
+        let mut hdr = vec![1, 0x1b, 0x03, 0x3b];
+        hdr.extend_from_slice(&(-0x100i32).to_le_bytes());
+        assert_eq!(eh_frame_address(&hdr, 0x2000), Some(0x2000 + 4 - 0x100));
+        hdr[1] = 0x03; // absolute udata4
+        hdr[4..8].copy_from_slice(&0x5000u32.to_le_bytes());
+        assert_eq!(eh_frame_address(&hdr, 0x2000), Some(0x5000));
+        hdr[0] = 2;
+        assert_eq!(eh_frame_address(&hdr, 0x2000), None);
+    }
+}
