@@ -73,20 +73,21 @@
 //! 2. `env` — the `ASMALLOC_*` variables: applies them, starts the monitor.
 //! 3. `global_alloc` — `AsmAlloc`, the Rust `GlobalAlloc` wrapper.
 //! 4. `monitor` — sampling, the leak detector's verdicts, the JSON log.
-//! 5. `report` — text and JSON reports of a snapshot.
-//! 6. `snapshot` — a consistent read of every thread's counters.
-//! 7. `engine` — the allocation path: per-thread tables, sites, thresholds.
-//! 8. `site` — the registered site table, resolution, dynamic sites.
-//! 9. `config` — features, thresholds, the callback (process settings).
-//! 10. `detector` — the progressive-leak rule, on plain numbers.
-//! 11. `log_format` — the JSON-lines log's types (written and read).
-//! 12. `clock` — coarse and injectable time.
-//! 13. `diag` — warnings written without allocating.
-//! 14. `callback_cell` — a function and its user data published as one.
-//! 15. `vm_stats` — `/proc/self/status` figures.
-//! 16. `op` — the allocation-family operations.
-//! 17. `tag` — the per-block site tag.
-//! 18. `sys` — raw system calls.
+//! 5. `metrics` — Prometheus/OpenMetrics exposition: textfile and endpoint.
+//! 6. `report` — text and JSON reports of a snapshot.
+//! 7. `snapshot` — a consistent read of every thread's counters.
+//! 8. `engine` — the allocation path: per-thread tables, sites, thresholds.
+//! 9. `site` — the registered site table, resolution, dynamic sites.
+//! 10. `config` — features, thresholds, the callback (process settings).
+//! 11. `detector` — the progressive-leak rule, on plain numbers.
+//! 12. `log_format` — the JSON-lines log's types (written and read).
+//! 13. `clock` — coarse and injectable time.
+//! 14. `diag` — warnings written without allocating.
+//! 15. `callback_cell` — a function and its user data published as one.
+//! 16. `vm_stats` — `/proc/self/status` figures.
+//! 17. `op` — the allocation-family operations.
+//! 18. `tag` — the per-block site tag.
+//! 19. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -121,6 +122,7 @@ mod env;
 #[allow(unsafe_code)]
 mod global_alloc;
 pub mod log_format;
+mod metrics;
 mod monitor;
 mod op;
 pub mod report;
