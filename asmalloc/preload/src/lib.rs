@@ -22,7 +22,8 @@
 //! * `forward` — the two forwarding macros (`next_fn!`, `export_forward!`).
 //! * `syscalls` — raw system calls and `errno`.
 //! * `guard` — the per-thread reentrancy guard.
-//! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
+//! * `settings`, `output`, `report`, `metrics`, `shm`, `threads`, `api` —
+//!   safe code.
 //!
 //! `unsafe` lives only in `exports/`, `real`, `forward` and `syscalls`.
 
@@ -36,6 +37,7 @@ mod forward;
 mod api;
 mod exports;
 mod guard;
+mod metrics;
 mod output;
 mod real;
 mod report;
