@@ -22,7 +22,10 @@
 //! * [`Cc`]: compiles C into an executable or a shared library under a name
 //!   of its own, then renames it into place (atomic: a concurrent test
 //!   running the previous copy is unharmed), naming the Debian package to
-//!   install when it fails.
+//!   install when it fails;
+//! * [`prom`]: the metrics tests' HTTP client and Prometheus parser.
+
+pub mod prom;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

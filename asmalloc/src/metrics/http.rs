@@ -6,8 +6,10 @@
 //! * One thread, no runtime: `std::net` sockets, all non-blocking, driven by
 //!   `poll(2)`. A scrape never waits for the monitor (it reads the last
 //!   published [`Model`] and renders it), and a slow or stuck client never
-//!   holds up another: at most [`MAX_CONNECTIONS`] are open at once (more
-//!   are closed at once), each must send its request within
+//!   holds up another: at most [`MAX_CONNECTIONS`] are open at once (at
+//!   the bound, the one that has waited longest for its request is closed
+//!   to make room; if all are being answered, newcomers wait in the
+//!   kernel's queue), each must send its request within
 //!   [`REQUEST_TIMEOUT`] and take the answer within [`WRITE_TIMEOUT`].
 //! * Requests are bounded ([`MAX_REQUEST`] bytes of request line and
 //!   headers; more is answered `431`), anything that is not an HTTP/1.x
@@ -43,6 +45,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// dropped (closing with unread input would reset the connection and could
 /// lose the answer).
 const LINGER: Duration = Duration::from_millis(500);
+/// The most connections taken from the queue per wake-up.
+const ACCEPT_BATCH: usize = 8;
 /// The longest `poll` waits, so the thread notices when it must stop.
 const TICK: Duration = Duration::from_millis(200);
 
@@ -276,9 +280,12 @@ pub fn serve(listener: TcpListener, latest: &dyn Fn() -> Option<Arc<Model>>, sto
             .unwrap_or(TICK)
             .min(TICK);
         fds.clear();
+        // With every slot busy answering, new clients wait in the queue.
+        let room = conns.len() < MAX_CONNECTIONS
+            || conns.iter().any(|c| matches!(c.phase, Phase::Reading(_)));
         fds.push(libc::pollfd {
             fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
+            events: if room { libc::POLLIN } else { 0 },
             revents: 0,
         });
         fds.extend(conns.iter().map(|c| libc::pollfd {
@@ -311,11 +318,28 @@ fn accept_all(
     latest: &dyn Fn() -> Option<Arc<Model>>,
     now: Instant,
 ) {
-    loop {
+    // A few at a time: clients that reconnect as fast as they are answered
+    // must not keep this loop from the connections already open.
+    for _ in 0..ACCEPT_BATCH {
+        // At the bound, the connection that has waited longest for its
+        // request makes room (a crowd of silent clients cannot lock scrapes
+        // out); if every one is being answered, newcomers wait in the
+        // kernel's queue.
+        if conns.len() >= MAX_CONNECTIONS {
+            let oldest = conns
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| matches!(c.phase, Phase::Reading(_)))
+                .min_by_key(|(_, c)| c.deadline)
+                .map(|(i, _)| i);
+            match oldest {
+                Some(i) => drop(conns.swap_remove(i)),
+                None => return,
+            }
+        }
         match listener.accept() {
             Ok((stream, _)) => {
-                // Over the bound: closed at once (dropped).
-                if conns.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err() {
+                if stream.set_nonblocking(true).is_err() {
                     continue;
                 }
                 let _ = stream.set_nodelay(true);
