@@ -1,0 +1,163 @@
+//! Prometheus metrics from a Rust program with the `AsmAlloc` global
+//! allocator (`asmalloc::configure_from_env`, `ASMALLOC_METRICS_ADDR`,
+//! `ASMALLOC_METRICS_FILE`): the exposition is read by a real parser
+//! (Python's `prometheus_client`), the leaking site's labels survive a file
+//! name with a quote, a backslash, a newline and non-ASCII, its bytes are
+//! exact, and what the monitor and the endpoint allocate is the library's
+//! own — an idle program's numbers do not move however often it is
+//! sampled and scraped.
+//!
+//! The program is this test binary itself, run again as a child
+//! (`child_program`, which does nothing unless `ASMALLOC_METRICS_CHILD` is
+//! set): it is the one whose global allocator is `AsmAlloc`.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use asmalloc::{AsmAlloc, Site, SiteTable};
+use asmalloc_test_support::prom;
+
+#[global_allocator]
+static GLOBAL: AsmAlloc = AsmAlloc::system();
+
+const WEIRD_FILE: &str = "src/we\"ird\\dir/naïve\nname.rs";
+static SITES: SiteTable = SiteTable::new(
+    &["NONE", "cache"],
+    &[
+        Site::NONE,
+        Site::new(1, 1, WEIRD_FILE, 42, "cache::leak_grow"),
+    ],
+);
+const STEPS: usize = 20;
+const BLOCK: usize = 4096;
+
+/// The program (only as the child): registers its table, applies the
+/// environment (starting the monitor and the endpoint), leaks `STEPS`
+/// blocks at site 1, then idles (the test kills it).
+#[test]
+fn child_program() {
+    if std::env::var_os("ASMALLOC_METRICS_CHILD").is_none() {
+        return;
+    }
+    asmalloc::register_sites(&SITES).expect("the table");
+    assert!(asmalloc::configure_from_env().is_empty());
+    for _ in 0..STEPS {
+        let _site = asmalloc::enter_scope(1, 1);
+        std::mem::forget(vec![7u8; BLOCK]);
+    }
+    println!("leaked");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// The child, killed when the test ends (passing or not).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_rust_programs_metrics_parse_and_cost_it_nothing() {
+    let dir = asmalloc_test_support::fresh_dir("asmalloc-rust-metrics-");
+    let file = dir.join("rust.prom");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_program",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ASMALLOC_METRICS_CHILD", "1")
+        .env("ASMALLOC_SAMPLE_INTERVAL", "20ms")
+        .env("ASMALLOC_METRICS_ADDR", "127.0.0.1:0")
+        .env("ASMALLOC_METRICS_FILE", &file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(Kill)
+        .expect("run the child");
+    // The endpoint's port, as announced (port 0: the kernel chose); the
+    // rest of stderr is passed on.
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            let Ok(line) = line else { break };
+            eprintln!("{line}");
+            if let Some(p) = line
+                .strip_prefix("asmalloc: serving metrics on http://127.0.0.1:")
+                .and_then(|r| r.strip_suffix("/metrics"))
+            {
+                let _ = tx.send(p.parse::<u16>().ok());
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(30)).ok().flatten();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port.expect("an announced port")));
+    let mut stdout = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("leaked") {
+        line.clear();
+        assert_ne!(
+            stdout.read_line(&mut line).unwrap(),
+            0,
+            "the child ended early"
+        );
+    }
+    // Past the child's last allocation: give the monitor a sample.
+    std::thread::sleep(Duration::from_millis(200));
+    let labels = [
+        ("site_id", "1"),
+        ("type", "cache"),
+        ("file", WEIRD_FILE),
+        ("line", "42"),
+        ("function", "cache::leak_grow"),
+    ];
+    let numbers = |openmetrics: bool| {
+        let accept: &[&str] = if openmetrics {
+            &["Accept: application/openmetrics-text"]
+        } else {
+            &[]
+        };
+        let a = prom::get_when_up(addr, "/metrics", accept, Duration::from_secs(5));
+        let s = prom::parse(&a.body, openmetrics);
+        (
+            ["malloc", "calloc", "realloc", "free"]
+                .map(|op| prom::value(&s, "asmalloc_calls_total", &[("op", op)])),
+            prom::value(&s, "asmalloc_net_bytes", &[]),
+            prom::value(&s, "asmalloc_net_blocks", &[]),
+            prom::value(&s, "asmalloc_site_net_bytes", &labels),
+            prom::value(&s, "asmalloc_samples_total", &[]),
+        )
+    };
+    let first = numbers(true);
+    assert_eq!(first.3, (STEPS * BLOCK) as f64, "{first:?}");
+    let mut last = first;
+    for i in 0..10 {
+        last = numbers(i % 2 == 0);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        last.4 >= first.4 + 10.0,
+        "samples taken: {first:?} {last:?}"
+    );
+    assert_eq!(
+        (first.0, first.1, first.2, first.3),
+        (last.0, last.1, last.2, last.3),
+        "an idle program's numbers moved while only the exporter worked"
+    );
+    // The textfile too.
+    let text = std::fs::read_to_string(&file).expect("the textfile");
+    let s = prom::parse(&text, false);
+    assert_eq!(
+        prom::value(&s, "asmalloc_site_net_blocks", &labels),
+        STEPS as f64
+    );
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
