@@ -87,7 +87,10 @@ fn run_publishes_the_textfile_and_the_endpoint() {
     let leak = prom::find(&s, "asmalloc_site_net_bytes", &[("function", "leak_grow")]);
     assert_eq!(leak.len(), 1, "{s:?}");
     assert_eq!(leak[0].value, 100.0 * 4096.0);
-    assert!(leak[0].labels["file"].ends_with("leaky_metrics.c"), "{leak:?}");
+    assert!(
+        leak[0].labels["file"].ends_with("leaky_metrics.c"),
+        "{leak:?}"
+    );
     assert_eq!(
         prom::value(&s, "asmalloc_site_net_blocks", &[("function", "leak_grow")]),
         100.0

@@ -161,3 +161,74 @@ fn a_rust_programs_metrics_parse_and_cost_it_nothing() {
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every PromQL expression of a dashboard (panel targets, annotations,
+/// variable queries).
+fn dashboard_queries(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("expr" | "definition", serde_json::Value::String(q)) => out.push(q.clone()),
+                    _ => dashboard_queries(v, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| dashboard_queries(i, out)),
+        _ => {}
+    }
+}
+
+/// `examples/grafana/asmalloc-dashboard.json` queries only metrics the
+/// exporter emits (by their exposed names), names in its legends and
+/// annotation texts only labels the series carry, and shows per-site net
+/// bytes and verdict annotations. (The preload's Prometheus test runs
+/// every one of its queries against a real server.)
+#[test]
+fn the_grafana_dashboard_uses_the_exported_names() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/grafana/asmalloc-dashboard.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("valid JSON");
+    let mut queries = Vec::new();
+    dashboard_queries(&dash, &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    let names = asmalloc::__private::metrics::METRIC_NAMES;
+    let mut used = std::collections::BTreeSet::new();
+    for q in &queries {
+        let mut rest = q.as_str();
+        while let Some(i) = rest.find("asmalloc_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(tail.len());
+            let name = &tail[..end];
+            assert!(names.contains(&name), "{name} (in {q}) is not exported");
+            used.insert(name.to_string());
+            rest = &tail[end..];
+        }
+    }
+    for needed in ["asmalloc_site_net_bytes", "asmalloc_site_verdict"] {
+        assert!(used.contains(needed), "{needed} not used: {used:?}");
+    }
+    let annotations = dash["annotations"]["list"].as_array().unwrap();
+    assert!(
+        annotations.iter().any(|a| a["expr"]
+            .as_str()
+            .is_some_and(|e| e.contains("verdict=\"possible_leak\""))),
+        "a possible-leak annotation"
+    );
+    // Labels referenced as {{label}} in legends and annotation texts.
+    let labels = [
+        "site_id", "type", "file", "line", "function", "op", "kind", "verdict", "job", "instance",
+    ];
+    let text = dash.to_string();
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("{{") {
+        let tail = &rest[i + 2..];
+        let end = tail.find("}}").expect("closed {{");
+        let label = tail[..end].trim();
+        assert!(labels.contains(&label), "unknown label {label}");
+        rest = &tail[end..];
+    }
+}

@@ -512,6 +512,14 @@ impl Prometheus {
 
     /// `/api/v1/query?query=Q`: the result vector.
     fn query(&self, q: &str) -> Vec<serde_json::Value> {
+        self.query_body(q)["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `/api/v1/query?query=Q`: the whole answer (`Null` if none).
+    fn query_body(&self, q: &str) -> serde_json::Value {
         let encoded: String = q
             .bytes()
             .map(|b| match b {
@@ -521,16 +529,8 @@ impl Prometheus {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        let Some(a) = prom::get(self.addr, &format!("/api/v1/query?query={encoded}"), &[]) else {
-            return Vec::new();
-        };
-        let body: serde_json::Value = match serde_json::from_str(&a.body) {
-            Ok(v) => v,
-            Err(_) => return Vec::new(),
-        };
-        body["data"]["result"]
-            .as_array()
-            .cloned()
+        prom::get(self.addr, &format!("/api/v1/query?query={encoded}"), &[])
+            .and_then(|a| serde_json::from_str(&a.body).ok())
             .unwrap_or_default()
     }
 }
@@ -576,4 +576,53 @@ fn prometheus_scrapes_the_leaking_site() {
     assert!(bytes > 0.0 && bytes % 16384.0 == 0.0, "{bytes}");
     let up = server.query("up{job=\"asmalloc\"}");
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
+
+    // The example Grafana dashboard's queries, as Grafana would send them
+    // for this job: every one is valid PromQL here, the per-site panel
+    // shows the leak, and the possible-leak annotation marks it.
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            manifest_dir().join("../../examples/grafana/asmalloc-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let mut exprs: Vec<(String, String)> = Vec::new();
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            exprs.push((
+                p["title"].to_string(),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    for a in dash["annotations"]["list"].as_array().unwrap() {
+        if let Some(e) = a["expr"].as_str() {
+            exprs.push((a["name"].to_string(), e.to_string()));
+        }
+    }
+    assert!(exprs.len() >= 10);
+    let mut annotated = Vec::new();
+    for (title, expr) in &exprs {
+        let q = expr.replace("$job", "asmalloc").replace("$instance", ".*");
+        let body = server.query_body(&q);
+        assert_eq!(body["status"], "success", "{title}: {q}: {body}");
+        let shows_leak = body["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["metric"]["function"] == "leak_grow");
+        if title.contains("Net bytes per site") {
+            assert!(shows_leak, "{title}: {q}: {body}");
+        }
+        // The site's verdict is "possible leak", or already "still
+        // growing" by the time Prometheus first scraped it.
+        if shows_leak && (title.contains("Possible leak") || title.contains("Still growing")) {
+            annotated.push(title.clone());
+        }
+    }
+    assert!(
+        !annotated.is_empty(),
+        "no verdict annotation marks leak_grow"
+    );
 }
