@@ -17,6 +17,13 @@
 //! size class less the tag — exactly what jemalloc's `sallocx` says, minus
 //! 8 — computed inline from the layout (see `jemalloc_size_class`). The C
 //! preload, whose `free` has no size, charges usable sizes.
+//!
+//! **The library's own blocks.** On a thread doing the library's own work
+//! (the leak monitor's and the metrics endpoint's threads, which set the
+//! engine's `library_work` mark for life), a block gets an *own* tag and is
+//! charged nothing, and its free is charged nothing either, wherever it
+//! happens — as the preload does for its own blocks. A program block freed
+//! there is still charged back to its site.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

@@ -141,6 +141,9 @@ for fam in text_string_to_metric_families(text):
 print(json.dumps(out))
 "#;
 
+/// One sample as the script prints it: family, type, name, labels, value.
+type Row = (String, String, String, BTreeMap<String, String>, f64);
+
 /// Parses `text` with `prometheus_client` (its OpenMetrics parser when
 /// `openmetrics`, else the Prometheus text-format one); panics with the
 /// parser's complaint if it refuses the text.
@@ -168,8 +171,7 @@ pub fn parse(text: &str, openmetrics: bool) -> Vec<Sample> {
         "prometheus_client refused the exposition: {}\n---\n{text}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<(String, String, String, BTreeMap<String, String>, f64)> =
-        serde_json::from_slice(&out.stdout).expect("the parser's JSON");
+    let rows: Vec<Row> = serde_json::from_slice(&out.stdout).expect("the parser's JSON");
     rows.into_iter()
         .map(|(family, kind, name, labels, value)| Sample {
             family,

@@ -191,8 +191,22 @@ fn exposition_parses_and_names_the_leak(lib: Lib) {
     let (code, stdout) = running.finish(Duration::from_secs(30));
     assert_eq!((code, stdout.trim()), (Some(0), "done 40"));
 
-    // After it: the textfile holds the last sample (taken at exit).
+    // After it: the textfile holds the last sample (taken at exit), and
+    // Prometheus's own linter has nothing to say about it.
     let text = std::fs::read_to_string(&file).expect("the textfile");
+    let lint = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): install Debian's prometheus package (.ci/run does)")
+        });
+    assert!(
+        lint.status.success() && lint.stdout.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
     let samples = prom::parse(&text, false);
     let labels = leak_labels();
     assert_eq!(
