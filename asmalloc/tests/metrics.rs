@@ -232,3 +232,54 @@ fn the_grafana_dashboard_uses_the_exported_names() {
         rest = &tail[end..];
     }
 }
+
+/// What the library's own threads allocate under `AsmAlloc` (the monitor's
+/// and the endpoint's, marked `library_work`) is never charged: not when
+/// allocated, resized or freed there, nor when the program frees it; a
+/// program block freed there is charged back to its site, and an own block
+/// the program resizes becomes the program's.
+#[test]
+fn own_work_blocks_are_never_charged() {
+    use asmalloc::__private::engine::set_library_work;
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| asmalloc::register_sites(&SITES).expect("the table"));
+    let site = || asmalloc::Snapshot::take().site(1);
+    let before = site();
+    // Allocated and resized on an own-work thread, inside the site's scope.
+    let (own, program_block) = std::thread::spawn(|| {
+        let _scope = asmalloc::enter_scope(1, 1);
+        let program_block = vec![1u8; 3000];
+        set_library_work(true);
+        let mut own = vec![0u8; 1000];
+        own.reserve(5000);
+        let kept = program_block.clone();
+        // A program block freed here is charged back.
+        drop(program_block);
+        set_library_work(false);
+        (own, kept)
+    })
+    .join()
+    .unwrap();
+    let mid = site();
+    assert_eq!(mid.allocs - before.allocs, 1, "only the program block");
+    assert_eq!(mid.frees - before.frees, 1, "charged back when freed");
+    // The clone was made under the mark: not charged.
+    assert_eq!(mid.net_bytes, before.net_bytes);
+    // The program frees an own block: nothing to charge back.
+    drop(program_block);
+    assert_eq!(site(), mid);
+    // The program resizes an own block inside the scope: it becomes the
+    // program's, then is freed from the site.
+    let mut own = own;
+    {
+        let _scope = asmalloc::enter_scope(1, 1);
+        own.reserve(100_000);
+    }
+    let grown = site();
+    assert_eq!(grown.allocs - mid.allocs, 1);
+    assert!(grown.net_bytes - mid.net_bytes >= 100_000, "{grown:?}");
+    drop(own);
+    let after = site();
+    assert_eq!(after.net_bytes, before.net_bytes);
+    assert_eq!(after.net_count, before.net_count);
+}
