@@ -12,7 +12,10 @@
 //! * the endpoint answers garbage, oversized, slow and concurrent clients
 //!   as it should without ever blocking or crashing the program;
 //! * what the exporter allocates is the library's own: scrapes and samples
-//!   of an idle program change none of its numbers.
+//!   of an idle program change none of its numbers;
+//! * fork: children forked while the endpoint is scraped never deadlock on
+//!   the metrics' lock, and a child that outlives its parent does not keep
+//!   the port (connections are refused, not left hanging).
 
 #[macro_use]
 mod common;
@@ -38,7 +41,11 @@ fn program(lib: Lib) -> PathBuf {
 /// stderr passed on to the test's, and the port its endpoint announced (it
 /// is started with `ASMALLOC_METRICS_ADDR=127.0.0.1:0`: the kernel picks a
 /// free port, so parallel tests never collide).
-struct Running(Child, std::sync::mpsc::Receiver<u16>);
+struct Running(
+    Child,
+    std::sync::mpsc::Receiver<u16>,
+    std::sync::Arc<std::sync::Mutex<String>>,
+);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -58,19 +65,19 @@ impl Running {
     }
 
     /// Waits for the program to end by itself (at most `within`): its
-    /// status and stdout.
-    fn finish(mut self, within: Duration) -> (Option<i32>, String) {
+    /// status and what it printed (read as it came: a child it left behind
+    /// may hold its stdout open).
+    fn finish(self, within: Duration) -> (Option<i32>, String) {
         let start = Instant::now();
+        let mut this = self;
         loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                let mut out = String::new();
-                use std::io::Read;
-                self.0
-                    .stdout
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut out)
-                    .unwrap();
+            if let Some(status) = this.0.try_wait().unwrap() {
+                // What it printed before it ended is in the pipe: wait
+                // for the reader to have it all.
+                while start.elapsed() < within && !this.2.lock().unwrap().ends_with('\n') {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let out = this.2.lock().unwrap().clone();
                 return (status.code(), out);
             }
             assert!(
@@ -84,8 +91,13 @@ impl Running {
 
 /// Starts the program (STEPS STEP_MS LEAK IDLE_MS) under `lib` with `env`.
 fn start(lib: Lib, args: [u64; 4], env: &[(&str, String)]) -> Running {
-    let mut cmd = Command::new(program(lib));
-    cmd.args(args.map(|a| a.to_string()))
+    start_exe(lib, &program(lib), &args.map(|a| a.to_string()), env)
+}
+
+/// Starts `exe` with `args` under `lib` with `env`.
+fn start_exe(lib: Lib, exe: &std::path::Path, args: &[String], env: &[(&str, String)]) -> Running {
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
         .env_remove("LD_PRELOAD")
         .env("LD_PRELOAD", common::lib(lib))
         .env("ASMALLOC_REPORT_AT_EXIT", "0")
@@ -111,7 +123,19 @@ fn start(lib: Lib, args: [u64; 4], env: &[(&str, String)]) -> Running {
             }
         }
     });
-    Running(child, rx)
+    let stdout = child.stdout.take().unwrap();
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = printed.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    Running(child, rx, printed)
 }
 
 /// A request size that `lib` charges exactly (it charges usable sizes,
@@ -638,5 +662,49 @@ fn prometheus_scrapes_the_leaking_site() {
     assert!(
         !annotated.is_empty(),
         "no verdict annotation marks leak_grow"
+    );
+}
+
+#[test]
+fn forks_while_scraped_never_deadlock_and_an_orphan_keeps_no_port() {
+    let exe = compile("metrics_fork", &[]);
+    let env = [
+        ("ASMALLOC_SAMPLE_INTERVAL", "10ms".to_string()),
+        ("ASMALLOC_METRICS_ADDR", "127.0.0.1:0".to_string()),
+    ];
+    let running = start_exe(Lib::Glibc, &exe, &["40".into(), "3000".into()], &env);
+    let addr = running.addr();
+    prom::get_when_up(addr, "/metrics", &[], Duration::from_secs(10));
+    // Scrapes all along (the endpoint's thread takes the metrics' lock
+    // while forks happen).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scrapers: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if prom::get(addr, "/metrics", &[]).is_some_and(|a| a.status == 200) {
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let (code, stdout) = running.finish(Duration::from_secs(60));
+    // The parent is gone, its orphan lives on (3 s) without the port:
+    // a connection is refused at once instead of waiting in a queue no one
+    // takes from.
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let scraped: u32 = scrapers.into_iter().map(|s| s.join().unwrap()).sum();
+    assert_eq!((code, stdout.trim()), (Some(0), "forks ok 40"));
+    assert!(scraped > 10, "{scraped} scrapes answered");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{refused:?}"
     );
 }
