@@ -128,13 +128,13 @@ impl Monitor {
     /// Feeds one snapshot: runs the detector, writes a log line, publishes
     /// the metrics, returns the verdicts.
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
-        self.observe_taken(snap, snap.elapsed_ns)
+        self.observe_taken(snap, std::time::Instant::now())
     }
 
-    /// [`Monitor::observe`] for a snapshot whose taking began at
-    /// `started_ns` (monotonic clock): the metrics say how long the sample
-    /// took.
-    fn observe_taken(&mut self, snap: &Snapshot, started_ns: i64) -> Vec<Verdict> {
+    /// [`Monitor::observe`] for a snapshot whose taking began at `started`:
+    /// the metrics say how long the sample took (measured with the precise
+    /// clock: the runtime's coarse one ticks every few milliseconds).
+    fn observe_taken(&mut self, snap: &Snapshot, started: std::time::Instant) -> Vec<Verdict> {
         let verdicts = self.detector.observe(
             snap.elapsed_ns,
             snap.sites.iter().map(|s| (s.id, s.net_bytes)),
@@ -146,7 +146,7 @@ impl Monitor {
         }
         self.seq += 1;
         if let Some(exporter) = &mut self.exporter {
-            let took = (crate::clock::monotonic_ns() - started_ns).max(0);
+            let took = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
             let leaking = self.detector.leaking().len();
             exporter.publish(snap, Some(&verdicts), took, leaking);
         }
@@ -620,7 +620,7 @@ pub fn sample_now() -> String {
     let Some(monitor) = guard.as_mut() else {
         return String::new();
     };
-    let started = crate::clock::monotonic_ns();
+    let started = std::time::Instant::now();
     let verdicts = monitor.observe_taken(&Snapshot::take(), started);
     drop(guard);
     let mut text = String::new();

@@ -200,3 +200,78 @@ fn row(id: u16, net_bytes: i64, net_blocks: i64, allocs: u64) -> SiteRow {
         verdict: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::SiteStats;
+
+    fn snap(sites: &[(u16, i64)]) -> Snapshot {
+        let mut s = Snapshot::take();
+        s.sites = sites
+            .iter()
+            .map(|&(id, net_bytes)| SiteStats {
+                id,
+                net_bytes,
+                net_count: 1,
+                allocs: 1,
+                frees: 0,
+            })
+            .collect();
+        s
+    }
+
+    fn verdict(site: u16, kind: VerdictKind) -> Verdict {
+        Verdict {
+            kind,
+            site,
+            time_ns: 0,
+            net_bytes: 0,
+            growth_bytes: 0,
+            over_ns: 0,
+            rate_bytes_per_s: 0,
+            reported_growth_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn the_top_sites_and_every_site_with_a_verdict_bounded() {
+        let mut h = History::default();
+        // Sites by descending net bytes, as a snapshot lists them.
+        let s = snap(&[(5, 500), (4, 400), (3, 300), (2, 200), (1, 100)]);
+        let m = h.model(&s, 2, 0, 0);
+        let ids: Vec<u16> = m.sites.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [5, 4]);
+        assert_eq!((m.sites_active, m.sites_dropped), (5, 3));
+
+        h.observe(&[verdict(1, VerdictKind::PossibleLeak)]);
+        h.observe(&[
+            verdict(1, VerdictKind::StillGrowing),
+            verdict(9, VerdictKind::NeverMind),
+        ]);
+        let m = h.model(&s, 2, 0, 1);
+        let rows: Vec<(u16, Option<VerdictKind>)> =
+            m.sites.iter().map(|r| (r.id, r.verdict)).collect();
+        // Site 9 had a verdict but is no longer active: shown at zero.
+        assert_eq!(
+            rows,
+            [
+                (5, None),
+                (4, None),
+                (1, Some(VerdictKind::StillGrowing)),
+                (9, Some(VerdictKind::NeverMind)),
+            ]
+        );
+        assert_eq!((m.sites_dropped, m.sites_leaking, m.samples), (2, 1, 2));
+        assert_eq!(m.verdicts, [1, 1, 1]);
+
+        // At most MAX_VERDICT_SITES sites kept for their verdicts, the
+        // oldest verdict going first.
+        for id in 100..100 + MAX_VERDICT_SITES as u16 {
+            h.observe(&[verdict(id, VerdictKind::PossibleLeak)]);
+        }
+        let m = h.model(&s, 2, 0, 0);
+        assert_eq!(m.sites.len(), 2 + MAX_VERDICT_SITES);
+        assert!(!m.sites.iter().any(|r| r.id == 1 || r.id == 9));
+    }
+}
