@@ -425,10 +425,10 @@ mod tests {
 
     #[test]
     fn an_unknown_option_before_the_program_is_an_error() {
-        let e = parse(&["--metrics-file", "m.prom", "--", "./prog"])
+        let e = parse(&["--frobnicate", "m.prom", "--", "./prog"])
             .err()
             .unwrap();
-        assert!(e.contains("unexpected argument '--metrics-file'"), "{e}");
+        assert!(e.contains("unexpected argument '--frobnicate'"), "{e}");
         // After the program's name, options are the program's.
         let a = parse(&["./prog", "--verbose", "-x"]).unwrap();
         assert_eq!(a.program, ["./prog", "--verbose", "-x"]);
