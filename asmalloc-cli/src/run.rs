@@ -40,6 +40,14 @@ fn size_bytes(text: &str) -> Result<u64, String> {
     }
 }
 
+/// A `--metrics-addr` value (`127.0.0.1:9464`, `[::1]:9464`, a bare port),
+/// checked with the runtime's parser; the address as it will be bound.
+fn metrics_addr(text: &str) -> Result<String, String> {
+    asmalloc::__private::metrics::parse_addr(text)
+        .map(|a| a.to_string())
+        .map_err(|e| e.to_string().trim_start_matches("asmalloc: ").to_string())
+}
+
 const DEFAULT_WINDOW_MS: u64 = (DetectorConfig::DEFAULT.window_ns / 1_000_000) as u64;
 
 #[derive(Args)]
@@ -104,6 +112,14 @@ pub(crate) struct RunArgs {
     /// ones, with estimated live bytes per stack.
     #[arg(long)]
     stacks: bool,
+    /// Rewrite this Prometheus textfile at every sample, atomically (for
+    /// node_exporter's textfile collector; `%p` is the process id).
+    #[arg(long, value_name = "FILE")]
+    metrics_file: Option<PathBuf>,
+    /// Serve Prometheus/OpenMetrics metrics at http://ADDR/metrics while
+    /// the program runs (e.g. 127.0.0.1:9464; a bare port is on 127.0.0.1).
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
+    metrics_addr: Option<String>,
     /// The program and its arguments (after `--`, or from the first word
     /// that is not an option of `asmalloc run`).
     #[arg(required = true, trailing_var_arg = true, value_name = "PROGRAM")]
@@ -280,6 +296,12 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     if let Some(w) = args.window {
         cmd.env("ASMALLOC_LEAK_WINDOW", format!("{w}ms"));
     }
+    if let Some(file) = &args.metrics_file {
+        cmd.env("ASMALLOC_METRICS_FILE", file);
+    }
+    if let Some(addr) = &args.metrics_addr {
+        cmd.env("ASMALLOC_METRICS_ADDR", addr);
+    }
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -446,10 +468,10 @@ mod tests {
 
     #[test]
     fn an_unknown_option_before_the_program_is_an_error() {
-        let e = parse(&["--metrics-file", "m.prom", "--", "./prog"])
+        let e = parse(&["--frobnicate", "m.prom", "--", "./prog"])
             .err()
             .unwrap();
-        assert!(e.contains("unexpected argument '--metrics-file'"), "{e}");
+        assert!(e.contains("unexpected argument '--frobnicate'"), "{e}");
         // After the program's name, options are the program's.
         let a = parse(&["./prog", "--verbose", "-x"]).unwrap();
         assert_eq!(a.program, ["./prog", "--verbose", "-x"]);

@@ -4,18 +4,19 @@
 //!
 //! It sits above both kinds of settings it dispatches to — the engine's
 //! ([`crate::config`]: features and thresholds, a leaf the allocation path
-//! reads) and the leak monitor's ([`crate::monitor`]) — so that neither has
+//! reads), the leak monitor's ([`crate::monitor`]) and the metrics'
+//! ([`crate::metrics`]) — so that neither has
 //! to know the other, and starting the monitor is not something the leaf
 //! settings do.
 
 use crate::config::{self, Bare, ConfigError};
-use crate::{monitor, pprof};
+use crate::{metrics, monitor, pprof};
 
 /// Every variable the runtime reads, with the accepted form of each (for
 /// error messages and `--help`). The LD_PRELOAD library adds its own report
 /// settings.
-pub const ENV_VARS: [(&str, &str); 10] = {
-    let mut all = [("", ""); 10];
+pub const ENV_VARS: [(&str, &str); 13] = {
+    let mut all = [("", ""); 13];
     let mut i = 0;
     while i < config::CONFIG_VARS.len() {
         all[i] = config::CONFIG_VARS[i];
@@ -26,7 +27,12 @@ pub const ENV_VARS: [(&str, &str); 10] = {
         all[i + j] = monitor::MONITOR_VARS[j];
         j += 1;
     }
-    all[i + j] = pprof::PPROF_VARS[0];
+    let mut k = 0;
+    while k < metrics::METRICS_VARS.len() {
+        all[i + j + k] = metrics::METRICS_VARS[k];
+        k += 1;
+    }
+    all[i + j + k] = pprof::PPROF_VARS[0];
     all
 };
 
@@ -37,12 +43,16 @@ pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
     if config::apply_setting(name, value)? || pprof::apply_setting(name, value)? {
         return Ok(true);
     }
-    monitor::apply_setting(name, value)
+    if monitor::apply_setting(name, value)? {
+        return Ok(true);
+    }
+    metrics::apply_setting(name, value)
 }
 
 /// Applies every `ASMALLOC_*` setting found in the process environment
 /// (features, thresholds, and the leak monitor's), and starts the leak
-/// monitor if `ASMALLOC_SAMPLE_INTERVAL` or `ASMALLOC_LOG` asks for it. A bad
+/// monitor if `ASMALLOC_SAMPLE_INTERVAL`, `ASMALLOC_LOG` or a metrics setting
+/// asks for it (and the metrics endpoint, for `ASMALLOC_METRICS_ADDR`). A bad
 /// value is reported on stderr (naming the variable and the accepted form)
 /// and ignored; the rest still apply. Returns the errors.
 pub fn configure_from_env() -> Vec<(String, ConfigError)> {

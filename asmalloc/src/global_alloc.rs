@@ -17,6 +17,13 @@
 //! size class less the tag — exactly what jemalloc's `sallocx` says, minus
 //! 8 — computed inline from the layout (see `jemalloc_size_class`). The C
 //! preload, whose `free` has no size, charges usable sizes.
+//!
+//! **The library's own blocks.** On a thread doing the library's own work
+//! (the leak monitor's and the metrics endpoint's threads, which set the
+//! engine's `library_work` mark for life), a block gets an *own* tag and is
+//! charged nothing, and its free is charged nothing either, wherever it
+//! happens — as the preload does for its own blocks. A program block freed
+//! there is still charged back to its site.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -199,9 +206,21 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         usable.saturating_sub(TAG_SIZE).max(layout.size())
     }
 
-    /// Charges a fresh block and writes its tag.
+    /// Charges a fresh block and writes its tag (an *own* tag, charged
+    /// nothing, on a thread doing the library's own work: the monitor's
+    /// and the metrics endpoint's threads).
     #[inline]
     unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
+        if engine::library_work() {
+            // SAFETY: as below, the tag's 8 bytes are inside the block.
+            unsafe {
+                tag::write(
+                    ptr.add(layout.size()),
+                    tag::encode_own(ptr as usize, layout.size()),
+                )
+            };
+            return;
+        }
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
         let site = engine::record_alloc(op, bytes);
@@ -215,15 +234,40 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         };
     }
 
-    /// Reads a block's tag: its site (if valid) and the bytes it was charged.
+    /// Reads a block's tag: its owner and the bytes it was charged.
     #[inline]
-    unsafe fn read_tag(&self, ptr: *mut u8, layout: Layout, full: Layout) -> (Option<u16>, usize) {
+    unsafe fn read_tag(&self, ptr: *mut u8, layout: Layout, full: Layout) -> (Owner, usize) {
         // SAFETY: the block was allocated by `alloc`/`realloc` below with
         // `full`, so its tag bytes at `layout.size()` are readable.
         let word = unsafe { tag::read(ptr.add(layout.size())) };
         // SAFETY: `ptr` is a live block allocated with `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
-        (tag::decode(ptr as usize, layout.size(), word), bytes)
+        let owner = match tag::decode(ptr as usize, layout.size(), word) {
+            Some(site) => Owner::Site(site),
+            None if tag::is_own(ptr as usize, layout.size(), word) => Owner::Library,
+            None => Owner::Foreign,
+        };
+        (owner, bytes)
+    }
+}
+
+/// Whose a block is, by its tag.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The program's, charged to this site.
+    Site(u16),
+    /// The library's own (allocated while doing its own work): never charged.
+    Library,
+    /// A tag that does not validate: counted as a foreign free.
+    Foreign,
+}
+
+impl Owner {
+    fn site(self) -> Option<u16> {
+        match self {
+            Owner::Site(site) => Some(site),
+            _ => None,
+        }
     }
 }
 
@@ -267,10 +311,11 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let Some(full) = with_tag(layout) else { return };
         // SAFETY: the caller guarantees `ptr` came from this allocator with
         // `layout`, so it was allocated with `full` and is still live.
-        let (site, bytes) = unsafe { self.read_tag(ptr, layout, full) };
-        match site {
-            Some(site) => engine::record_free(Op::Free, site, bytes),
-            None => engine::record_foreign_free(bytes),
+        let (owner, bytes) = unsafe { self.read_tag(ptr, layout, full) };
+        match owner {
+            Owner::Site(site) => engine::record_free(Op::Free, site, bytes),
+            Owner::Library => {}
+            Owner::Foreign => engine::record_foreign_free(bytes),
         }
         // SAFETY: `ptr` was allocated by the inner allocator with `full`.
         unsafe { self.inner.dealloc(ptr, full) }
@@ -289,7 +334,7 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         };
         // SAFETY: `ptr` is a live block allocated with `full` (caller's
         // contract for `layout`).
-        let (old_site, old_bytes) = unsafe { self.read_tag(ptr, layout, full) };
+        let (old_owner, old_bytes) = unsafe { self.read_tag(ptr, layout, full) };
         // SAFETY: as above; `new_full.size()` is non-zero and, being a valid
         // Layout size, does not overflow isize when rounded to the alignment.
         let new_ptr = unsafe { self.inner.realloc(ptr, full, new_full.size()) };
@@ -301,14 +346,23 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: `new_ptr` is a live block for `new_full`.
         let new_bytes = unsafe { self.charged(new_ptr, new_layout, new_full) };
-        let site = engine::record_realloc(Op::Realloc, old_site, old_bytes, new_bytes);
-        // SAFETY: the new block is `new_size + TAG_SIZE` bytes long.
-        unsafe {
-            tag::write(
-                new_ptr.add(new_size),
-                tag::encode(new_ptr as usize, new_size, site),
-            )
+        let word = if engine::library_work() {
+            // The library's own work: the new block is its own; a program
+            // block it resized leaves its site.
+            if let Owner::Site(old) = old_owner {
+                engine::record_free(Op::Realloc, old, old_bytes);
+            }
+            tag::encode_own(new_ptr as usize, new_size)
+        } else {
+            let site = match old_owner {
+                // An own block the program now resizes becomes the program's.
+                Owner::Library => engine::record_alloc(Op::Realloc, new_bytes),
+                _ => engine::record_realloc(Op::Realloc, old_owner.site(), old_bytes, new_bytes),
+            };
+            tag::encode(new_ptr as usize, new_size, site)
         };
+        // SAFETY: the new block is `new_size + TAG_SIZE` bytes long.
+        unsafe { tag::write(new_ptr.add(new_size), word) };
         new_ptr
     }
 }

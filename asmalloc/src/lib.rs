@@ -77,22 +77,23 @@
 //! 2. `env` — the `ASMALLOC_*` variables: applies them, starts the monitor.
 //! 3. `global_alloc` — `AsmAlloc`, the Rust `GlobalAlloc` wrapper.
 //! 4. `monitor` — sampling, the leak detector's verdicts, the JSON log.
-//! 5. `report` — text and JSON reports of a snapshot.
-//! 6. `pprof` — `ASMALLOC_PPROF`: a snapshot as a pprof heap profile file.
-//! 7. `snapshot` — a consistent read of every thread's counters.
-//! 8. `engine` — the allocation path: per-thread tables, sites, thresholds.
-//! 9. `site` — the registered site table, resolution, dynamic sites.
-//! 10. `config` — features, thresholds, the callback (process settings).
-//! 11. `detector` — the progressive-leak rule, on plain numbers.
-//! 12. `log_format` — the JSON-lines log's types (written and read).
-//! 13. `clock` — coarse and injectable time.
-//! 14. `diag` — warnings written without allocating.
-//! 15. `callback_cell` — a function and its user data published as one.
-//! 16. `vm_stats` — `/proc/self/status` figures.
-//! 17. `op` — the allocation-family operations.
-//! 18. `size_classes` — jemalloc's size classes, computed inline.
-//! 19. `tag` — the per-block site tag.
-//! 20. `sys` — raw system calls.
+//! 5. `metrics` — Prometheus/OpenMetrics exposition: textfile and endpoint.
+//! 6. `report` — text and JSON reports of a snapshot.
+//! 7. `pprof` — `ASMALLOC_PPROF`: a snapshot as a pprof heap profile file.
+//! 8. `snapshot` — a consistent read of every thread's counters.
+//! 9. `engine` — the allocation path: per-thread tables, sites, thresholds.
+//! 10. `site` — the registered site table, resolution, dynamic sites.
+//! 11. `config` — features, thresholds, the callback (process settings).
+//! 12. `detector` — the progressive-leak rule, on plain numbers.
+//! 13. `log_format` — the JSON-lines log's types (written and read).
+//! 14. `clock` — coarse and injectable time.
+//! 15. `diag` — warnings written without allocating.
+//! 16. `callback_cell` — a function and its user data published as one.
+//! 17. `vm_stats` — `/proc/self/status` figures.
+//! 18. `op` — the allocation-family operations.
+//! 19. `size_classes` — jemalloc's size classes, computed inline.
+//! 20. `tag` — the per-block site tag.
+//! 21. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -127,6 +128,7 @@ mod env;
 #[allow(unsafe_code)]
 mod global_alloc;
 pub mod log_format;
+mod metrics;
 mod monitor;
 mod op;
 mod pprof;

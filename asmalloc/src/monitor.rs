@@ -30,6 +30,13 @@
 //!               "rate_bytes_per_s":i64}]}
 //! ```
 //! The first line of a process lists every active site.
+//!
+//! # Metrics
+//!
+//! With `ASMALLOC_METRICS_FILE` or `ASMALLOC_METRICS_ADDR` set, every
+//! sample is also published for Prometheus ([`crate::metrics`]): the
+//! textfile is rewritten and the endpoint serves the new numbers. The
+//! monitor's lock is taken before the metrics' one, never the other way.
 
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -44,6 +51,7 @@ use std::sync::atomic::AtomicU64;
 use crate::config::{ConfigError, parse_duration_ms, parse_size};
 use crate::detector::{Detector, DetectorConfig, Verdict, VerdictKind};
 use crate::log_format::{self, LogLine, LogSite, LogSiteName, LogThreads, LogVerdict};
+use crate::metrics::{self, Exporter, MetricsConfig};
 use crate::report::{self, human_bytes};
 use crate::site;
 use crate::snapshot::{SiteStats, Snapshot};
@@ -58,6 +66,8 @@ pub struct MonitorConfig {
     pub log_path: Option<String>,
     /// At most this many sites per log line.
     pub max_sites: usize,
+    /// Prometheus metrics to publish at every sample, if any.
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl Default for MonitorConfig {
@@ -66,6 +76,7 @@ impl Default for MonitorConfig {
             detector: DetectorConfig::DEFAULT,
             log_path: None,
             max_sites: 256,
+            metrics: None,
         }
     }
 }
@@ -78,6 +89,7 @@ pub struct Monitor {
     max_sites: usize,
     last: HashMap<u16, (i64, i64, u64)>,
     seq: u64,
+    exporter: Option<Exporter>,
 }
 
 impl Monitor {
@@ -97,18 +109,33 @@ impl Monitor {
                 }
                 None => None,
             };
+        // The endpoint has numbers to serve from the start, not only
+        // after the first interval.
+        let exporter = config.metrics.as_ref().map(|m| {
+            let mut e = Exporter::new(m);
+            e.publish(&Snapshot::take(), None, 0, 0);
+            e
+        });
         Ok(Monitor {
             detector: Detector::new(config.detector),
             log,
             max_sites: config.max_sites.max(1),
             last: HashMap::new(),
             seq: 0,
+            exporter,
         })
     }
 
-    /// Feeds one snapshot: runs the detector, writes a log line, returns the
-    /// verdicts.
+    /// Feeds one snapshot: runs the detector, writes a log line, publishes
+    /// the metrics, returns the verdicts.
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
+        self.observe_taken(snap, std::time::Instant::now())
+    }
+
+    /// [`Monitor::observe`] for a snapshot whose taking began at `started`:
+    /// the metrics say how long the sample took (measured with the precise
+    /// clock: the runtime's coarse one ticks every few milliseconds).
+    fn observe_taken(&mut self, snap: &Snapshot, started: std::time::Instant) -> Vec<Verdict> {
         let verdicts = self.detector.observe(
             snap.elapsed_ns,
             snap.sites.iter().map(|s| (s.id, s.net_bytes)),
@@ -119,6 +146,11 @@ impl Monitor {
             let _ = log.write_all(&line);
         }
         self.seq += 1;
+        if let Some(exporter) = &mut self.exporter {
+            let took = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
+            let leaking = self.detector.leaking().len();
+            exporter.publish(snap, Some(&verdicts), took, leaking);
+        }
         verdicts
     }
 
@@ -437,12 +469,14 @@ pub fn apply_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
 }
 
 /// The monitor the settings ask for: its sampling interval and config, or
-/// `None` when it is off (no `ASMALLOC_SAMPLE_INTERVAL` and no
-/// `ASMALLOC_LOG`; with only a log, samples are taken every 5 s).
+/// `None` when it is off (no `ASMALLOC_SAMPLE_INTERVAL`, no `ASMALLOC_LOG`
+/// and no metrics; with only a log or metrics, samples are taken every
+/// 5 s).
 pub fn configured() -> Option<(Duration, MonitorConfig)> {
     let log_path = LOG_PATH.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let metrics = metrics::configured();
     let ms = match SAMPLE_MS.load(Ordering::Relaxed) {
-        0 if log_path.is_some() => 5_000,
+        0 if log_path.is_some() || metrics.is_some() => 5_000,
         0 => return None,
         ms => ms,
     };
@@ -459,6 +493,7 @@ pub fn configured() -> Option<(Duration, MonitorConfig)> {
                 ..DetectorConfig::DEFAULT
             },
             log_path,
+            metrics,
             ..MonitorConfig::default()
         },
     ))
@@ -475,7 +510,28 @@ pub fn start_from_settings() -> io::Result<()> {
         return Ok(());
     }
     install(config)?;
-    start_thread(interval)
+    start_thread(interval)?;
+    start_metrics_endpoint(|| false)
+}
+
+/// Opens the metrics endpoint if `ASMALLOC_METRICS_ADDR` asks for one and
+/// serves it on a thread of its own (signals blocked, its allocations the
+/// library's own) until `stop()` says so. For Rust programs; the LD_PRELOAD
+/// library starts its own thread the same way.
+pub fn start_metrics_endpoint(stop: fn() -> bool) -> io::Result<()> {
+    let Some(listener) = metrics::open_endpoint() else {
+        return Ok(());
+    };
+    crate::sys::with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("asmalloc-metrics".into())
+            .spawn(move || {
+                crate::engine::set_library_work(true);
+                metrics::serve(listener, stop);
+                crate::engine::set_library_work(false);
+            })
+            .map(|_| ())
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -496,11 +552,14 @@ thread_local! {
 pub fn before_fork() {
     let guard = MONITOR.lock().unwrap_or_else(|e| e.into_inner());
     HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(guard));
+    // Then the metrics' lock (the endpoint's thread takes it on its own).
+    metrics::before_fork();
 }
 
 /// Call right after `fork`, in the parent and in the child (the `parent` and
 /// `child` handlers): releases the lock [`before_fork`] took.
 pub fn after_fork() {
+    metrics::after_fork();
     HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
 }
 
@@ -564,8 +623,9 @@ pub fn sample_now() -> String {
     let Some(monitor) = guard.as_mut() else {
         return String::new();
     };
+    let started = std::time::Instant::now();
     let snap = Snapshot::take();
-    let verdicts = monitor.observe(&snap);
+    let verdicts = monitor.observe_taken(&snap, started);
     drop(guard);
     crate::pprof::write(&snap);
     let mut text = String::new();
@@ -587,13 +647,15 @@ pub fn leaking() -> Vec<u16> {
 
 /// Starts a thread that calls [`sample_now`] every `interval` and writes
 /// verdicts to stderr. The thread blocks every signal (they stay the
-/// program's). For Rust programs; the LD_PRELOAD library runs its
-/// own reporter thread.
+/// program's), and what it allocates is the library's own (an own tag in
+/// [`crate::AsmAlloc`], never charged to a site). For Rust programs; the
+/// LD_PRELOAD library runs its own reporter thread.
 pub fn start_thread(interval: Duration) -> io::Result<()> {
     crate::sys::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("asmalloc-monitor".into())
             .spawn(move || {
+                crate::engine::set_library_work(true);
                 loop {
                     std::thread::sleep(interval);
                     let text = sample_now();

@@ -4,7 +4,7 @@
 //! * [`RustSite`] and [`Tracked`]: what `#[track_alloc]` expands to (the
 //!   macro's output names them through `::asmalloc::__private`).
 //! * The internal modules the LD_PRELOAD library builds on (`engine`,
-//!   `tag`, `clock`, `monitor`, `site`, `env`, `config`, `vm_stats`),
+//!   `tag`, `clock`, `monitor`, `metrics`, `site`, `env`, `config`, `vm_stats`),
 //!   re-exported whole, and the test clock (`clock::set_test_time`).
 
 use std::future::Future;
@@ -127,6 +127,11 @@ pub mod monitor {
 /// `ASMALLOC_PPROF`: the pprof heap profile.
 pub mod pprof {
     pub use crate::pprof::*;
+}
+
+/// Prometheus metrics: settings, exposition, textfile, endpoint.
+pub mod metrics {
+    pub use crate::metrics::*;
 }
 
 /// Site tables: resolution of call sites, dynamic sites.

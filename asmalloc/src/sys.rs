@@ -115,3 +115,11 @@ pub fn with_signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     }
     result
 }
+
+/// Closes file descriptor `fd` (errors ignored: used for a descriptor a
+/// forked child inherited and must not keep).
+pub(crate) fn close(fd: i32) {
+    // SAFETY: closing a descriptor has no memory effects; the caller owns
+    // `fd` in this process (nothing else will close or use it).
+    unsafe { libc::close(fd) };
+}

@@ -26,6 +26,9 @@
 //! * [`pprof_top`]: a pprof profile read back by Go's own reader
 //!   (`go tool pprof -top`), for the tests of `ASMALLOC_PPROF` and
 //!   `asmalloc report --pprof`.
+//! * [`prom`]: the metrics tests' HTTP client and Prometheus parser.
+
+pub mod prom;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

@@ -22,7 +22,8 @@
 //! * `forward` — the two forwarding macros (`next_fn!`, `export_forward!`).
 //! * `syscalls` — raw system calls and `errno`.
 //! * `guard` — the per-thread reentrancy guard.
-//! * `settings`, `output`, `report`, `shm`, `threads`, `api` — safe code.
+//! * `settings`, `output`, `report`, `metrics`, `shm`, `threads`, `api` —
+//!   safe code.
 //! * `symbols` — naming caller sites; `wrappers/` — charging calls made
 //!   inside allocation wrappers to the wrappers' callers (unwinding);
 //!   `stacks/` — sampled allocation stacks (`ASMALLOC_SAMPLE_BYTES`).
@@ -40,6 +41,7 @@ mod forward;
 mod api;
 mod exports;
 mod guard;
+mod metrics;
 mod output;
 mod real;
 mod report;

@@ -181,6 +181,7 @@ pub(crate) fn start_monitor() {
         Ok(handle) => {
             keep_handle(&handle);
             wait_until_started(&running);
+            crate::metrics::start_endpoint();
         }
         Err(e) => {
             MONITOR_PID.store(0, Ordering::Release);
@@ -284,7 +285,7 @@ fn nap(interval: Duration) -> bool {
 /// gives up the reentrancy guard, for glibc may run the program's `atexit`
 /// handlers and the library's exit report on it (as on the last thread to
 /// end), where the program's allocations are the program's.
-fn leave() {
+pub(crate) fn leave() {
     rt::__private::engine::set_library_work(false);
 }
 
@@ -293,7 +294,7 @@ fn leave() {
 /// thread cache, glibc's arena) and Rust's thread start has registered its
 /// thread-exit destructor (a `calloc` inside glibc); says so to the
 /// starter.
-fn started(flag: &AtomicBool) {
+pub(crate) fn started(flag: &AtomicBool) {
     drop(std::hint::black_box(Box::new(0u64)));
     flag.store(true, Ordering::Release);
 }
@@ -305,7 +306,7 @@ fn started(flag: &AtomicBool) {
 /// missing arena; glibc aborts when it cannot register a thread-exit
 /// destructor) — the program's own threads started then would fail just
 /// as well, but the library's are started for it.
-fn wait_until_started(flag: &AtomicBool) {
+pub(crate) fn wait_until_started(flag: &AtomicBool) {
     let start = Instant::now();
     while !flag.load(Ordering::Acquire) && start.elapsed() < Duration::from_millis(200) {
         std::thread::yield_now();

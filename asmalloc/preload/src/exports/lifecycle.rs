@@ -37,8 +37,10 @@ unsafe extern "C" {
 }
 
 // The library's locks are taken before `fork` in one order — the reports',
-// the C-visible snapshots', then the monitor's — and released on both sides
-// after it, so the child inherits none held by a thread it does not have.
+// the C-visible snapshots', then the monitor's and, inside the monitor's
+// handler, the metrics' (the latest sample the endpoint serves) — and
+// released on both sides after it, so the child inherits none held by a
+// thread it does not have.
 // (The engine's own fold lock and seqlock are repaired in the child by
 // `after_fork_in_child`; the heap's locks are the heap's fork handlers'.)
 
