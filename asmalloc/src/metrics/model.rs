@@ -215,6 +215,7 @@ mod tests {
                 net_bytes,
                 net_count: 1,
                 allocs: 1,
+                alloc_bytes: net_bytes.max(0) as u64,
                 frees: 0,
             })
             .collect();
