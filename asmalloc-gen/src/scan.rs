@@ -113,6 +113,21 @@ pub struct ScanResult {
     pub lines: u64,
     /// Bytes scanned.
     pub bytes: u64,
+    /// Declarations, definitions and macros of the configured wrappers, by
+    /// file (as walked) and relative path, sorted.
+    pub wrapper_decls: Vec<FoundDecl>,
+}
+
+/// A declaration, definition or macro of a configured wrapper, found in a
+/// scanned file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FoundDecl {
+    /// The file as walked (root joined with the relative path).
+    pub path: PathBuf,
+    /// Path relative to the scanned root, as in the table.
+    pub file: String,
+    /// What and where.
+    pub decl: crate::c_sites::WrapperDecl,
 }
 
 fn rel_string(rel: &Path) -> Option<String> {
@@ -370,6 +385,12 @@ fn scan_file(path: &Path, rel: &str, is_rust: bool, opts: &ScanOptions, out: &mu
     } else {
         let scan = scan_c(&bytes, &opts.names);
         out.lines += u64::from(scan.lines);
+        out.wrapper_decls
+            .extend(scan.wrapper_decls.into_iter().map(|decl| FoundDecl {
+                path: path.to_path_buf(),
+                file: rel.to_owned(),
+                decl,
+            }));
         scan.sites
     };
     for s in &mut sites {
@@ -394,5 +415,7 @@ pub fn scan(roots: &[PathBuf], opts: &ScanOptions) -> ScanResult {
     }
     out.sites.sort();
     out.sites.dedup();
+    out.wrapper_decls.sort();
+    out.wrapper_decls.dedup();
     out
 }
