@@ -184,6 +184,10 @@ pub struct CScan {
     pub sites: Vec<FoundSite>,
     /// Declarations, definitions and macros of configured wrappers.
     pub wrapper_decls: Vec<WrapperDecl>,
+    /// Function-like macros whose body calls an allocation function or
+    /// wrapper, with the type of the first such call: a use of one is a
+    /// site too, at the use (see [`crate::scan`]).
+    pub alloc_macros: Vec<(String, String)>,
     /// Physical lines scanned.
     pub lines: u32,
 }
@@ -196,6 +200,7 @@ pub fn scan_c(src: &[u8], names: &AllocNames) -> CScan {
         names,
         sites: Vec::new(),
         decls: Vec::new(),
+        alloc_macros: Vec::new(),
     };
     let main = finder.preprocess();
     finder.structure(&main);
@@ -207,6 +212,7 @@ pub fn scan_c(src: &[u8], names: &AllocNames) -> CScan {
     CScan {
         sites,
         wrapper_decls,
+        alloc_macros: finder.alloc_macros,
         lines: lexed.lines,
     }
 }
@@ -216,6 +222,7 @@ struct Finder<'a, 'b> {
     names: &'a AllocNames,
     sites: Vec<FoundSite>,
     decls: Vec<WrapperDecl>,
+    alloc_macros: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -335,6 +342,10 @@ impl Finder<'_, '_> {
         };
         let name = String::from_utf8_lossy(self.text(name_tok)).into_owned();
         let mut k = 1;
+        let function_like = toks
+            .get(1)
+            .is_some_and(|p| p.kind == Kind::LParen && p.start == name_tok.end);
+        let before = self.sites.len();
         if toks
             .get(1)
             .is_some_and(|p| p.kind == Kind::LParen && p.start == name_tok.end)
@@ -360,6 +371,10 @@ impl Finder<'_, '_> {
                 self.check_site(body, i, &name, false);
             }
             i += 1;
+        }
+        if function_like && let Some(first) = self.sites.get(before) {
+            let ty = first.type_name.clone();
+            self.alloc_macros.push((name, ty));
         }
     }
 
@@ -394,8 +409,8 @@ impl Finder<'_, '_> {
             chain_start > 0 && self.is_declaration(toks, chain_start, chain_start == i)
         };
         if declared {
-            let member = chain_start > 0
-                && matches!(toks[chain_start - 1].kind, Kind::Dot | Kind::Arrow);
+            let member =
+                chain_start > 0 && matches!(toks[chain_start - 1].kind, Kind::Dot | Kind::Arrow);
             if !member && self.names.is_wrapper(self.text(&t)) {
                 // A body (`{`, possibly after attributes or K&R parameter
                 // declarations) before the next `;`: a definition.
@@ -491,7 +506,8 @@ impl Finder<'_, '_> {
                     // Cheap pre-check before the borrow-heavy call.
                     if self.names.get(self.text(&t)).is_some() {
                         let func = func.to_owned();
-                        let file_level = st.depth == 0;
+                        // (Not in a C++ constructor's initializer list.)
+                        let file_level = st.depth == 0 && !st.frozen;
                         self.check_site(toks, i, &func, file_level);
                     }
                     if st.depth == 0
