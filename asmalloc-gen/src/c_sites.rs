@@ -194,8 +194,17 @@ pub struct CScan {
 
 /// Scans one C/C++ file's bytes.
 pub fn scan_c(src: &[u8], names: &AllocNames) -> CScan {
+    scan_c_names(src, names, false)
+}
+
+/// [`scan_c`]; with `macros`, `names` are function-like macros whose
+/// bodies allocate (see [`crate::scan`]): a use of one at file level is a
+/// site too (`GIT_HASHMAP_SETUP(map, …);` expands to functions that
+/// allocate, and `__LINE__` in them is the use's line).
+pub fn scan_c_names(src: &[u8], names: &AllocNames, macros: bool) -> CScan {
     let lexed = lex(src);
     let mut finder = Finder {
+        macros,
         lx: &lexed,
         names,
         sites: Vec::new(),
@@ -218,6 +227,7 @@ pub fn scan_c(src: &[u8], names: &AllocNames) -> CScan {
 }
 
 struct Finder<'a, 'b> {
+    macros: bool,
     lx: &'a Lexed<'b>,
     names: &'a AllocNames,
     sites: Vec<FoundSite>,
@@ -403,7 +413,9 @@ impl Finder<'_, '_> {
             return;
         };
         let args_close = matching(toks, args_open).unwrap_or(toks.len() - 1);
-        let declared = if file_level {
+        let declared = if self.macros {
+            false
+        } else if file_level {
             chain_start == 0 || toks[chain_start - 1].kind != Kind::Assign
         } else {
             chain_start > 0 && self.is_declaration(toks, chain_start, chain_start == i)

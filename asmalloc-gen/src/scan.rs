@@ -444,7 +444,7 @@ fn macro_uses(opts: &ScanOptions, out: &mut ScanResult) {
             if !mentions_any(&bytes, &wanted) {
                 continue;
             }
-            let scan = scan_c(&bytes, &names);
+            let scan = crate::c_sites::scan_c_names(&bytes, &names, true);
             next.extend(scan.alloc_macros);
             out.sites.extend(scan.sites.into_iter().map(|mut s| {
                 s.file = rel.clone();
