@@ -1,0 +1,164 @@
+//! A real program built with the generated table and sites header: bzip2
+//! 1.0.8, as the `bzip2-sys` crate ships it (fetched into the cargo
+//! registry with `cargo fetch` when missing). Compressing a 4 MB file under
+//! the preload, every call site of `bzlib.c` and `bzip2.c` resolves to its
+//! table entry (no site named at run time, no warning), the output is
+//! byte-identical to a build without the header, and the sites that
+//! allocate the most (`default_bzalloc`, `myMalloc`) are charged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use asmalloc_test_support::{Cc, Lib, scratch};
+
+const ASMALLOC: &str = env!("CARGO_BIN_EXE_asmalloc");
+const VERSION: &str = "0.1.13+1.0.8";
+
+/// bzip2's sources in the registry, fetched when absent.
+fn bzip2_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .expect("CARGO_HOME or HOME");
+    let find = || -> Option<PathBuf> {
+        for index in std::fs::read_dir(home.join("registry/src")).ok()? {
+            let p = index
+                .ok()?
+                .path()
+                .join(format!("bzip2-sys-{VERSION}/bzip2-1.0.8"));
+            if p.is_dir() {
+                return Some(p);
+            }
+        }
+        None
+    };
+    if let Some(p) = find() {
+        return p;
+    }
+    let dir = scratch().join("fetch");
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"fetch-bzip2\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
+             [workspace]\n[dependencies]\nbzip2-sys = \"={VERSION}\"\n"
+        ),
+    )
+    .unwrap();
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .arg("fetch")
+        .current_dir(&dir)
+        .status()
+        .expect("run cargo fetch");
+    assert!(status.success(), "cargo fetch of bzip2-sys {VERSION} failed");
+    find().expect("bzip2-sys sources in the registry after cargo fetch")
+}
+
+const LIB_FILES: &[&str] = &[
+    "blocksort.c",
+    "huffman.c",
+    "crctable.c",
+    "randtable.c",
+    "compress.c",
+    "decompress.c",
+    "bzlib.c",
+    "bzip2.c",
+];
+
+/// Builds bzip2, with the table and the sites header when `gen` is given.
+fn build(src: &Path, out: &Path, gen_dir: Option<&Path>) -> PathBuf {
+    let mut cc = Cc::new().args(["-O2", "-g", "-D_FILE_OFFSET_BITS=64", "-w"]);
+    if let Some(g) = gen_dir {
+        cc = cc
+            .arg("-include")
+            .arg(g.join("asmalloc_sites.h"))
+            .arg(g.join("mallocations.c"));
+    }
+    for f in LIB_FILES {
+        cc = cc.arg(src.join(f));
+    }
+    cc.build(out)
+}
+
+/// 4 MB of text that compresses but not trivially.
+fn input(path: &Path) {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let words = ["alloc", "free", "site", "table", "wrapper", "bzip2", "block", "heap"];
+    let mut s = String::new();
+    while s.len() < 4 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.push_str(words[(x % 8) as usize]);
+        s.push(if x % 11 == 0 { '\n' } else { ' ' });
+    }
+    std::fs::write(path, s).unwrap();
+}
+
+fn compress(exe: &Path, file: &Path, preload: bool) -> (Vec<u8>, String) {
+    let mut cmd = Command::new(exe);
+    cmd.args(["-c", "-9"]).arg(file).stderr(Stdio::piped());
+    if preload {
+        cmd.env("LD_PRELOAD", Lib::Glibc.path())
+            .env("ASMALLOC_TOP_SITES", "40");
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn bzip2_built_with_the_header_resolves_every_site_and_compresses_the_same() {
+    let src = bzip2_dir();
+    let dir = scratch().join("bzip2");
+    let gen_dir = dir.join("gen");
+    std::fs::create_dir_all(&gen_dir).unwrap();
+    let out = Command::new(ASMALLOC)
+        .args(["gen", "--lang", "c", "-q", "--root"])
+        .arg(&src)
+        .arg("--out")
+        .arg(&gen_dir)
+        .arg("--emit-sites-header")
+        .arg(&gen_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = build(&src, &dir.join("bzip2-plain"), None);
+    let tracked = build(&src, &dir.join("bzip2-sites"), Some(&gen_dir));
+    let file = dir.join("input.txt");
+    input(&file);
+    let (reference, _) = compress(&plain, &file, false);
+    let (same, _) = compress(&tracked, &file, false);
+    let (traced, report) = compress(&tracked, &file, true);
+    assert!(reference.len() > 1000 && reference.starts_with(b"BZh9"));
+    assert!(same == reference, "without the preload: byte-identical output");
+    assert!(traced == reference, "under the preload: byte-identical output");
+    assert!(
+        !report.contains("not in the site table"),
+        "every site resolves:\n{report}"
+    );
+    // No site named at run time (their ids count down from 65535).
+    let rows: Vec<Vec<&str>> = report
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|c| c.len() >= 6 && c[0].parse::<u32>().is_ok())
+        .collect();
+    assert!(!rows.is_empty(), "{report}");
+    for r in &rows {
+        let id: u32 = r[0].parse().unwrap();
+        assert!(id < 60000, "a dynamic site: {r:?}\n{report}");
+    }
+    // The allocation sites bzip2 really uses are named.
+    for (place, function) in [("bzlib.c:", "default_bzalloc"), ("bzip2.c:", "myMalloc")] {
+        assert!(
+            rows.iter()
+                .any(|r| r[2].starts_with(place) && r[3] == function && r[1] == "MALLOC"),
+            "{function} in:\n{report}"
+        );
+    }
+}
