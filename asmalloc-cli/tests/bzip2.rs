@@ -51,7 +51,10 @@ fn bzip2_dir() -> PathBuf {
         .current_dir(&dir)
         .status()
         .expect("run cargo fetch");
-    assert!(status.success(), "cargo fetch of bzip2-sys {VERSION} failed");
+    assert!(
+        status.success(),
+        "cargo fetch of bzip2-sys {VERSION} failed"
+    );
     find().expect("bzip2-sys sources in the registry after cargo fetch")
 }
 
@@ -84,7 +87,9 @@ fn build(src: &Path, out: &Path, gen_dir: Option<&Path>) -> PathBuf {
 /// 4 MB of text that compresses but not trivially.
 fn input(path: &Path) {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let words = ["alloc", "free", "site", "table", "wrapper", "bzip2", "block", "heap"];
+    let words = [
+        "alloc", "free", "site", "table", "wrapper", "bzip2", "block", "heap",
+    ];
     let mut s = String::new();
     while s.len() < 4 << 20 {
         x ^= x << 13;
@@ -104,8 +109,15 @@ fn compress(exe: &Path, file: &Path, preload: bool) -> (Vec<u8>, String) {
             .env("ASMALLOC_TOP_SITES", "40");
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (out.stdout, String::from_utf8_lossy(&out.stderr).into_owned())
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -136,8 +148,14 @@ fn bzip2_built_with_the_header_resolves_every_site_and_compresses_the_same() {
     let (same, _) = compress(&tracked, &file, false);
     let (traced, report) = compress(&tracked, &file, true);
     assert!(reference.len() > 1000 && reference.starts_with(b"BZh9"));
-    assert!(same == reference, "without the preload: byte-identical output");
-    assert!(traced == reference, "under the preload: byte-identical output");
+    assert!(
+        same == reference,
+        "without the preload: byte-identical output"
+    );
+    assert!(
+        traced == reference,
+        "under the preload: byte-identical output"
+    );
     assert!(
         !report.contains("not in the site table"),
         "every site resolves:\n{report}"

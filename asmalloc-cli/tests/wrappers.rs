@@ -229,3 +229,81 @@ fn the_header_compiles_under_c99_pedantic_with_gcc_and_clang() {
         assert!(out.status.success(), "{compiler}: {}", text(&out.stderr));
     }
 }
+
+/// A table scanned from above the directory the build compiles in: the
+/// table has `src/main.c`, `__FILE__` is `main.c`. Each call site is named
+/// at run time, with one warning per site that says why.
+#[test]
+fn a_site_missing_from_the_table_is_warned_about_once_with_its_cause() {
+    let proj = scratch().join("other-root");
+    let src_dir = proj.join("src");
+    std::fs::create_dir_all(&src_dir).unwrap();
+    for f in ["main.c", "xalloc.c", "xalloc.h", "plain.c"] {
+        std::fs::copy(src().join(f), src_dir.join(f)).unwrap();
+    }
+    let gen_dir = proj.join("gen");
+    let out = Command::new(ASMALLOC)
+        .args(["gen", "--lang", "c", "-q", "--root"])
+        .arg(&proj)
+        .arg("--out")
+        .arg(&gen_dir)
+        .arg("--emit-sites-header")
+        .arg(&gen_dir)
+        .args(["--wrapper", "xmalloc=MALLOC", "--wrapper", "xfree=FREE"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exe = proj.join("prog");
+    let header = gen_dir.join("asmalloc_sites.h");
+    let cc = |args: &[&str]| {
+        let out = Command::new("gcc")
+            .current_dir(&src_dir)
+            .args(["-O1", "-include"])
+            .arg(&header)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    cc(&["-c", "main.c", "-o", "main.o"]);
+    cc(&["-DASMALLOC_NO_WRAPPERS", "-c", "xalloc.c", "-o", "xalloc.o"]);
+    cc(&[
+        "-DASMALLOC_NO_WRAPPERS",
+        "-c",
+        "../gen/mallocations.c",
+        "-o",
+        "m.o",
+    ]);
+    cc(&["-c", "plain.c", "-o", "plain.o"]);
+    let link = Command::new("gcc")
+        .current_dir(&src_dir)
+        .args(["main.o", "xalloc.o", "m.o", "plain.o", "-o"])
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(link.success());
+    let run = Command::new(&exe)
+        .env("LD_PRELOAD", Lib::Glibc.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success());
+    let err = text(&run.stderr);
+    let warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("is not in the site table"))
+        .collect();
+    // main.c's wrapper call sites (the loop's run ten times) and those of
+    // the other files.
+    assert!(warnings.len() >= 5, "{err}");
+    let mut places = std::collections::BTreeSet::new();
+    for w in &warnings {
+        assert!(
+            w.contains("scanned under another root"),
+            "the cause is named: {w}"
+        );
+        let place = w.split_whitespace().nth(1).unwrap().to_owned();
+        assert!(places.insert(place), "warned twice: {w}\n{err}");
+    }
+    let loop_line = format!("main.c:{}", line_of("main.c", "xmalloc(300 + i)"));
+    assert!(places.contains(&loop_line), "{places:?}");
+}

@@ -160,7 +160,10 @@ fn jemalloc_every_reference_call_is_in_the_table() {
         only_table
     );
     // Every reference call is in the table.
-    assert!(only_ref.is_empty(), "reference calls missing from the table");
+    assert!(
+        only_ref.is_empty(),
+        "reference calls missing from the table"
+    );
     // And the table has nothing the reference cannot explain: its extra
     // sites are uses of macros that allocate.
     let _ = defines;

@@ -111,9 +111,14 @@ pub(super) enum Miss {
 
 /// Finds which [`Miss`] applies to a call site [`find`] did not find.
 pub(super) fn diagnose(file: &str, function: &str) -> Miss {
-    let Some(sites) = registered_sites().and_then(|t| t.sites.get(1..)) else {
-        return Miss::FileNotScanned;
-    };
+    match registered_sites().and_then(|t| t.sites.get(1..)) {
+        Some(sites) => diagnose_in(sites, file, function),
+        None => Miss::FileNotScanned,
+    }
+}
+
+/// [`diagnose`] against `sites` (a table without entry 0).
+fn diagnose_in(sites: &'static [Site], file: &str, function: &str) -> Miss {
     if !sites.iter().any(|s| same_file(file, s.file)) {
         let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
         let name = base(file);
@@ -182,6 +187,18 @@ mod tests {
             "grow is elsewhere: stale"
         );
         assert_eq!(pick("/b/src/a.c", 20, "shrink_now", 7), Some(2));
+    }
+
+    #[test]
+    fn a_missing_site_is_given_its_cause() {
+        let sites = &MACRO_NAMED[1..];
+        assert_eq!(
+            diagnose_in(sites, "/elsewhere/lib/a.c", "grow"),
+            Miss::OtherRoot("src/a.c")
+        );
+        assert_eq!(diagnose_in(sites, "src/b.c", "grow"), Miss::FileNotScanned);
+        assert_eq!(diagnose_in(sites, "src/a.c", "grow"), Miss::Stale(10));
+        assert_eq!(diagnose_in(sites, "src/a.c", "fresh"), Miss::MacroOrNew);
     }
 
     #[test]

@@ -36,8 +36,8 @@ fn warn_missing(file: &str, line: u32, function: &str) {
     match diagnose(file, function) {
         Miss::OtherRoot(table_file) => crate::diag::warn(format_args!(
             "{site}: the table has `{table_file}`, so it was scanned under another root than \
-             the one __FILE__ is relative to; scan the directory the build passes paths \
-             relative to (or one of its ancestors below it). Named at run time."
+             the directory __FILE__ is relative to; scan the directory the compiler runs in, \
+             or one below it that holds the sources. Named at run time."
         )),
         Miss::FileNotScanned => crate::diag::warn(format_args!(
             "{site}: the table has no file of that name (outside the scanned root, excluded, \
