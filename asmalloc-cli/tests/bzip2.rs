@@ -96,7 +96,7 @@ fn input(path: &Path) {
         x ^= x >> 7;
         x ^= x << 17;
         s.push_str(words[(x % 8) as usize]);
-        s.push(if x % 11 == 0 { '\n' } else { ' ' });
+        s.push(if x.is_multiple_of(11) { '\n' } else { ' ' });
     }
     std::fs::write(path, s).unwrap();
 }
