@@ -392,3 +392,99 @@ fn recall_and_precision_against_clang_on_bzip2_and_libgit2() {
         );
     }
 }
+
+/// The header written for libgit2's wrappers compiles the tree as
+/// libgit2-sys's build does (alloc.c, which defines the out-of-line
+/// wrappers, with `-DASMALLOC_NO_WRAPPERS`, as the header says; every file
+/// with `-DASMALLOC_NO_SITE_FREE`, because libgit2 calls `backend->free()`
+/// members), and the wrapper calls do go through the scope hooks.
+#[test]
+fn libgit2_compiles_with_its_wrappers_header() {
+    let scratch = common::temp_dir("libgit2-header");
+    let git = libgit2(&crate_dir("libgit2-sys", "0.18.8+1.9.7"), scratch.path());
+    let gen_dir = scratch.path().join("gen");
+    let mut b = Builder::new()
+        .scan(&git.root)
+        .lang(Lang::C)
+        .default_excludes(false)
+        .cargo_metadata(false)
+        .sites_header(&gen_dir);
+    for (n, t) in &git.wrappers {
+        b = b.wrapper(n, t);
+    }
+    b.try_write_c(&gen_dir).unwrap();
+    let header = gen_dir.join("asmalloc_sites.h");
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert!(text.contains("util/alloc.c (git__calloc"), "{text}");
+    assert!(
+        text.contains("/util/alloc.h\""),
+        "alloc.h is included first"
+    );
+    let compile = |f: &Path, extra: &[&str]| {
+        let mut cmd = Command::new("gcc");
+        cmd.args(["-w", "-DASMALLOC_NO_SITE_FREE"])
+            .args(&git.args)
+            .args(extra)
+            .arg("-include")
+            .arg(&header)
+            .arg(f);
+        if f.ends_with("util/alloc.c") {
+            cmd.arg("-DASMALLOC_NO_WRAPPERS");
+        }
+        cmd
+    };
+    let mut failures = Vec::new();
+    for pair in git.files.chunks(2) {
+        let children: Vec<_> = pair
+            .iter()
+            .map(|f| {
+                let child = compile(f, &["-fsyntax-only"])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("gcc not found: install Debian's gcc package (.ci/run does)");
+                (f, child)
+            })
+            .collect();
+        for (f, child) in children {
+            let out = child.wait_with_output().unwrap();
+            if !out.status.success() {
+                failures.push(format!(
+                    "{}:\n{}",
+                    f.display(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} files fail with the header:\n{}",
+        failures.len(),
+        git.files.len(),
+        failures.join("\n")
+    );
+    // A file that allocates through the wrappers calls the hooks.
+    let obj = scratch.path().join("str.o");
+    let obj_arg = obj.to_string_lossy().into_owned();
+    let out = compile(&git.root.join("util/str.c"), &["-O2", "-c", "-o", &obj_arg])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nm = Command::new("nm")
+        .arg(&obj)
+        .output()
+        .expect("nm (binutils)");
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    assert!(
+        syms.contains("asm_wrap_enter") && syms.contains("asm_wrap_exit"),
+        "{syms}"
+    );
+    eprintln!(
+        "libgit2: {} files compiled with the wrappers header",
+        git.files.len()
+    );
+}
