@@ -3,8 +3,10 @@
 //! registry with `cargo fetch` when missing). Compressing a 4 MB file under
 //! the preload, every call site of `bzlib.c` and `bzip2.c` resolves to its
 //! table entry (no site named at run time, no warning), the output is
-//! byte-identical to a build without the header, and the sites that
-//! allocate the most (`default_bzalloc`, `myMalloc`) are charged.
+//! byte-identical to a build without the header, and the exit report — of
+//! a program that freed everything — lists its real allocation sites
+//! (`default_bzalloc`, `myMalloc`) first, with their calls and the bytes
+//! they allocated in all.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -170,6 +172,28 @@ fn bzip2_built_with_the_header_resolves_every_site_and_compresses_the_same() {
     for r in &rows {
         let id: u32 = r[0].parse().unwrap();
         assert!(id < 60000, "a dynamic site: {r:?}\n{report}");
+    }
+    // Everything bzip2 allocated is freed at exit: after the rows that
+    // still hold bytes (stdio's buffer, not the program's), its real sites
+    // come first, by bytes allocated in all, with their calls.
+    let freed: Vec<&Vec<&str>> = rows
+        .iter()
+        .filter(|r| r[r.len() - 2] == "0" && r[0] != "0")
+        .collect();
+    assert!(freed.len() >= 2, "{report}");
+    let total = |r: &Vec<&str>| r[5].parse::<u64>().unwrap();
+    let calls = |r: &Vec<&str>| r[4].parse::<u64>().unwrap();
+    assert_eq!(freed[0][3], "default_bzalloc", "{report}");
+    assert!(
+        total(freed[0]) > 6 << 20,
+        "bzip2 -9 allocates its 7 MB state: {report}"
+    );
+    assert!(calls(freed[0]) >= 3, "{report}");
+    for pair in freed.windows(2) {
+        assert!(
+            total(pair[0]) >= total(pair[1]),
+            "ordered by total: {report}"
+        );
     }
     // The allocation sites bzip2 really uses are named.
     for (place, function) in [("bzlib.c:", "default_bzalloc"), ("bzip2.c:", "myMalloc")] {

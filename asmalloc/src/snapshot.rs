@@ -29,6 +29,9 @@ pub struct SiteStats {
     pub net_count: i64,
     /// Allocations (including reallocations) charged to this site.
     pub allocs: u64,
+    /// Bytes of those allocations, in all (what the site allocated over the
+    /// program's life, freed or not).
+    pub alloc_bytes: u64,
     /// Frees (including the old half of reallocations) charged back to it.
     pub frees: u64,
 }
@@ -100,7 +103,14 @@ impl Snapshot {
             .into_values()
             .filter(|s| s.allocs != 0 || s.frees != 0)
             .collect();
-        sites.sort_by(|a, b| b.net_bytes.cmp(&a.net_bytes).then(a.id.cmp(&b.id)));
+        // By net bytes, then (everything freed at exit) by what was
+        // allocated in all.
+        sites.sort_by(|a, b| {
+            b.net_bytes
+                .cmp(&a.net_bytes)
+                .then(b.alloc_bytes.cmp(&a.alloc_bytes))
+                .then(a.id.cmp(&b.id))
+        });
         Snapshot {
             time_ns: clock::now_ns(),
             elapsed_ns: clock::monotonic_ns(),
@@ -154,6 +164,7 @@ fn add_table(
     for id in table.touched_sites() {
         let c = table.site(id);
         let allocs = c.allocs.load(Ordering::Relaxed);
+        let alloc_bytes = c.alloc_bytes.load(Ordering::Relaxed);
         let net_count = c.net_count.load(Ordering::Relaxed);
         let net_bytes = c.net_bytes.load(Ordering::Relaxed);
         // Per thread, frees = allocs - net count (a thread may free more
@@ -169,6 +180,7 @@ fn add_table(
         s.net_bytes = s.net_bytes.wrapping_add(net_bytes);
         s.net_count = s.net_count.wrapping_add(net_count);
         s.allocs = s.allocs.wrapping_add(allocs);
+        s.alloc_bytes = s.alloc_bytes.wrapping_add(alloc_bytes);
         s.frees = s.frees.wrapping_add(frees);
     }
 }

@@ -250,3 +250,31 @@ fn wrapper_scopes_charge_the_outermost_call_and_restore_what_was_before() {
     assert!(!in_wrapper());
     assert_eq!(current_scope_site(), 1);
 }
+
+/// A site that freed everything still reports what it allocated in all,
+/// and the report orders such sites by it.
+#[test]
+fn freed_sites_keep_their_totals_and_are_ordered_by_them() {
+    table();
+    let big = asmalloc::__private::site::resolve(7, "src/totals.c", 1, "big_then_freed");
+    let small = asmalloc::__private::site::resolve(7, "src/totals.c", 2, "small_then_freed");
+    let layout = |n| Layout::from_size_align(n, 8).unwrap();
+    for (site, sizes) in [(big, [4096, 8192, 100]), (small, [16, 32, 64])] {
+        let _scope = asmalloc::enter_scope(site, 7);
+        for n in sizes {
+            // SAFETY: non-zero layout, freed at once with the same layout.
+            unsafe { std::alloc::dealloc(std::alloc::alloc(layout(n)), layout(n)) };
+        }
+    }
+    let snap = Snapshot::take();
+    let (b, s) = (snap.site(big), snap.site(small));
+    assert_eq!((b.net_bytes, b.net_count, b.allocs), (0, 0, 3));
+    assert_eq!((s.net_bytes, s.allocs), (0, 3));
+    assert!(b.alloc_bytes >= 4096 + 8192 + 100, "{b:?}");
+    assert!(
+        s.alloc_bytes >= 16 + 32 + 64 && s.alloc_bytes < 4096,
+        "{s:?}"
+    );
+    let pos = |id| snap.sites.iter().position(|x| x.id == id).unwrap();
+    assert!(pos(big) < pos(small), "more allocated in all comes first");
+}

@@ -38,11 +38,15 @@ fn touch_bit(site: u16) -> (usize, u64) {
 #[repr(C, align(64))]
 pub(crate) struct SiteCounters {
     // Frees are not stored: they are `allocs - net_count`, so a free writes
-    // two counters and an allocation three.
+    // two counters and an allocation four.
     pub net_bytes: AtomicI64,
     pub net_count: AtomicI64,
     pub allocs: AtomicU64,
-    _spare: [AtomicU64; 3],
+    /// Bytes of every allocation charged here (reallocations' new sizes
+    /// included), never decreased: what a site allocated in all, for
+    /// reports of programs that free everything before they exit.
+    pub alloc_bytes: AtomicU64,
+    _spare: [AtomicU64; 2],
     /// `net_bytes` when the delta callback last fired for this site.
     pub reported_total: AtomicI64,
     /// Whole seconds (Unix time) of that report; 0 = never.
@@ -207,6 +211,7 @@ impl ThreadTable {
             self.touch(site);
         }
         c.allocs.store(allocs.wrapping_add(1), Ordering::Relaxed);
+        owner_add_u(&c.alloc_bytes, bytes as u64);
         let net = c
             .net_bytes
             .load(Ordering::Relaxed)
@@ -253,6 +258,7 @@ impl ThreadTable {
             c.net_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
             c.net_count.fetch_add(1, Ordering::Relaxed);
             c.allocs.fetch_add(1, Ordering::Relaxed);
+            c.alloc_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
         } else {
             c.net_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
             c.net_count.fetch_sub(1, Ordering::Relaxed);
@@ -282,6 +288,10 @@ impl ThreadTable {
                 .fetch_add(from.net_count.swap(0, Ordering::Relaxed), Ordering::Relaxed);
             to.allocs
                 .fetch_add(from.allocs.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+            to.alloc_bytes.fetch_add(
+                from.alloc_bytes.swap(0, Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             // Per-thread report state starts afresh for the next owner.
             from.reported_total.store(0, Ordering::Relaxed);
             from.reported_secs.store(0, Ordering::Relaxed);
