@@ -63,18 +63,13 @@ const NAMES: &[(&str, &str)] = &[
 
 type Site = (String, u32, String);
 
-/// (file, line, type) of every call the reference finds, plus the lines
-/// that start a multi-line `#define` (file, first line, last line).
-fn reference(
-    root: &std::path::Path,
-    files: &[PathBuf],
-) -> (BTreeSet<Site>, Vec<(String, u32, u32)>) {
+/// (file, line, type) of every call the reference finds.
+fn reference(root: &std::path::Path, files: &[PathBuf]) -> BTreeSet<Site> {
     let alt: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
     let call = regex::Regex::new(&format!(r"\b({})\s*\(", alt.join("|"))).unwrap();
     let lit = regex::Regex::new(r#""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"#).unwrap();
     let marker = regex::Regex::new(r#"^# (\d+) ""#).unwrap();
     let mut out = BTreeSet::new();
-    let mut defines = Vec::new();
     for path in files {
         let rel = path
             .strip_prefix(root)
@@ -88,15 +83,10 @@ fn reference(
             .unwrap();
         let text = String::from_utf8_lossy(&pre.stdout);
         let mut line = 0u32;
-        let mut define_start: Option<u32> = None;
         for l in text.split('\n') {
             if let Some(m) = marker.captures(l) {
                 line = m[1].parse().unwrap();
                 continue;
-            }
-            if define_start.is_none() && l.trim_start().starts_with("#define") && l.ends_with('\\')
-            {
-                define_start = Some(line);
             }
             let blank = lit.replace_all(l, "\"\"");
             for m in call.captures_iter(&blank) {
@@ -107,16 +97,10 @@ fn reference(
                 let ty = NAMES.iter().find(|(n, _)| *n == &m[1]).unwrap().1;
                 out.insert((rel.clone(), line, ty.to_owned()));
             }
-            if let Some(start) = define_start
-                && !l.ends_with('\\')
-            {
-                defines.push((rel.clone(), start, line));
-                define_start = None;
-            }
             line += 1;
         }
     }
-    (out, defines)
+    out
 }
 
 #[test]
@@ -144,7 +128,7 @@ fn jemalloc_every_reference_call_is_in_the_table() {
         .live()
         .map(|e| (e.file.clone(), e.line, e.type_name.clone()))
         .collect();
-    let (reference, defines) = reference(&root, &files);
+    let reference = reference(&root, &files);
     let only_ref: Vec<&Site> = reference.difference(&table).collect();
     let only_table: Vec<&Site> = table.difference(&reference).collect();
     eprintln!(
@@ -166,7 +150,6 @@ fn jemalloc_every_reference_call_is_in_the_table() {
     );
     // And the table has nothing the reference cannot explain: its extra
     // sites are uses of macros that allocate.
-    let _ = defines;
     let uses: BTreeSet<(String, u32)> = g
         .scan
         .sites
