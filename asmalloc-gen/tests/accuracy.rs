@@ -1,7 +1,8 @@
 //! The generator's accuracy on large C trees nobody here wrote, against a
-//! real C front end: bzip2 1.0.8 (from the `bzip2-sys` crate) and libgit2
-//! 1.9 (from `libgit2-sys`, which allocates through its own wrappers,
-//! `git__malloc` & co., named here as wrappers).
+//! real C front end: bzip2 1.0.8 (from the `bzip2-sys` crate), libgit2 1.9
+//! (from `libgit2-sys`, which allocates through its own wrappers,
+//! `git__malloc` & co., named here as wrappers) and Lua 5.4 (from
+//! `lua-src`: `luaM_*` wrappers reached through macros).
 //!
 //! The reference is clang's (libclang's) semantic analysis of every C file
 //! the crate's build compiles (`tests/reference/clang_calls.c`, built
@@ -35,6 +36,7 @@ use asmalloc_gen::{Builder, Lang};
 const CRATES: &[(&str, &str)] = &[
     ("bzip2-sys", "0.1.13+1.0.8"),
     ("libgit2-sys", "0.18.8+1.9.7"),
+    ("lua-src", "551.1.0"),
 ];
 
 const BUILTIN: &[&str] = &[
@@ -309,6 +311,25 @@ fn libgit2(dir: &Path, scratch: &Path) -> Tree {
     }
 }
 
+fn lua(dir: &Path) -> Tree {
+    let root = dir.join("lua-5.4.9");
+    Tree {
+        name: "Lua 5.4.9",
+        files: c_files_in(&root),
+        args: vec![format!("-I{}", root.display()), "-DLUA_USE_LINUX".into()],
+        root,
+        // lmem.c's functions, which the luaM_ macros expand to.
+        wrappers: vec![
+            ("luaM_malloc_", "MALLOC"),
+            ("luaM_realloc_", "REALLOC"),
+            ("luaM_saferealloc_", "REALLOC"),
+            ("luaM_free_", "FREE"),
+            ("luaM_growaux_", "REALLOC"),
+            ("luaM_shrinkvector_", "REALLOC"),
+        ],
+    }
+}
+
 /// Measures one tree; returns (recall, precision) after printing the counts.
 fn measure(tool: &Path, tree: &Tree, scratch: &Path) -> (f64, f64) {
     let mut b = Builder::new()
@@ -378,12 +399,13 @@ fn measure(tool: &Path, tree: &Tree, scratch: &Path) -> (f64, f64) {
 }
 
 #[test]
-fn recall_and_precision_against_clang_on_bzip2_and_libgit2() {
+fn recall_and_precision_against_clang_on_bzip2_libgit2_and_lua() {
     let scratch = common::temp_dir("accuracy");
     let tool = reference_tool(scratch.path());
     let bz = bzip2(&crate_dir("bzip2-sys", "0.1.13+1.0.8"));
     let git = libgit2(&crate_dir("libgit2-sys", "0.18.8+1.9.7"), scratch.path());
-    for tree in [bz, git] {
+    let lua = lua(&crate_dir("lua-src", "551.1.0"));
+    for tree in [bz, git, lua] {
         let (recall, precision) = measure(&tool, &tree, scratch.path());
         assert!(
             recall >= 0.995 && precision >= 0.995,
