@@ -8,6 +8,8 @@
 //! (`default_bzalloc`, `myMalloc`) first, with their calls and the bytes
 //! they allocated in all.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -18,46 +20,7 @@ const VERSION: &str = "0.1.13+1.0.8";
 
 /// bzip2's sources in the registry, fetched when absent.
 fn bzip2_dir() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .expect("CARGO_HOME or HOME");
-    let find = || -> Option<PathBuf> {
-        for index in std::fs::read_dir(home.join("registry/src")).ok()? {
-            let p = index
-                .ok()?
-                .path()
-                .join(format!("bzip2-sys-{VERSION}/bzip2-1.0.8"));
-            if p.is_dir() {
-                return Some(p);
-            }
-        }
-        None
-    };
-    if let Some(p) = find() {
-        return p;
-    }
-    let dir = scratch().join("fetch");
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"fetch-bzip2\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
-             [workspace]\n[dependencies]\nbzip2-sys = \"={VERSION}\"\n"
-        ),
-    )
-    .unwrap();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .arg("fetch")
-        .current_dir(&dir)
-        .status()
-        .expect("run cargo fetch");
-    assert!(
-        status.success(),
-        "cargo fetch of bzip2-sys {VERSION} failed"
-    );
-    find().expect("bzip2-sys sources in the registry after cargo fetch")
+    common::registry_crate("bzip2-sys", VERSION).join("bzip2-1.0.8")
 }
 
 const LIB_FILES: &[&str] = &[
