@@ -36,6 +36,15 @@
  * - jemalloc's *allocx functions are wrapped only with
  *   -DASMALLOC_SITES_JEMALLOC (then <jemalloc/jemalloc.h> is included first).
  * - Define ASMALLOC_SITES_DISABLE to turn the whole header off.
+ *
+ * The program's own wrappers (cf_malloc, git__malloc, xmalloc, ...): the
+ * header written by `asmalloc gen --root DIR --wrapper NAME=TYPE ...
+ * --emit-sites-header OUT` ends with a section for them (see
+ * docs/wrappers.md). Each call of a wrapper opens a scope: everything the
+ * thread allocates until the wrapper returns (inside it, in wrappers it
+ * calls, in callbacks) is charged to the outermost wrapper call's site,
+ * then the sites of before are back. The header shipped with asmalloc has
+ * no such section.
  */
 #ifndef ASMALLOC_SITES_H
 #define ASMALLOC_SITES_H
@@ -58,6 +67,12 @@
 /* Provided by the asmalloc LD_PRELOAD runtime; NULL without it. */
 extern void asm_site_enter(uint16_t *cache, uint16_t type, const char *file, int line,
 		const char *function) __attribute__((weak));
+
+/* Provided by the runtime too: a wrapper call begins (returns 1 when it
+ * opened the scope, 0 when nested in another wrapper call) and ends. */
+extern int asm_wrap_enter(uint16_t *cache, uint16_t type, const char *file, int line,
+		const char *function, const void *frame) __attribute__((weak));
+extern void asm_wrap_exit(int opened) __attribute__((weak));
 
 /* MALLOCATION_TYPE_* values of every generated table (fixed ids). */
 #define ASMALLOC_TYPE_REALLOC 1
@@ -193,6 +208,30 @@ static inline __attribute__((always_inline)) void asmalloc_sdallocx_(ASMALLOC_SI
 }
 #endif
 
+/* A wrapper call's scope: opened before the call (its arguments are
+ * evaluated inside it), closed by the cleanup attribute when the
+ * statement expression ends -- after the call returned, whatever it
+ * returned (void included). */
+static inline __attribute__((always_inline)) int asmalloc_wrap_enter_(ASMALLOC_SITE_PARAMS_,
+		const void *frame)
+{
+	return asm_wrap_enter ? asm_wrap_enter(cache, type, file, line, func, frame) : 0;
+}
+static inline __attribute__((always_inline)) void asmalloc_wrap_exit_(const int *opened)
+{
+	if (*opened && asm_wrap_exit)
+		asm_wrap_exit(1);
+}
+#define ASMALLOC_WRAP_CALL_(type_id, call)                                           \
+	(__extension__({                                                            \
+		static uint16_t asmalloc_wrap_cache_;                               \
+		__attribute__((cleanup(asmalloc_wrap_exit_))) const int asmalloc_wrap_opened_ = \
+			asmalloc_wrap_enter_(&asmalloc_wrap_cache_, (type_id), __FILE__, \
+				__LINE__, __func__, __builtin_frame_address(0));   \
+		(void)asmalloc_wrap_opened_;                                        \
+		call;                                                               \
+	}))
+
 /* The call: a per-call-site cache, then the wrapper. */
 #define ASMALLOC_SITE_CALL_(ty, fn, ...)                                            \
 	(__extension__({                                                            \
@@ -262,6 +301,8 @@ static inline __attribute__((always_inline)) void asmalloc_sdallocx_(ASMALLOC_SI
 #undef sdallocx
 #define sdallocx(...) ASMALLOC_SITE_CALL_(SDALLOCX, sdallocx, __VA_ARGS__)
 #endif
+
+/* @ASMALLOC_WRAPPERS@ */
 
 #endif /* __GNUC__ && !__cplusplus && !ASMALLOC_SITES_DISABLE */
 #endif /* ASMALLOC_SITES_H */

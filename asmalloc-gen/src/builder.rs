@@ -28,6 +28,7 @@ pub struct Builder {
     previous: Option<PathBuf>,
     fresh: bool,
     cargo: Option<bool>,
+    sites_header: Option<PathBuf>,
 }
 
 impl Default for Builder {
@@ -43,6 +44,8 @@ pub struct Generated {
     pub table: Table,
     /// The scan: files, directories, warnings, line counts.
     pub scan: ScanResult,
+    /// The configured wrappers, `(name, type)` as the table spells the type.
+    pub wrappers: Vec<(String, String)>,
 }
 
 impl Generated {
@@ -64,6 +67,13 @@ impl Generated {
     /// `mallocations.json`.
     pub fn json(&self) -> String {
         emit::json::document(&self.table)
+    }
+
+    /// `asmalloc_sites.h` for this program, to be written into `dir`: the
+    /// shipped header plus a macro per wrapper (see [`emit::sites`]), and
+    /// the warnings about wrappers it leaves alone.
+    pub fn sites_header(&self, dir: &Path) -> (String, Vec<Warning>) {
+        emit::sites::header(&self.table, &self.wrappers, &self.scan.wrapper_decls, dir)
     }
 
     /// The files for `formats` (JSON always included), as (name, text),
@@ -124,6 +134,7 @@ impl Builder {
             previous: None,
             fresh: false,
             cargo: None,
+            sites_header: None,
         }
     }
 
@@ -177,6 +188,16 @@ impl Builder {
         self
     }
 
+    /// Also writes (or checks) `asmalloc_sites.h` in `dir`, with a macro
+    /// for each [`Builder::wrapper`] that makes its calls the sites (see
+    /// `docs/wrappers.md`); like [`Builder::generated_dir`], `dir` is never
+    /// scanned.
+    pub fn sites_header(mut self, dir: impl AsRef<Path>) -> Builder {
+        self.opts.output_dirs.push(dir.as_ref().to_path_buf());
+        self.sites_header = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
     /// Files larger than this many bytes are skipped with a warning.
     pub fn max_file_size(mut self, bytes: u64) -> Builder {
         self.opts.max_file_size = bytes;
@@ -211,6 +232,16 @@ impl Builder {
 
     fn names(&self) -> Result<AllocNames, Error> {
         let mut names = AllocNames::builtin();
+        for (name, ty) in self.wrapper_list()? {
+            names.insert(&name, &ty);
+        }
+        Ok(names)
+    }
+
+    /// The wrappers with their type names normalised (built-in types in
+    /// upper case), checked.
+    fn wrapper_list(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut out = Vec::new();
         for (name, ty) in &self.wrappers {
             if !is_valid_type_name(name) {
                 return Err(Error::Config(format!(
@@ -224,13 +255,13 @@ impl Builder {
             }
             let upper = ty.to_ascii_uppercase();
             let ty = if builtin_type_id(&upper).is_some() {
-                &upper
+                upper
             } else {
-                ty
+                ty.clone()
             };
-            names.insert(name, ty);
+            out.push((name.clone(), ty));
         }
-        Ok(names)
+        Ok(out)
     }
 
     /// Reads the previous table: the explicit one, else `default`, if it
@@ -272,7 +303,11 @@ impl Builder {
                 )));
             }
         }
-        Ok(Generated { table, scan })
+        Ok(Generated {
+            table,
+            scan,
+            wrappers: self.wrapper_list()?,
+        })
     }
 
     /// Scans and assigns ids (previous table: [`Builder::previous`] only).
@@ -297,8 +332,18 @@ impl Builder {
             lines: generated.scan.lines,
             ..WriteReport::default()
         };
-        for (name, text) in generated.files(formats) {
-            let path = out_dir.join(name);
+        let mut files: Vec<(PathBuf, String)> = generated
+            .files(formats)
+            .into_iter()
+            .map(|(name, text)| (out_dir.join(name), text))
+            .collect();
+        if let Some(dir) = &self.sites_header {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            let (text, warnings) = generated.sites_header(dir);
+            report.warnings.extend(warnings);
+            files.push((dir.join(crate::SITES_HEADER_FILE), text));
+        }
+        for (path, text) in files {
             if write_if_changed(&path, text.as_bytes())? {
                 report.written.push(path);
             } else {
@@ -366,8 +411,17 @@ impl Builder {
             warnings: generated.scan.warnings.clone(),
             ..CheckReport::default()
         };
-        for (name, text) in generated.files(formats) {
-            let path = out_dir.join(name);
+        let mut files: Vec<(PathBuf, String)> = generated
+            .files(formats)
+            .into_iter()
+            .map(|(name, text)| (out_dir.join(name), text))
+            .collect();
+        if let Some(dir) = &self.sites_header {
+            let (text, warnings) = generated.sites_header(dir);
+            report.warnings.extend(warnings);
+            files.push((dir.join(crate::SITES_HEADER_FILE), text));
+        }
+        for (path, text) in files {
             match std::fs::read(&path) {
                 Ok(old) if old == text.as_bytes() => {}
                 _ => report.stale.push(path),

@@ -9,15 +9,20 @@
 //! - `malloc(n)`, also split over lines (the site is at the name's line,
 //!   which is also what GCC's `__LINE__` gives for a macro call spanning
 //!   lines), `(malloc)(n)`, `(*(&malloc))(n)`, `::malloc(n)`, `std::malloc(n)`;
-//! - inside a `#define` body: the site is at the `#define`'s line and its
-//!   function is the macro's name.
+//! - inside a `#define` body: the site is at the physical line where the
+//!   call is written (a continuation line of a multi-line macro is its own
+//!   line) and its function is the macro's name.
 //!
 //! Not sites: the name in comments, string/char literals, `#if 0` (and
 //! `#elif 0`, and the `#else` of `#if 1`) blocks; declarations and
 //! definitions (`void *malloc(size_t)`, `void *(malloc)(size_t)`,
 //! `void *(*malloc)(size_t)` — the name follows a type-like identifier,
 //! possibly through `*`/parentheses); member calls `a->free(p)`, `a.free(p)`
-//! (they call a function pointer, not the allocator); uses without a call
+//! (they call a function pointer, not the allocator); a name followed by
+//! `(` at file level, outside any function body and initializer, which in C
+//! is always a declaration or definition, whatever precedes it
+//! (`GIT_INLINE(void *) git__malloc(size_t len)`,
+//! `static JEMALLOC_INLINE void *ialloc(…)`); uses without a call
 //! (`f = free;`, `qsort(…, free)`); arguments of `__attribute__((malloc(free)))`
 //! and similar (`__declspec`, `_Alignas`, `asm`).
 //!
@@ -27,7 +32,16 @@
 //! `;` — K&R parameter declarations — or a C++ qualifier such as `const`):
 //! the function is the last identifier called at file level before it
 //! (`Class::` kept for C++ definitions, names after a constructor's `:`
-//! initializer list ignored). `extern "C" {` and `namespace x {` are
+//! initializer list ignored). A name in a macro's parentheses right before
+//! the parameter list is the real name: `BZFILE* BZ_API(BZ2_bzWriteOpen)(…)`
+//! defines `BZ2_bzWriteOpen`.
+//!
+//! # Where the wrappers are declared
+//!
+//! For the configured wrappers (names that are not the C library's), the
+//! scan also lists every declaration, definition and function-like macro
+//! definition of the name ([`WrapperDecl`]): the generated sites header
+//! must see those before it defines its macro for the name. `extern "C" {` and `namespace x {` are
 //! transparent. Branches of `#if`/`#else` that each open a function header
 //! (`#ifdef X void f(int a) { #else void f(void) { #endif`) are handled by
 //! restoring the brace state at `#else` and keeping the first branch's at
@@ -69,6 +83,15 @@ impl AllocNames {
             return None;
         }
         self.map.get(name).map(String::as_str)
+    }
+
+    /// True for a configured wrapper (a name that is not one of the C
+    /// library's allocation family).
+    pub fn is_wrapper(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+            && !crate::types::C_ALLOC_FUNCTIONS
+                .iter()
+                .any(|(f, _)| f.as_bytes() == name)
     }
 
     /// All `(function, type)` pairs, sorted.
@@ -132,37 +155,84 @@ const BODY_QUALIFIERS: &[&[u8]] = &[
     b"__THROW",
 ];
 
+/// How a wrapper's name is introduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DeclKind {
+    /// A declaration (`void *xmalloc(size_t);`).
+    Declaration,
+    /// A definition (`void *xmalloc(size_t n) { … }`).
+    Definition,
+    /// A function-like macro (`#define xmalloc(n) …`).
+    Macro,
+}
+
+/// A declaration, definition or macro definition of a configured wrapper.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WrapperDecl {
+    /// The wrapper's name.
+    pub name: String,
+    /// 1-based line of the name.
+    pub line: u32,
+    /// What it is.
+    pub kind: DeclKind,
+}
+
 /// Result of scanning one file.
 #[derive(Debug, Default)]
 pub struct CScan {
     /// Sites, in source order (file left empty for the caller to fill).
     pub sites: Vec<FoundSite>,
+    /// Declarations, definitions and macros of configured wrappers.
+    pub wrapper_decls: Vec<WrapperDecl>,
+    /// Function-like macros whose body calls an allocation function or
+    /// wrapper, with the type of the first such call: a use of one is a
+    /// site too, at the use (see [`crate::scan`]).
+    pub alloc_macros: Vec<(String, String)>,
     /// Physical lines scanned.
     pub lines: u32,
 }
 
 /// Scans one C/C++ file's bytes.
 pub fn scan_c(src: &[u8], names: &AllocNames) -> CScan {
+    scan_c_names(src, names, false)
+}
+
+/// [`scan_c`]; with `macros`, `names` are function-like macros whose
+/// bodies allocate (see [`crate::scan`]): a use of one at file level is a
+/// site too (`GIT_HASHMAP_SETUP(map, …);` expands to functions that
+/// allocate, and `__LINE__` in them is the use's line).
+pub fn scan_c_names(src: &[u8], names: &AllocNames, macros: bool) -> CScan {
     let lexed = lex(src);
     let mut finder = Finder {
+        macros,
         lx: &lexed,
         names,
         sites: Vec::new(),
+        decls: Vec::new(),
+        alloc_macros: Vec::new(),
     };
     let main = finder.preprocess();
     finder.structure(&main);
     let mut sites = finder.sites;
     sites.sort_by_key(|s| (s.line, s.column));
+    let mut wrapper_decls = finder.decls;
+    wrapper_decls.sort();
+    wrapper_decls.dedup();
     CScan {
         sites,
+        wrapper_decls,
+        alloc_macros: finder.alloc_macros,
         lines: lexed.lines,
     }
 }
 
 struct Finder<'a, 'b> {
+    macros: bool,
     lx: &'a Lexed<'b>,
     names: &'a AllocNames,
     sites: Vec<FoundSite>,
+    decls: Vec<WrapperDecl>,
+    alloc_macros: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug)]
@@ -266,7 +336,7 @@ impl Finder<'_, '_> {
                         main.push(marker(Kind::CondEndif));
                     }
                 }
-                b"define" if active => self.define(t, &dir[1..]),
+                b"define" if active => self.define(&dir[1..]),
                 _ => {}
             }
             active = conds.last().is_none_or(|f| f.active);
@@ -276,17 +346,28 @@ impl Finder<'_, '_> {
     }
 
     /// Scans a `#define NAME body` (after `define`).
-    fn define(&mut self, hash: Token, toks: &[Token]) {
+    fn define(&mut self, toks: &[Token]) {
         let Some(name_tok) = toks.first().filter(|t| t.kind == Kind::Ident) else {
             return;
         };
         let name = String::from_utf8_lossy(self.text(name_tok)).into_owned();
         let mut k = 1;
+        let function_like = toks
+            .get(1)
+            .is_some_and(|p| p.kind == Kind::LParen && p.start == name_tok.end);
+        let before = self.sites.len();
         if toks
             .get(1)
             .is_some_and(|p| p.kind == Kind::LParen && p.start == name_tok.end)
         {
             k = matching(toks, 1).map_or(toks.len(), |e| e + 1);
+            if self.names.is_wrapper(self.text(name_tok)) {
+                self.decls.push(WrapperDecl {
+                    name: name.clone(),
+                    line: name_tok.line,
+                    kind: DeclKind::Macro,
+                });
+            }
         }
         let body = &toks[k.min(toks.len())..];
         let mut i = 0;
@@ -297,9 +378,13 @@ impl Finder<'_, '_> {
                     i = end + 1;
                     continue;
                 }
-                self.check_site(body, i, &name, Some(hash.line));
+                self.check_site(body, i, &name, false);
             }
             i += 1;
+        }
+        if function_like && let Some(first) = self.sites.get(before) {
+            let ty = first.type_name.clone();
+            self.alloc_macros.push((name, ty));
         }
     }
 
@@ -316,8 +401,10 @@ impl Finder<'_, '_> {
     }
 
     /// Records a site if `toks[i]` (an identifier) is a called allocation
-    /// function.
-    fn check_site(&mut self, toks: &[Token], i: usize, function: &str, line: Option<u32>) {
+    /// function. `file_level`: outside any function body or initializer,
+    /// where a name followed by `(` is declared, not called (unless it
+    /// initializes a C++ global: `= malloc(`).
+    fn check_site(&mut self, toks: &[Token], i: usize, function: &str, file_level: bool) {
         let t = toks[i];
         let Some(type_name) = self.names.get(self.text(&t)) else {
             return;
@@ -325,10 +412,36 @@ impl Finder<'_, '_> {
         let Some((chain_start, args_open)) = call_shape(toks, i) else {
             return;
         };
-        if chain_start > 0 && self.is_declaration(toks, chain_start, chain_start == i) {
+        let args_close = matching(toks, args_open).unwrap_or(toks.len() - 1);
+        let declared = if self.macros {
+            false
+        } else if file_level {
+            chain_start == 0 || toks[chain_start - 1].kind != Kind::Assign
+        } else {
+            chain_start > 0 && self.is_declaration(toks, chain_start, chain_start == i)
+        };
+        if declared {
+            let member =
+                chain_start > 0 && matches!(toks[chain_start - 1].kind, Kind::Dot | Kind::Arrow);
+            if !member && self.names.is_wrapper(self.text(&t)) {
+                // A body (`{`, possibly after attributes or K&R parameter
+                // declarations) before the next `;`: a definition.
+                let body = toks[args_close + 1..]
+                    .iter()
+                    .find(|n| matches!(n.kind, Kind::LBrace | Kind::Semi))
+                    .is_some_and(|n| n.kind == Kind::LBrace);
+                self.decls.push(WrapperDecl {
+                    name: String::from_utf8_lossy(self.text(&t)).into_owned(),
+                    line: t.line,
+                    kind: if body {
+                        DeclKind::Definition
+                    } else {
+                        DeclKind::Declaration
+                    },
+                });
+            }
             return;
         }
-        let args_close = matching(toks, args_open).unwrap_or(toks.len() - 1);
         let mut ctx = Vec::with_capacity(64);
         for tok in &toks[i..=args_close.min(i + 64)] {
             ctx.extend_from_slice(self.text(tok));
@@ -336,7 +449,7 @@ impl Finder<'_, '_> {
         }
         self.sites.push(FoundSite {
             file: String::new(),
-            line: line.unwrap_or(t.line),
+            line: t.line,
             column: t.col,
             function: function.to_owned(),
             type_name: type_name.to_owned(),
@@ -405,7 +518,9 @@ impl Finder<'_, '_> {
                     // Cheap pre-check before the borrow-heavy call.
                     if self.names.get(self.text(&t)).is_some() {
                         let func = func.to_owned();
-                        self.check_site(toks, i, &func, None);
+                        // (Not in a C++ constructor's initializer list.)
+                        let file_level = st.depth == 0 && !st.frozen;
+                        self.check_site(toks, i, &func, file_level);
                     }
                     if st.depth == 0
                         && st.paren == 0
@@ -423,6 +538,18 @@ impl Finder<'_, '_> {
                             );
                         }
                         st.cand = Some(name);
+                    } else if st.depth == 0
+                        && st.paren == 1
+                        && !st.frozen
+                        && i >= 2
+                        && toks[i - 1].kind == Kind::LParen
+                        && toks[i - 2].kind == Kind::Ident
+                        && toks.get(i + 1).is_some_and(|n| n.kind == Kind::RParen)
+                        && toks.get(i + 2).is_some_and(|n| n.kind == Kind::LParen)
+                    {
+                        // `BZ_API(BZ2_bzWriteOpen)(…)`: the macro's argument
+                        // is the function's name.
+                        st.cand = Some(String::from_utf8_lossy(self.text(&t)).into_owned());
                     }
                 }
                 Kind::LParen if st.depth == 0 => st.paren += 1,
@@ -596,7 +723,7 @@ mod tests {
     fn preprocessor() {
         let src = "#if 0\nmalloc(1); don't\n#elif 1\nvoid a(void) { free(0); }\n#else\nvoid b(void) { free(0); }\n#endif\n\
                    #define XM(n) \\\n   malloc(n)\n#define X 1 // malloc(2)\n/* malloc(3) */ \"malloc(4)\"\n";
-        assert_eq!(sites(src), [s(4, "free", "a"), s(8, "malloc", "XM")]);
+        assert_eq!(sites(src), [s(4, "free", "a"), s(9, "malloc", "XM")]);
     }
 
     #[test]
@@ -617,6 +744,47 @@ mod tests {
                 s(9, "free", "A::A"),
                 s(10, "free", "A::m"),
                 s(14, "free", "h")
+            ]
+        );
+    }
+
+    #[test]
+    fn macro_wrapped_definitions_are_named_and_never_calls() {
+        let mut n = AllocNames::builtin();
+        n.insert("git__malloc", "MALLOC");
+        n.insert("xfree", "FREE");
+        let src = "GIT_INLINE(void *) git__malloc(size_t len)\n{\n\treturn malloc(len);\n}\n\
+                   BZFILE* BZ_API(BZ2_bzWriteOpen)\n  ( int* bzerror, FILE* f )\n{\n  free(0);\n}\n\
+                   extern void xfree(void *p);\nvoid xfree(void *p) { free(p); }\n\
+                   #define XF(p) \\\n  do { \\\n    xfree(p); \\\n  } while (0)\n\
+                   static void *(*hook)(size_t) = 0;\nint g(void) { return git__malloc(3) != 0; }\n";
+        let got = scan_c(src.as_bytes(), &n);
+        let sites: Vec<_> = got
+            .sites
+            .iter()
+            .map(|s| (s.line, s.callee.as_str(), s.function.as_str()))
+            .collect();
+        assert_eq!(
+            sites,
+            [
+                (3, "malloc", "git__malloc"),
+                (8, "free", "BZ2_bzWriteOpen"),
+                (11, "free", "xfree"),
+                (14, "xfree", "XF"),
+                (17, "git__malloc", "g"),
+            ]
+        );
+        let decls: Vec<_> = got
+            .wrapper_decls
+            .iter()
+            .map(|d| (d.line, d.name.as_str(), d.kind))
+            .collect();
+        assert_eq!(
+            decls,
+            [
+                (1, "git__malloc", DeclKind::Definition),
+                (10, "xfree", DeclKind::Declaration),
+                (11, "xfree", DeclKind::Definition),
             ]
         );
     }

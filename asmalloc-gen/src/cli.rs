@@ -95,7 +95,8 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     previous: Option<PathBuf>,
 
-    /// Write asmalloc_sites.h (for `cc -include`) into DIR. Without --root, does only that.
+    /// Write asmalloc_sites.h (for `cc -include`) into DIR. Without --root, does only that;
+    /// with --root and --wrapper, it also makes each wrapper call the site of what it allocates.
     #[arg(long, value_name = "DIR")]
     emit_sites_header: Option<PathBuf>,
 
@@ -130,14 +131,21 @@ where
 }
 
 fn run_args(args: Args) -> Result<u8, String> {
-    if let Some(dir) = &args.emit_sites_header {
+    if let Some(dir) = &args.emit_sites_header
+        && args.root.is_empty()
+    {
+        if !args.wrapper.is_empty() {
+            return Err(
+                "asmalloc-gen: --wrapper with --emit-sites-header needs --root (the header \
+                 includes the files that declare the wrappers)"
+                    .into(),
+            );
+        }
         let path = crate::write_sites_header(dir).map_err(|e| e.to_string())?;
         if !args.quiet {
             println!("asmalloc-gen: wrote {}", path.display());
         }
-        if args.root.is_empty() {
-            return Ok(0);
-        }
+        return Ok(0);
     }
     let lang = match args.lang {
         LangArg::C => Lang::C,
@@ -186,7 +194,8 @@ fn run_args(args: Args) -> Result<u8, String> {
         b = b.exclude(x);
     }
     if let Some(dir) = &args.emit_sites_header {
-        b = b.generated_dir(dir);
+        // Written again with the table: with --wrapper, it has their macros.
+        b = b.sites_header(dir);
     }
     if let Some(p) = &args.previous {
         b = b.previous(p);

@@ -113,6 +113,27 @@ pub struct ScanResult {
     pub lines: u64,
     /// Bytes scanned.
     pub bytes: u64,
+    /// Declarations, definitions and macros of the configured wrappers, by
+    /// file (as walked) and relative path, sorted.
+    pub wrapper_decls: Vec<FoundDecl>,
+    /// Function-like macros whose body calls the allocation family (or a
+    /// wrapper, or another such macro), with the type their uses get.
+    pub alloc_macros: Vec<(String, String)>,
+    /// The C files scanned (as walked, and relative), for the pass that
+    /// finds the uses of those macros.
+    c_files: Vec<(PathBuf, String)>,
+}
+
+/// A declaration, definition or macro of a configured wrapper, found in a
+/// scanned file.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FoundDecl {
+    /// The file as walked (root joined with the relative path).
+    pub path: PathBuf,
+    /// Path relative to the scanned root, as in the table.
+    pub file: String,
+    /// What and where.
+    pub decl: crate::c_sites::WrapperDecl,
 }
 
 fn rel_string(rel: &Path) -> Option<String> {
@@ -370,12 +391,90 @@ fn scan_file(path: &Path, rel: &str, is_rust: bool, opts: &ScanOptions, out: &mu
     } else {
         let scan = scan_c(&bytes, &opts.names);
         out.lines += u64::from(scan.lines);
+        out.c_files.push((path.to_path_buf(), rel.to_owned()));
+        out.alloc_macros.extend(scan.alloc_macros);
+        out.wrapper_decls
+            .extend(scan.wrapper_decls.into_iter().map(|decl| FoundDecl {
+                path: path.to_path_buf(),
+                file: rel.to_owned(),
+                decl,
+            }));
         scan.sites
     };
     for s in &mut sites {
         s.file = rel.to_owned();
     }
     out.sites.extend(sites);
+}
+
+/// How many rounds of macros calling macros are followed.
+const MACRO_ROUNDS: usize = 4;
+
+/// Adds the uses of function-like macros that call the allocation family
+/// as sites: `p = NEW(struct big)` allocates at that line, which is what
+/// `__LINE__` says there at run time, while the call in the macro's body
+/// (also a site, at its own line) is never where the program runs it. A
+/// macro's use is found like a call of a wrapper whose type is the type of
+/// the first call in its body; macros calling such macros are followed a
+/// few rounds deep. Only the files that mention a new macro are read again.
+fn macro_uses(opts: &ScanOptions, out: &mut ScanResult) {
+    let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut fresh: Vec<(String, String)> = std::mem::take(&mut out.alloc_macros);
+    for _ in 0..MACRO_ROUNDS {
+        fresh.retain(|(name, _)| {
+            opts.names.get(name.as_bytes()).is_none() && known.insert(name.clone())
+        });
+        fresh.sort();
+        fresh.dedup_by(|a, b| a.0 == b.0);
+        if fresh.is_empty() {
+            break;
+        }
+        out.alloc_macros.extend(fresh.iter().cloned());
+        let mut names = AllocNames::default();
+        for (name, ty) in &fresh {
+            names.insert(name, ty);
+        }
+        let wanted: std::collections::HashSet<&[u8]> =
+            fresh.iter().map(|(n, _)| n.as_bytes()).collect();
+        let mut next = Vec::new();
+        for (path, rel) in &out.c_files {
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            if !mentions_any(&bytes, &wanted) {
+                continue;
+            }
+            let scan = crate::c_sites::scan_c_names(&bytes, &names, true);
+            next.extend(scan.alloc_macros);
+            out.sites.extend(scan.sites.into_iter().map(|mut s| {
+                s.file = rel.clone();
+                s
+            }));
+        }
+        fresh = next;
+    }
+    out.alloc_macros.sort();
+}
+
+/// A cheap test for "the file mentions one of these names" (any
+/// identifier-like run of bytes equal to one).
+fn mentions_any(bytes: &[u8], names: &std::collections::HashSet<&[u8]>) -> bool {
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if ident(bytes[i]) {
+            let start = i;
+            while i < bytes.len() && ident(bytes[i]) {
+                i += 1;
+            }
+            if names.contains(&bytes[start..i]) {
+                return true;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    false
 }
 
 /// Scans every root and sorts the sites.
@@ -392,7 +491,10 @@ pub fn scan(roots: &[PathBuf], opts: &ScanOptions) -> ScanResult {
         }
         scan_root(root, opts, &mut out);
     }
+    macro_uses(opts, &mut out);
     out.sites.sort();
     out.sites.dedup();
+    out.wrapper_decls.sort();
+    out.wrapper_decls.dedup();
     out
 }

@@ -29,7 +29,8 @@ pub struct SiteStats {
     pub net_count: i64,
     /// Allocations (including reallocations) charged to this site.
     pub allocs: u64,
-    /// Bytes those allocations asked for (frees not subtracted).
+    /// Bytes of those allocations, in all (what the site allocated over the
+    /// program's life, freed or not).
     pub alloc_bytes: u64,
     /// Frees (including the old half of reallocations) charged back to it.
     pub frees: u64,
@@ -102,7 +103,14 @@ impl Snapshot {
             .into_values()
             .filter(|s| s.allocs != 0 || s.frees != 0)
             .collect();
-        sites.sort_by(|a, b| b.net_bytes.cmp(&a.net_bytes).then(a.id.cmp(&b.id)));
+        // By net bytes, then (everything freed at exit) by what was
+        // allocated in all.
+        sites.sort_by(|a, b| {
+            b.net_bytes
+                .cmp(&a.net_bytes)
+                .then(b.alloc_bytes.cmp(&a.alloc_bytes))
+                .then(a.id.cmp(&b.id))
+        });
         Snapshot {
             time_ns: clock::now_ns(),
             elapsed_ns: clock::monotonic_ns(),

@@ -191,3 +191,90 @@ fn foreign_and_corrupted_blocks_are_counted_not_charged() {
         "no site is charged for a foreign free"
     );
 }
+
+/// The engine side of wrapper calls (`asm_wrap_enter`/`asm_wrap_exit`):
+/// the outermost call owns the site until it returns, nested calls change
+/// nothing, the sites of before come back, and a scope left by `longjmp`
+/// (entered from a deeper frame than the current one) is taken over.
+#[test]
+fn wrapper_scopes_charge_the_outermost_call_and_restore_what_was_before() {
+    table();
+    use asmalloc::__private::engine::{
+        current_scope_site, in_wrapper, wrapper_enter, wrapper_exit,
+    };
+    let _rust = asmalloc::enter_scope(1, 1);
+    assert!(!in_wrapper());
+    // Sites of this test only (named at run time).
+    let site = asmalloc::__private::site::resolve(7, "src/wrap.c", 9, "outer_caller");
+    let inner = asmalloc::__private::site::resolve(7, "src/wrap.c", 30, "inside_wrapper");
+    let layout = Layout::from_size_align(48, 8).unwrap();
+    // Frames: the stack grows down, so a callee's frame is lower.
+    let outer = wrapper_enter(site, 7, 0x9000);
+    assert!(outer && in_wrapper());
+    assert_eq!(current_scope_site(), site);
+    // SAFETY: non-zero layout; freed below with the same layout.
+    let b = unsafe { std::alloc::alloc(layout) };
+    let nested = wrapper_enter(inner, 7, 0x8000);
+    assert!(!nested, "a call inside the wrapper is nested");
+    // SAFETY: as above.
+    let c = unsafe { std::alloc::alloc(layout) };
+    assert_eq!(
+        current_scope_site(),
+        site,
+        "the outermost call keeps the site"
+    );
+    wrapper_exit(nested);
+    assert!(in_wrapper());
+    wrapper_exit(outer);
+    assert!(!in_wrapper());
+    assert_eq!(current_scope_site(), 1, "the Rust scope of before is back");
+    let snap = Snapshot::take();
+    assert_eq!(
+        snap.site(site).net_count,
+        2,
+        "both blocks charged to the outer call"
+    );
+    assert_eq!(snap.site(inner).net_count, 0);
+    // SAFETY: allocated above with `layout`.
+    unsafe {
+        std::alloc::dealloc(b, layout);
+        std::alloc::dealloc(c, layout);
+    }
+    // A scope left by longjmp from a deeper frame is taken over by the next
+    // call from a shallower one, and its exit restores what was before the
+    // abandoned one.
+    assert!(wrapper_enter(inner, 7, 0x7000));
+    assert!(wrapper_enter(site, 7, 0x9000), "taken over");
+    assert_eq!(current_scope_site(), site);
+    wrapper_exit(true);
+    assert!(!in_wrapper());
+    assert_eq!(current_scope_site(), 1);
+}
+
+/// A site that freed everything still reports what it allocated in all,
+/// and the report orders such sites by it.
+#[test]
+fn freed_sites_keep_their_totals_and_are_ordered_by_them() {
+    table();
+    let big = asmalloc::__private::site::resolve(7, "src/totals.c", 1, "big_then_freed");
+    let small = asmalloc::__private::site::resolve(7, "src/totals.c", 2, "small_then_freed");
+    let layout = |n| Layout::from_size_align(n, 8).unwrap();
+    for (site, sizes) in [(big, [4096, 8192, 100]), (small, [16, 32, 64])] {
+        let _scope = asmalloc::enter_scope(site, 7);
+        for n in sizes {
+            // SAFETY: non-zero layout, freed at once with the same layout.
+            unsafe { std::alloc::dealloc(std::alloc::alloc(layout(n)), layout(n)) };
+        }
+    }
+    let snap = Snapshot::take();
+    let (b, s) = (snap.site(big), snap.site(small));
+    assert_eq!((b.net_bytes, b.net_count, b.allocs), (0, 0, 3));
+    assert_eq!((s.net_bytes, s.allocs), (0, 3));
+    assert!(b.alloc_bytes >= 4096 + 8192 + 100, "{b:?}");
+    assert!(
+        s.alloc_bytes >= 16 + 32 + 64 && s.alloc_bytes < 4096,
+        "{s:?}"
+    );
+    let pos = |id| snap.sites.iter().position(|x| x.id == id).unwrap();
+    assert!(pos(big) < pos(small), "more allocated in all comes first");
+}

@@ -506,6 +506,66 @@ impl Drop for SiteScope {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Wrapper scopes: the C program's own allocation wrappers as sites.
+
+/// True when a wrapper call entered from `frame` would be nested in the
+/// thread's open wrapper scope (so it must leave that scope alone): a scope
+/// is open and was entered from this frame or a shallower one (the stack
+/// grows down). A scope entered from a deeper frame belongs to a call that
+/// was left by `longjmp` without closing it, and is taken over.
+#[inline]
+pub fn wrapper_nested(frame: usize) -> bool {
+    thread::with(|s| s.wrap_open.get() && s.wrap_frame.get() >= frame)
+}
+
+/// True while a wrapper scope is open on the calling thread: the
+/// allocation-family call sites inside a wrapper leave the charging to it.
+#[inline]
+pub fn in_wrapper() -> bool {
+    thread::with(|s| s.wrap_open.get())
+}
+
+/// Opens the wrapper scope of a wrapper call made from `frame`: every
+/// allocation of this thread is charged to `site` until
+/// [`wrapper_exit`]`(true)`. Returns false (and changes nothing) when the
+/// call is nested in an open wrapper scope: the outermost call is the site.
+/// `site` must be a resolved id.
+#[inline]
+pub fn wrapper_enter(site: u16, type_id: u16, frame: usize) -> bool {
+    thread::with(|s| {
+        if s.wrap_open.get() {
+            if s.wrap_frame.get() >= frame {
+                return false;
+            }
+            // Left by longjmp: the sites before it stay saved.
+        } else {
+            s.wrap_outer_site.set(s.scope_site.get());
+            s.wrap_outer_type.set(s.scope_type.get());
+        }
+        s.wrap_open.set(true);
+        s.wrap_frame.set(frame);
+        s.scope_site.set(site);
+        s.scope_type.set(type_id);
+        true
+    })
+}
+
+/// Closes the wrapper scope opened by a [`wrapper_enter`] that returned
+/// `opened`; a nested call (`opened` false) does nothing.
+#[inline]
+pub fn wrapper_exit(opened: bool) {
+    if !opened {
+        return;
+    }
+    thread::with(|s| {
+        s.wrap_open.set(false);
+        s.wrap_frame.set(0);
+        s.scope_site.set(s.wrap_outer_site.get());
+        s.scope_type.set(s.wrap_outer_type.get());
+    })
+}
+
 /// True while the calling thread runs the LD_PRELOAD library's own work
 /// (its reentrancy guard; see the preload's `guard.rs`).
 #[inline(always)]

@@ -38,12 +38,14 @@ fn touch_bit(site: u16) -> (usize, u64) {
 #[repr(C, align(64))]
 pub(crate) struct SiteCounters {
     // Frees are not stored: they are `allocs - net_count`, so a free writes
-    // two counters and an allocation three.
+    // two counters and an allocation four.
     pub net_bytes: AtomicI64,
     pub net_count: AtomicI64,
     pub allocs: AtomicU64,
-    /// Bytes of those allocations (frees not subtracted): the pprof
-    /// profile's `alloc_space`. Same cache line, so one more store.
+    /// Bytes of every allocation charged here (reallocations' new sizes
+    /// included), never decreased: what a site allocated in all — the pprof
+    /// profile's `alloc_space`, and reports of programs that free everything
+    /// before they exit. Same cache line, so one more store.
     pub alloc_bytes: AtomicU64,
     _spare: [AtomicU64; 2],
     /// `net_bytes` when the delta callback last fired for this site.

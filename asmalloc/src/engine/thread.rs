@@ -32,6 +32,17 @@ pub(crate) struct ThreadState {
     /// Site and type of the innermost tracked scope (`#[track_alloc]`).
     pub scope_site: Cell<u16>,
     pub scope_type: Cell<u16>,
+    /// A wrapper call's scope is open (`asm_wrap_enter`, the generated
+    /// sites header): the outermost wrapper call owns the scope site, and
+    /// call sites inside it set no one-shot site of their own.
+    pub wrap_open: Cell<bool>,
+    /// The frame address the open wrapper scope was entered from (a scope
+    /// entered from a deeper frame than the current one was left by
+    /// `longjmp`).
+    pub wrap_frame: Cell<usize>,
+    /// The scope site and type before the wrapper scope, restored on exit.
+    pub wrap_outer_site: Cell<u16>,
+    pub wrap_outer_type: Cell<u16>,
     /// A one-shot site from `mallocation_set`, for the next call only.
     pub has_pending: Cell<bool>,
     pub pending_site: Cell<u16>,
@@ -63,6 +74,10 @@ impl ThreadState {
             phase: Cell::new(NEW),
             scope_site: Cell::new(0),
             scope_type: Cell::new(0),
+            wrap_open: Cell::new(false),
+            wrap_frame: Cell::new(0),
+            wrap_outer_site: Cell::new(0),
+            wrap_outer_type: Cell::new(0),
             has_pending: Cell::new(false),
             pending_site: Cell::new(0),
             pending_type: Cell::new(0),
@@ -82,6 +97,10 @@ impl ThreadState {
             && self.phase.get() == 0
             && self.scope_site.get() == 0
             && self.scope_type.get() == 0
+            && !self.wrap_open.get()
+            && self.wrap_frame.get() == 0
+            && self.wrap_outer_site.get() == 0
+            && self.wrap_outer_type.get() == 0
             && !self.has_pending.get()
             && self.pending_site.get() == 0
             && self.pending_type.get() == 0

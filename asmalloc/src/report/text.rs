@@ -195,6 +195,8 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
                 type_name,
                 place,
                 function,
+                s.allocs.to_string(),
+                s.alloc_bytes.to_string(),
                 human_bytes(s.net_bytes),
                 s.net_bytes.to_string(),
                 s.net_count.to_string(),
@@ -203,7 +205,7 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
         .collect();
     writeln!(
         w,
-        "  top {} of {} sites by net bytes:",
+        "  top {} of {} sites by net bytes, then bytes allocated in all:",
         rows.len(),
         snap.sites.len()
     )?;
@@ -216,6 +218,8 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
             "type",
             "file:line",
             "function",
+            "calls",
+            "total bytes",
             "net",
             "net bytes",
             "net count",
@@ -225,6 +229,8 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
             Align::Left,
             Align::Left,
             Align::Left,
+            Align::Right,
+            Align::Right,
             Align::Right,
             Align::Right,
             Align::Right,

@@ -87,6 +87,20 @@ pub(super) fn describe(id: u16) -> Option<SiteInfo> {
     })
 }
 
+/// The dynamic site already made for this call site, if any.
+pub(crate) fn existing_dynamic(file: &str, line: u32, function: &str) -> Option<u16> {
+    let used = DYNAMIC_USED.load(Ordering::Acquire).min(MAX_DYNAMIC_SITES);
+    DYNAMIC[..used]
+        .iter()
+        .position(|d| {
+            d.ready.load(Ordering::Acquire)
+                && d.line.load(Ordering::Relaxed) == line
+                && d.file.get() == file
+                && d.function.get() == function
+        })
+        .map(|index| u16::MAX - index as u16)
+}
+
 /// Creates (or finds) a site named at run time and returns its id; 0 when
 /// the dynamic capacity is exhausted (with a one-time warning). `type_name`
 /// is the site's own type name (Rust categories the table may not list), or

@@ -138,8 +138,8 @@ mallocation_t mallocations[NUM_MALLOCATIONS] = {
 	{ MALLOCATION_TYPE_ALIGNED_ALLOC, "src/pool.c", 68, 23, "aligned" },
 	{ MALLOCATION_TYPE_MALLOC, "src/util/cf.c", 7, 24, "cf_malloc" },
 	{ MALLOCATION_TYPE_FREE, "src/util/cf.c", 13, 25, "cf_free" },
-	{ MALLOCATION_TYPE_CF_STRING, "src/util/cf.h", 16, 26, "CF_STRDUP" },
-	{ MALLOCATION_TYPE_STRDUP, "src/util/cf.h", 16, 27, "CF_STRDUP" },
+	{ MALLOCATION_TYPE_CF_STRING, "src/util/cf.h", 17, 26, "CF_STRDUP" },
+	{ MALLOCATION_TYPE_STRDUP, "src/util/cf.h", 17, 27, "CF_STRDUP" },
 	{ MALLOCATION_TYPE_CALLOC, "src/util/cf.h", 20, 28, "CF_ZALLOC" },
 };
 

@@ -1,6 +1,9 @@
-//! Site tables: `asm_register_mallocations` (the generated C table) and
+//! Site tables: `asm_register_mallocations` (the generated C table),
 //! `asm_site_enter` (the call-site header's hook, which resolves a call
-//! site against the table once and caches its id).
+//! site against the table once and caches its id), and `asm_wrap_enter` /
+//! `asm_wrap_exit` (the generated header's hooks around a call of one of
+//! the program's own allocation wrappers: the outermost wrapper call is the
+//! site of everything allocated inside it).
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -107,7 +110,30 @@ pub unsafe extern "C" fn asm_site_enter(
     line: c_int,
     function: *const c_char,
 ) {
+    // Inside a wrapper call the wrapper's call site is charged: the call
+    // sites in its body set nothing (one load of the thread's state).
+    if rt::__private::engine::in_wrapper() {
+        return;
+    }
     let saved = errno();
+    // SAFETY: the caller's contract, passed on.
+    let id = unsafe { cached_site(cache, type_id, file, line, function) };
+    rt::__private::engine::set_next_site(type_id, id);
+    set_errno(saved);
+}
+
+/// The id of a call site: its cache, else resolved against the table (and
+/// cached).
+///
+/// # Safety
+/// As for [`asm_site_enter`].
+unsafe fn cached_site(
+    cache: *mut u16,
+    type_id: u16,
+    file: *const c_char,
+    line: c_int,
+    function: *const c_char,
+) -> u16 {
     let cache = (!cache.is_null()).then(|| {
         // SAFETY: a static uint16_t of the call site, aligned, accessed
         // only atomically here (several threads may pass the same one).
@@ -132,6 +158,44 @@ pub unsafe extern "C" fn asm_site_enter(
             c.store(id, Ordering::Relaxed);
         }
     }
-    rt::__private::engine::set_next_site(type_id, id);
+    id
+}
+
+/// `int asm_wrap_enter(uint16_t *cache, uint16_t type, const char *file,
+/// int line, const char *function, void *frame)`: a call of one of the
+/// program's allocation wrappers begins (the generated sites header calls
+/// it; `frame` is `__builtin_frame_address(0)` of the calling function).
+/// Unless the call is nested in another wrapper call, every allocation of
+/// this thread is charged to this call site until `asm_wrap_exit(1)`.
+/// Returns 1 when it opened the scope, 0 when it was nested.
+///
+/// # Safety
+/// As for [`asm_site_enter`].
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub unsafe extern "C" fn asm_wrap_enter(
+    cache: *mut u16,
+    type_id: u16,
+    file: *const c_char,
+    line: c_int,
+    function: *const c_char,
+    frame: *const c_void,
+) -> c_int {
+    let frame = frame as usize;
+    if rt::__private::engine::wrapper_nested(frame) {
+        return 0;
+    }
+    let saved = errno();
+    // SAFETY: the caller's contract, passed on.
+    let id = unsafe { cached_site(cache, type_id, file, line, function) };
+    let opened = rt::__private::engine::wrapper_enter(id, type_id, frame);
     set_errno(saved);
+    c_int::from(opened)
+}
+
+/// `void asm_wrap_exit(int opened)`: the wrapper call whose
+/// `asm_wrap_enter` returned `opened` has returned; 1 restores the sites of
+/// before it.
+#[cfg_attr(not(test), unsafe(no_mangle))]
+pub extern "C" fn asm_wrap_exit(opened: c_int) {
+    rt::__private::engine::wrapper_exit(opened != 0);
 }
