@@ -143,15 +143,31 @@ pub(super) unsafe fn write_tag(p: *mut c_void, usable: usize, word: u64) {
 /// bytes larger than the program asked for.
 #[inline(always)]
 pub(super) unsafe fn track_new(op: Op, p: *mut c_void, caller: usize) -> *mut c_void {
+    // SAFETY: the caller's contract; `real::usable_size` is right for any
+    // live block.
+    unsafe { track_fresh(op, p, caller, |p| real::usable_size(p)) }
+}
+
+/// [`track_new`] with the block's real usable size given by `usable_of`
+/// (called only for a non-null block).
+///
+/// # Safety
+/// As [`track_new`]; `usable_of(p)` is `p`'s real usable size.
+#[inline(always)]
+unsafe fn track_fresh(
+    op: Op,
+    p: *mut c_void,
+    caller: usize,
+    usable_of: impl FnOnce(*mut c_void) -> usize,
+) -> *mut c_void {
     if p.is_null() {
         // A failed call still uses up a pending one-shot site, so it does
         // not land on the thread's next, unrelated allocation.
         engine::clear_pending();
         return p;
     }
-    // SAFETY: `p` is a live block.
-    let usable = unsafe { real::usable_size(p) };
-    // SAFETY: as this function's.
+    let usable = usable_of(p);
+    // SAFETY: the caller's contract.
     unsafe { charge_and_tag(op, p, usable, caller) }
 }
 
@@ -286,15 +302,9 @@ pub(super) fn tracked_unaligned(
         return enomem();
     };
     let p = alloc(n);
-    if p.is_null() {
-        // As in track_new.
-        engine::clear_pending();
-        return p;
-    }
-    // SAFETY: `p` is a fresh block from a malloc-like call of `n` bytes.
-    let usable = unsafe { real::usable_size_of_fresh(p, n) };
-    // SAFETY: `usable` is `p`'s real usable size, at least `n`.
-    unsafe { charge_and_tag(op, p, usable, caller) }
+    // SAFETY: `p` is null or a fresh block from a malloc-like call of `n`
+    // bytes, whose usable size `usable_size_of_fresh` gives.
+    unsafe { track_fresh(op, p, caller, |p| real::usable_size_of_fresh(p, n)) }
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an
