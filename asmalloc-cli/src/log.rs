@@ -24,7 +24,7 @@ use asmalloc::report::{UNKNOWN_SITE, growth_text, never_mind_text, seconds_text,
 
 /// A site as the log names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SiteName {
+pub struct SiteName {
     pub type_name: String,
     pub file: String,
     pub line: u32,
@@ -61,7 +61,7 @@ impl fmt::Display for SiteName {
 
 /// One site of one process over time.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SiteSeries {
+pub struct SiteSeries {
     pub name: SiteName,
     /// (time ns, net bytes) at every line that listed the site.
     pub points: Vec<(i64, i64)>,
@@ -89,7 +89,7 @@ impl SiteSeries {
 
 /// One verdict line.
 #[derive(Debug, Clone)]
-pub(crate) struct VerdictRecord {
+pub struct VerdictRecord {
     pub pid: i64,
     pub time_ns: i64,
     pub kind: String,
@@ -137,7 +137,7 @@ impl VerdictRecord {
 
 /// Everything read from a log.
 #[derive(Debug, Default)]
-pub(crate) struct Log {
+pub struct Log {
     /// Sites by (pid, id).
     pub sites: BTreeMap<(i64, u16), SiteSeries>,
     pub verdicts: Vec<VerdictRecord>,
@@ -168,8 +168,16 @@ impl Log {
     /// runs appended to the same file are skipped).
     pub fn read_since(path: &Path, since_ns: i64) -> std::io::Result<Log> {
         let file = std::fs::File::open(path)?;
+        Log::from_reader(std::io::BufReader::new(file), since_ns)
+    }
+
+    /// Reads log lines from `reader` written at or after `since_ns` (what
+    /// [`Log::read_since`] does with a file; the fuzz target and the corpus
+    /// replay feed it bytes). A read error, or a line that is not UTF-8, is
+    /// an `Err`; a line that is not a log line is counted in `bad_lines`.
+    pub fn from_reader(reader: impl BufRead, since_ns: i64) -> std::io::Result<Log> {
         let mut log = Log::default();
-        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        for (i, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;
@@ -353,7 +361,7 @@ impl Log {
 
 /// A process's teardown: from when, and its total before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Teardown {
+pub struct Teardown {
     pub from_ns: i64,
     pub total_before: i64,
     pub total_after: i64,
@@ -361,7 +369,7 @@ pub(crate) struct Teardown {
 
 /// What the end of the log says about one site.
 #[derive(Debug, Clone)]
-pub(crate) enum State {
+pub enum State {
     /// Its last verdict (before any teardown) is a leak; `freed_at_exit`
     /// when the program freed it while shutting down.
     Leak {
@@ -376,7 +384,7 @@ pub(crate) enum State {
 
 /// One site's state at the end of the log.
 #[derive(Debug, Clone)]
-pub(crate) struct Conclusion {
+pub struct Conclusion {
     pub pid: i64,
     pub id: u16,
     pub name: SiteName,
@@ -450,12 +458,12 @@ impl Conclusion {
     }
 }
 
-pub(crate) use asmalloc::report::human_bytes as human;
+pub use asmalloc::report::human_bytes as human;
 
 /// One verdict as a sentence, with its time since `start_ns`; a never mind
 /// `in_teardown` (the program freeing everything as it exits) is said as
 /// "freed at exit".
-pub(crate) fn verdict_sentence(v: &VerdictRecord, start_ns: i64, in_teardown: bool) -> String {
+pub fn verdict_sentence(v: &VerdictRecord, start_ns: i64, in_teardown: bool) -> String {
     let at = (v.time_ns - start_ns) as f64 / 1e9;
     let what = match v.kind.as_str() {
         "never_mind" if in_teardown => {

@@ -21,7 +21,6 @@
 mod allocator;
 mod gen_cmd;
 mod html;
-mod log;
 mod report;
 mod run;
 #[allow(unsafe_code)]
@@ -33,6 +32,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+// The log reader is the crate's library part (src/lib.rs), so the fuzz
+// target and the corpus replay can reach it; `crate::log` still names it.
+use asmalloc_cli::log;
 
 #[derive(Parser)]
 #[command(
