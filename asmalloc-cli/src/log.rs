@@ -119,7 +119,7 @@ impl VerdictRecord {
     pub fn as_of(&self, start_ns: i64) -> String {
         format!(
             "at {} it had grown by {}",
-            seconds_text(self.time_ns - start_ns),
+            seconds_text(self.time_ns.saturating_sub(start_ns)),
             self.growth()
         )
     }
@@ -268,7 +268,11 @@ impl Log {
         let mut gaps: Vec<i64> = self
             .totals
             .get(&pid)
-            .map(|t| t.windows(2).map(|w| w[1].0 - w[0].0).collect())
+            .map(|t| {
+                t.windows(2)
+                    .map(|w| w[1].0.saturating_sub(w[0].0))
+                    .collect()
+            })
             .unwrap_or_default();
         if gaps.is_empty() {
             return 1_000_000_000;
@@ -330,7 +334,8 @@ impl Log {
                     Some(v) if v.is_leak() => {
                         let freed = teardown.is_some()
                             && series.last_bytes() <= before / 2
-                            && before - series.last_bytes() >= (cfg.threshold_bytes / 2) as i64;
+                            && before.saturating_sub(series.last_bytes())
+                                >= (cfg.threshold_bytes / 2) as i64;
                         State::Leak {
                             verdict: v.clone(),
                             freed_at_exit: freed.then_some(teardown).flatten(),
@@ -436,11 +441,11 @@ impl Conclusion {
                 verdict.as_of(start_ns),
                 human(t.total_before),
                 human(t.total_after),
-                seconds_text(t.from_ns - start_ns)
+                seconds_text(t.from_ns.saturating_sub(start_ns))
             ),
             State::Retracted(v) => format!(
                 "never mind: {label} (at {}: {})",
-                seconds_text(v.time_ns - start_ns),
+                seconds_text(v.time_ns.saturating_sub(start_ns)),
                 never_mind_text(v.growth_bytes, v.reported_growth_bytes)
             ),
             State::ShortRun(s) => format!(
@@ -449,7 +454,7 @@ impl Conclusion {
                 match s.needed_ns {
                     Some(n) => format!(
                         "run longer than {} s for a verdict",
-                        (n + 999_999_999) / 1_000_000_000
+                        n.saturating_add(999_999_999) / 1_000_000_000
                     ),
                     None => "too slow for a verdict within the longest window".to_string(),
                 }
@@ -464,7 +469,7 @@ pub use asmalloc::report::human_bytes as human;
 /// `in_teardown` (the program freeing everything as it exits) is said as
 /// "freed at exit".
 pub fn verdict_sentence(v: &VerdictRecord, start_ns: i64, in_teardown: bool) -> String {
-    let at = (v.time_ns - start_ns) as f64 / 1e9;
+    let at = v.time_ns.saturating_sub(start_ns) as f64 / 1e9;
     let what = match v.kind.as_str() {
         "never_mind" if in_teardown => {
             "freed at exit: the program freed it while shutting down".to_string()
@@ -565,6 +570,31 @@ mod tests {
             "{s}"
         );
         assert_eq!(c[0].word(), "grew; run too short");
+    }
+
+    // Found by the log_reader fuzz target (fuzz/corpus/log_reader/
+    // seed-extremes): times and sizes at the ends of i64 overflowed the
+    // subtractions behind the conclusions and sentences.
+    #[test]
+    fn a_log_with_extreme_numbers_is_read_and_concluded() {
+        let text = concat!(
+            r#"{"time_ns":-9223372036854775808,"net_bytes":9223372036854775807,"sites":[{"id":1,"net_bytes":9223372036854775807}]}"#,
+            "\n",
+            r#"{"time_ns":9223372036854775807,"net_bytes":-9223372036854775808,"sites":[{"id":1,"net_bytes":-9223372036854775808}],"verdicts":[{"kind":"possible_leak","id":1,"net_bytes":9223372036854775807,"growth_bytes":-9223372036854775808,"over_ns":0,"rate_bytes_per_s":9223372036854775807}]}"#,
+            "\n",
+        );
+        let log = Log::from_reader(text.as_bytes(), i64::MIN).expect("read");
+        assert_eq!((log.lines, log.bad_lines.len()), (2, 0));
+        let cfg = DetectorConfig::DEFAULT;
+        let start = log.start_ns();
+        assert_eq!(start, i64::MIN);
+        // The fall from the largest total to the smallest is the teardown,
+        // which starts at the first sample: nothing to judge before it.
+        assert_eq!(log.teardown(0, &cfg).map(|t| t.from_ns), Some(i64::MIN));
+        assert!(log.conclusions(&cfg).is_empty());
+        let v = log.verdict_sentences(&cfg);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].1.contains("possible progressive leak"), "{}", v[0].1);
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn check(data: &[u8]) {
     for t in &lexed.tokens {
         assert!(t.start <= t.end, "token {t:?} ends before it starts");
         assert!(t.start >= prev_end, "token {t:?} overlaps the one before");
-        assert!(t.end as usize <= lexed.src.len(), "token {t:?} past the text");
+        assert!(
+            t.end as usize <= lexed.src.len(),
+            "token {t:?} past the text"
+        );
         assert!(t.line >= prev_line, "token {t:?} goes back a line");
         assert!(
             t.line >= 1 && t.line as usize <= lines.max(1),
@@ -66,7 +69,11 @@ pub fn check(data: &[u8]) {
     shifted_input.extend_from_slice(data);
     let shifted = scan_c(&shifted_input, &names);
     assert_eq!(shifted.lines as usize, lines + 1);
-    assert_eq!(shifted.sites.len(), scan.sites.len(), "a leading newline changed the sites");
+    assert_eq!(
+        shifted.sites.len(),
+        scan.sites.len(),
+        "a leading newline changed the sites"
+    );
     for (a, b) in scan.sites.iter().zip(&shifted.sites) {
         assert_eq!(b.line, a.line + 1, "{a:?} vs {b:?}");
         assert_eq!(

@@ -63,12 +63,18 @@ pub fn check(data: &[u8]) {
         check_value(value);
     }
     for w in &warnings {
-        assert!(w.contains("=") && w.contains(": "), "warning without NAME=VALUE: {w}");
+        assert!(
+            w.contains("=") && w.contains(": "),
+            "warning without NAME=VALUE: {w}"
+        );
         assert!(
             w.starts_with("ASMALLOC_") || w.starts_with("this is a set-user-ID"),
             "warning not naming its variable: {w}"
         );
-        assert!(w.contains("expected "), "warning without the accepted form: {w}");
+        assert!(
+            w.contains("expected "),
+            "warning without the accepted form: {w}"
+        );
     }
     assert!(
         warnings.len() >= expected_warnings,
@@ -83,10 +89,16 @@ fn check_applied(name: &str, value: &str) {
             assert_eq!(Ok(config::features()), Features::parse(value), "{value:?}");
         }
         "ASMALLOC_BLOCK_THRESHOLD" => {
-            assert_eq!(Ok(config::thresholds().block_bytes), config::parse_size(value));
+            assert_eq!(
+                Ok(config::thresholds().block_bytes),
+                config::parse_size(value)
+            );
         }
         "ASMALLOC_DELTA_THRESHOLD" => {
-            assert_eq!(Ok(config::thresholds().delta_bytes), config::parse_size(value));
+            assert_eq!(
+                Ok(config::thresholds().delta_bytes),
+                config::parse_size(value)
+            );
         }
         "ASMALLOC_TIME_THRESHOLD" => {
             let ms = config::parse_duration_ms(value).expect("it applied");
@@ -107,19 +119,29 @@ fn check_value(value: &str) {
         }
         Err(e) => {
             assert_eq!(e, ConfigError::BadSize(value.to_string()));
-            assert!(e.to_string().contains(&format!("bad size '{value}'")), "{e}");
+            assert!(
+                e.to_string().contains(&format!("bad size '{value}'")),
+                "{e}"
+            );
         }
     }
     match config::parse_duration_ms(value) {
         Ok(ms) => {
-            assert_eq!(config::parse_duration_ms(&format!("{ms}ms")), Ok(ms), "{value:?}");
+            assert_eq!(
+                config::parse_duration_ms(&format!("{ms}ms")),
+                Ok(ms),
+                "{value:?}"
+            );
             if ms % 1000 == 0 {
                 assert_eq!(config::parse_duration_ms(&(ms / 1000).to_string()), Ok(ms));
             }
         }
         Err(e) => {
             assert_eq!(e, ConfigError::BadDuration(value.to_string()));
-            assert!(e.to_string().contains(&format!("bad duration '{value}'")), "{e}");
+            assert!(
+                e.to_string().contains(&format!("bad duration '{value}'")),
+                "{e}"
+            );
         }
     }
     match Features::parse(value) {

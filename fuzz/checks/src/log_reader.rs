@@ -19,7 +19,10 @@ pub fn check(data: &[u8]) {
         Ok(log) => log,
         Err(e) => {
             assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{e}");
-            assert!(std::str::from_utf8(data).is_err(), "UTF-8 input not read: {e}");
+            assert!(
+                std::str::from_utf8(data).is_err(),
+                "UTF-8 input not read: {e}"
+            );
             return;
         }
     };
@@ -28,11 +31,18 @@ pub fn check(data: &[u8]) {
     let non_blank = all_lines.iter().filter(|l| !l.trim().is_empty()).count();
     assert_eq!(log.lines, non_blank, "lines counted");
     let records: usize = log.totals.values().map(Vec::len).sum();
-    assert_eq!(records + log.bad_lines.len(), log.lines, "records + bad lines");
+    assert_eq!(
+        records + log.bad_lines.len(),
+        log.lines,
+        "records + bad lines"
+    );
     let mut prev = 0;
     for (n, why) in &log.bad_lines {
         assert!(*n > prev && *n <= all_lines.len(), "bad line number {n}");
-        assert!(!all_lines[n - 1].trim().is_empty(), "blank line {n} named bad");
+        assert!(
+            !all_lines[n - 1].trim().is_empty(),
+            "blank line {n} named bad"
+        );
         assert!(
             why.starts_with("not JSON: ") || why.starts_with("not a log line: "),
             "line {n}: {why}"

@@ -24,7 +24,10 @@ pub fn check(data: &[u8]) {
     let lines = physical_lines(data).max(1);
     match scan_rust(text, FILE) {
         Err(p) => {
-            assert!(p.line <= lines + 1, "error {p:?} beyond the file's {lines} lines");
+            assert!(
+                p.line <= lines + 1,
+                "error {p:?} beyond the file's {lines} lines"
+            );
             assert!(p.column >= 1, "error {p:?} has column 0");
             assert!(p.message.starts_with("Rust that does not parse: "), "{p:?}");
         }

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use asmalloc_fuzz_checks::TARGETS;
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../corpus").join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../corpus")
+        .join(target)
 }
 
 fn replay(target: &str) {
@@ -23,7 +25,12 @@ fn replay(target: &str) {
         .map(|e| e.expect("directory entry").path())
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "{}: only {} inputs", dir.display(), files.len());
+    assert!(
+        files.len() >= 10,
+        "{}: only {} inputs",
+        dir.display(),
+        files.len()
+    );
     for path in &files {
         let data = std::fs::read(path).expect("corpus file");
         let result = std::panic::catch_unwind(|| check(&data));
