@@ -56,12 +56,15 @@ pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
         let site = or_caller(site, caller);
-        match s.table() {
+        match s.begin_update() {
             Some(t) => {
                 t.count_op(op, bytes);
                 let net = t.charge_alloc(site, bytes);
+                s.end_update(t);
                 check_thresholds(s, t, site, type_id, bytes as i64, net, block_done);
             }
+            // No table, or a signal handler interrupted this thread's own
+            // update (see `ThreadState::begin_update`).
             None => charge_retired(op, site, bytes, true),
         }
         site
@@ -73,10 +76,11 @@ pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
-        match s.table() {
+        match s.begin_update() {
             Some(t) => {
                 t.count_op(op, bytes);
                 let net = t.charge_free(site, bytes);
+                s.end_update(t);
                 check_thresholds(s, t, site, TYPE_OF_SITE, -(bytes as i64), net, false);
             }
             None => charge_retired(op, site, bytes, false),
@@ -89,8 +93,11 @@ pub fn record_free(op: Op, site: u16, bytes: usize) {
 pub fn record_foreign_free(bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
-        match s.table() {
-            Some(t) => t.count_op(Op::ForeignFree, bytes),
+        match s.begin_update() {
+            Some(t) => {
+                t.count_op(Op::ForeignFree, bytes);
+                s.end_update(t);
+            }
             None => {
                 if let Some(r) = retired() {
                     r.shared_count_op(Op::ForeignFree, bytes);
@@ -120,27 +127,25 @@ pub fn record_realloc_from(
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
         let site = or_caller(site, caller);
-        match s.table() {
+        match s.begin_update() {
             Some(t) => {
                 t.count_op(op, new_bytes);
-                match old_site {
-                    Some(old) => {
-                        let net = t.charge_free(old, old_bytes);
-                        if old != site {
-                            check_thresholds(
-                                s,
-                                t,
-                                old,
-                                TYPE_OF_SITE,
-                                -(old_bytes as i64),
-                                net,
-                                true,
-                            );
-                        }
+                let freed = match old_site {
+                    Some(old) => Some((old, t.charge_free(old, old_bytes))),
+                    None => {
+                        t.count_op(Op::ForeignFree, old_bytes);
+                        None
                     }
-                    None => t.count_op(Op::ForeignFree, old_bytes),
-                }
+                };
                 let net = t.charge_alloc(site, new_bytes);
+                s.end_update(t);
+                // The thresholds (and a callback, which may allocate) only
+                // after the update: the old site's first.
+                if let Some((old, old_net)) = freed
+                    && old != site
+                {
+                    check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
+                }
                 let delta = new_bytes as i64
                     - if old_site == Some(site) {
                         old_bytes as i64
@@ -182,8 +187,11 @@ fn or_caller(site: u16, caller: usize) -> u16 {
 
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).
 pub fn record_op(op: Op, bytes: usize) {
-    thread::with(|s| match s.table() {
-        Some(t) => t.count_op(op, bytes),
+    thread::with(|s| match s.begin_update() {
+        Some(t) => {
+            t.count_op(op, bytes);
+            s.end_update(t);
+        }
         None => {
             if let Some(r) = retired() {
                 r.shared_count_op(op, bytes);
