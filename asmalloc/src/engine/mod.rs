@@ -8,6 +8,10 @@
 //! threshold on each of its allocations without reading the clock (a
 //! per-thread reading is reused, see `ThreadState::seconds_for_threshold`);
 //! only a threshold that fires reads the clock and calls the user callback.
+//! The counter updates sit between `ThreadState::begin_update` and
+//! `end_update` (two stores), so a signal handler that allocates on the
+//! same thread in the middle charges the shared retired table instead and
+//! no update is lost.
 //!
 //! **Which site an allocation is charged to.** Each thread has a *scope
 //! site* (set by a `#[track_alloc]` function for as long as it runs, see
