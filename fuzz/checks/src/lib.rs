@@ -35,8 +35,11 @@ pub(crate) mod syscalls {
     }
 }
 
+/// What a target checks: panics when a property does not hold.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by the corpus directory each one uses.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("c_scanner", c_scanner::check),
     ("rust_scanner", rust_scanner::check),
     ("env", env::check),
