@@ -211,7 +211,14 @@ impl Log {
             .entry(pid)
             .or_default()
             .push((time, v.net_bytes));
+        // One point per site per line, as the series promise: a line that
+        // lists a site twice (the monitor never writes one) counts as its
+        // last entry. (Found by the log_reader fuzz target.)
+        let mut listed: BTreeMap<u16, &asmalloc::log_format::LogSite> = BTreeMap::new();
         for s in &v.sites {
+            listed.insert(s.id, s);
+        }
+        for s in listed.into_values() {
             let series = self.sites.entry((pid, s.id)).or_default();
             series.name = name_of(&s.name);
             series.points.push((time, s.net_bytes));
@@ -595,6 +602,19 @@ mod tests {
         let v = log.verdict_sentences(&cfg);
         assert_eq!(v.len(), 1);
         assert!(v[0].1.contains("possible progressive leak"), "{}", v[0].1);
+    }
+
+    #[test]
+    fn a_site_listed_twice_in_a_line_is_one_point() {
+        // fuzz/corpus/log_reader/regression-site-listed-twice
+        let text = concat!(
+            r#"{"time_ns":1,"sites":[{"id":4,"net_bytes":10},{"id":4,"net_bytes":30}]}"#,
+            "\n",
+            r#"{"time_ns":2,"sites":[{"id":4,"net_bytes":20}]}"#,
+            "\n",
+        );
+        let log = Log::from_reader(text.as_bytes(), i64::MIN).expect("read");
+        assert_eq!(log.sites[&(0, 4)].points, [(1, 30), (2, 20)]);
     }
 
     #[test]
