@@ -138,6 +138,30 @@ fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
     );
 }
 
+/// The library loads nothing a C program does not load already: every
+/// shared object it needs costs the host its resident pages (libm.so, once
+/// pulled in by two floating-point calls, was 330 KB). `readelf -d` lists
+/// what it needs.
+fn needs_only_libc_and_the_loader(which: Lib) {
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(lib(which))
+        .output()
+        .expect("run readelf (Debian package binutils)");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1)?.split(']').next())
+        .collect();
+    assert_eq!(
+        needed,
+        ["libgcc_s.so.1", "libc.so.6", "ld-linux-x86-64.so.2"],
+        "{text}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Every scenario above, under each library.
 
@@ -145,4 +169,5 @@ under_both!(
     fork_child_keeps_reporting_and_exec_works,
     library_threads_never_take_the_programs_signals,
     steady_state_makes_no_syscall_and_rarely_reads_the_clock,
+    needs_only_libc_and_the_loader,
 );

@@ -102,7 +102,7 @@ pub(crate) fn weights(bytes: usize, mean: u64) -> (u64, u64) {
     if mean == 0 {
         return (bytes as u64, 1024);
     }
-    let p = 1.0 - (-(bytes as f64) / mean as f64).exp();
+    let p = 1.0 - libm::exp(-(bytes as f64) / mean as f64);
     if p <= 0.0 {
         return (bytes as u64, 1024);
     }
@@ -132,7 +132,7 @@ fn sample(site: u16, bytes: usize) -> u16 {
     let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
     // U in (0, 1]: never 0, so the logarithm is finite.
     let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let next = (-u.ln() * mean as f64).min(i64::MAX as f64 / 2.0) as i64;
+    let next = (-libm::log(u) * mean as f64).min(i64::MAX as f64 / 2.0) as i64;
     let left = LEFT.get();
     LEFT.set(left.saturating_add(next.max(1)));
     if first {
