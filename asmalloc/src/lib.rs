@@ -131,6 +131,7 @@ pub mod log_format;
 mod metrics;
 mod monitor;
 mod op;
+mod peaks;
 mod pprof;
 pub mod report;
 #[allow(unsafe_code)]
