@@ -24,7 +24,7 @@ use asmalloc::report::{UNKNOWN_SITE, growth_text, never_mind_text, seconds_text,
 
 /// A site as the log names it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SiteName {
+pub struct SiteName {
     pub type_name: String,
     pub file: String,
     pub line: u32,
@@ -61,7 +61,7 @@ impl fmt::Display for SiteName {
 
 /// One site of one process over time.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SiteSeries {
+pub struct SiteSeries {
     pub name: SiteName,
     /// (time ns, net bytes) at every line that listed the site.
     pub points: Vec<(i64, i64)>,
@@ -104,7 +104,7 @@ impl SiteSeries {
 
 /// One verdict line.
 #[derive(Debug, Clone)]
-pub(crate) struct VerdictRecord {
+pub struct VerdictRecord {
     pub pid: i64,
     pub time_ns: i64,
     pub kind: String,
@@ -134,7 +134,7 @@ impl VerdictRecord {
     pub fn as_of(&self, start_ns: i64) -> String {
         format!(
             "at {} it had grown by {}",
-            seconds_text(self.time_ns - start_ns),
+            seconds_text(self.time_ns.saturating_sub(start_ns)),
             self.growth()
         )
     }
@@ -152,7 +152,7 @@ impl VerdictRecord {
 
 /// Everything read from a log.
 #[derive(Debug, Default)]
-pub(crate) struct Log {
+pub struct Log {
     /// Sites by (pid, id).
     pub sites: BTreeMap<(i64, u16), SiteSeries>,
     pub verdicts: Vec<VerdictRecord>,
@@ -187,8 +187,16 @@ impl Log {
     /// runs appended to the same file are skipped).
     pub fn read_since(path: &Path, since_ns: i64) -> std::io::Result<Log> {
         let file = std::fs::File::open(path)?;
+        Log::from_reader(std::io::BufReader::new(file), since_ns)
+    }
+
+    /// Reads log lines from `reader` written at or after `since_ns` (what
+    /// [`Log::read_since`] does with a file; the fuzz target and the corpus
+    /// replay feed it bytes). A read error, or a line that is not UTF-8, is
+    /// an `Err`; a line that is not a log line is counted in `bad_lines`.
+    pub fn from_reader(reader: impl BufRead, since_ns: i64) -> std::io::Result<Log> {
         let mut log = Log::default();
-        for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        for (i, line) in reader.lines().enumerate() {
             let line = line?;
             if line.trim().is_empty() {
                 continue;
@@ -222,7 +230,14 @@ impl Log {
             .entry(pid)
             .or_default()
             .push((time, v.net_bytes));
+        // One point per site per line, as the series promise: a line that
+        // lists a site twice (the monitor never writes one) counts as its
+        // last entry. (Found by the log_reader fuzz target.)
+        let mut listed: BTreeMap<u16, &asmalloc::log_format::LogSite> = BTreeMap::new();
         for s in &v.sites {
+            listed.insert(s.id, s);
+        }
+        for s in listed.into_values() {
             let series = self.sites.entry((pid, s.id)).or_default();
             series.name = name_of(&s.name);
             series.points.push((time, s.net_bytes));
@@ -283,7 +298,11 @@ impl Log {
         let mut gaps: Vec<i64> = self
             .totals
             .get(&pid)
-            .map(|t| t.windows(2).map(|w| w[1].0 - w[0].0).collect())
+            .map(|t| {
+                t.windows(2)
+                    .map(|w| w[1].0.saturating_sub(w[0].0))
+                    .collect()
+            })
             .unwrap_or_default();
         if gaps.is_empty() {
             return 1_000_000_000;
@@ -345,7 +364,8 @@ impl Log {
                     Some(v) if v.is_leak() => {
                         let freed = teardown.is_some()
                             && series.last_bytes() <= before / 2
-                            && before - series.last_bytes() >= (cfg.threshold_bytes / 2) as i64;
+                            && before.saturating_sub(series.last_bytes())
+                                >= (cfg.threshold_bytes / 2) as i64;
                         State::Leak {
                             verdict: v.clone(),
                             freed_at_exit: freed.then_some(teardown).flatten(),
@@ -376,7 +396,7 @@ impl Log {
 
 /// A process's teardown: from when, and its total before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Teardown {
+pub struct Teardown {
     pub from_ns: i64,
     pub total_before: i64,
     pub total_after: i64,
@@ -384,7 +404,7 @@ pub(crate) struct Teardown {
 
 /// What the end of the log says about one site.
 #[derive(Debug, Clone)]
-pub(crate) enum State {
+pub enum State {
     /// Its last verdict (before any teardown) is a leak; `freed_at_exit`
     /// when the program freed it while shutting down.
     Leak {
@@ -399,7 +419,7 @@ pub(crate) enum State {
 
 /// One site's state at the end of the log.
 #[derive(Debug, Clone)]
-pub(crate) struct Conclusion {
+pub struct Conclusion {
     pub pid: i64,
     pub id: u16,
     pub name: SiteName,
@@ -451,11 +471,11 @@ impl Conclusion {
                 verdict.as_of(start_ns),
                 human(t.total_before),
                 human(t.total_after),
-                seconds_text(t.from_ns - start_ns)
+                seconds_text(t.from_ns.saturating_sub(start_ns))
             ),
             State::Retracted(v) => format!(
                 "never mind: {label} (at {}: {})",
-                seconds_text(v.time_ns - start_ns),
+                seconds_text(v.time_ns.saturating_sub(start_ns)),
                 never_mind_text(v.growth_bytes, v.reported_growth_bytes)
             ),
             State::ShortRun(s) => format!(
@@ -464,7 +484,7 @@ impl Conclusion {
                 match s.needed_ns {
                     Some(n) => format!(
                         "run longer than {} s for a verdict",
-                        (n + 999_999_999) / 1_000_000_000
+                        n.saturating_add(999_999_999) / 1_000_000_000
                     ),
                     None => "too slow for a verdict within the longest window".to_string(),
                 }
@@ -473,13 +493,13 @@ impl Conclusion {
     }
 }
 
-pub(crate) use asmalloc::report::human_bytes as human;
+pub use asmalloc::report::human_bytes as human;
 
 /// One verdict as a sentence, with its time since `start_ns`; a never mind
 /// `in_teardown` (the program freeing everything as it exits) is said as
 /// "freed at exit".
-pub(crate) fn verdict_sentence(v: &VerdictRecord, start_ns: i64, in_teardown: bool) -> String {
-    let at = (v.time_ns - start_ns) as f64 / 1e9;
+pub fn verdict_sentence(v: &VerdictRecord, start_ns: i64, in_teardown: bool) -> String {
+    let at = v.time_ns.saturating_sub(start_ns) as f64 / 1e9;
     let what = match v.kind.as_str() {
         "never_mind" if in_teardown => {
             "freed at exit: the program freed it while shutting down".to_string()
@@ -580,6 +600,44 @@ mod tests {
             "{s}"
         );
         assert_eq!(c[0].word(), "grew; run too short");
+    }
+
+    // Found by the log_reader fuzz target (fuzz/corpus/log_reader/
+    // seed-extremes): times and sizes at the ends of i64 overflowed the
+    // subtractions behind the conclusions and sentences.
+    #[test]
+    fn a_log_with_extreme_numbers_is_read_and_concluded() {
+        let text = concat!(
+            r#"{"time_ns":-9223372036854775808,"net_bytes":9223372036854775807,"sites":[{"id":1,"net_bytes":9223372036854775807}]}"#,
+            "\n",
+            r#"{"time_ns":9223372036854775807,"net_bytes":-9223372036854775808,"sites":[{"id":1,"net_bytes":-9223372036854775808}],"verdicts":[{"kind":"possible_leak","id":1,"net_bytes":9223372036854775807,"growth_bytes":-9223372036854775808,"over_ns":0,"rate_bytes_per_s":9223372036854775807}]}"#,
+            "\n",
+        );
+        let log = Log::from_reader(text.as_bytes(), i64::MIN).expect("read");
+        assert_eq!((log.lines, log.bad_lines.len()), (2, 0));
+        let cfg = DetectorConfig::DEFAULT;
+        let start = log.start_ns();
+        assert_eq!(start, i64::MIN);
+        // The fall from the largest total to the smallest is the teardown,
+        // which starts at the first sample: nothing to judge before it.
+        assert_eq!(log.teardown(0, &cfg).map(|t| t.from_ns), Some(i64::MIN));
+        assert!(log.conclusions(&cfg).is_empty());
+        let v = log.verdict_sentences(&cfg);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].1.contains("possible progressive leak"), "{}", v[0].1);
+    }
+
+    #[test]
+    fn a_site_listed_twice_in_a_line_is_one_point() {
+        // fuzz/corpus/log_reader/regression-site-listed-twice
+        let text = concat!(
+            r#"{"time_ns":1,"sites":[{"id":4,"net_bytes":10},{"id":4,"net_bytes":30}]}"#,
+            "\n",
+            r#"{"time_ns":2,"sites":[{"id":4,"net_bytes":20}]}"#,
+            "\n",
+        );
+        let log = Log::from_reader(text.as_bytes(), i64::MIN).expect("read");
+        assert_eq!(log.sites[&(0, 4)].points, [(1, 30), (2, 20)]);
     }
 
     #[test]

@@ -24,7 +24,6 @@ mod allocator;
 mod budget;
 mod gen_cmd;
 mod html;
-mod log;
 mod pprof;
 mod report;
 mod run;
@@ -37,6 +36,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+// The log reader is the crate's library part (src/lib.rs), so the fuzz
+// target and the corpus replay can reach it; `crate::log` still names it.
+use asmalloc_cli::log;
 
 #[derive(Parser)]
 #[command(

@@ -30,6 +30,7 @@
 //! the function's name, and the last segment of the path must be the
 //! function's own name.
 
+use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::{Attribute, Ident};
 
@@ -171,7 +172,18 @@ impl Visitor<'_> {
             match track_alloc_type(attr) {
                 None => {}
                 Some(Err(e)) => {
-                    let start = e.span().start();
+                    // An error about the arguments is inside the attribute;
+                    // one with no place of its own (the end of an empty
+                    // argument list, `#[track_alloc()]`) has a span of
+                    // nowhere in this file, and is put at the attribute.
+                    // (Found by the rust_scanner fuzz target: it was
+                    // reported at line 0.)
+                    let (lo, hi) = (attr.span().start(), attr.span().end());
+                    let mut start = e.span().start();
+                    let at = (start.line, start.column);
+                    if at < (lo.line, lo.column) || at > (hi.line, hi.column) {
+                        start = lo;
+                    }
                     self.problems.push(RustProblem {
                         line: start.line,
                         column: start.column + 1,
@@ -247,6 +259,24 @@ impl<'ast> Visit<'ast> for Visitor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_attribute_is_reported_at_its_line() {
+        // fuzz/corpus/rust_scanner/regression-empty-attribute
+        let src = "\n#[asmalloc::track_alloc()]\nfn f() {}\n\nfn main() {\n    f();\n}\n";
+        let (sites, problems) = scan_rust(src, "src/main.rs").unwrap();
+        assert!(sites.is_empty());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].line, problems[0].column),
+            (2, 1),
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].message.contains("needs a site type"),
+            "{problems:?}"
+        );
+    }
 
     #[test]
     fn module_paths() {

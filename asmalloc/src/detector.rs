@@ -124,6 +124,10 @@ impl DetectorConfig {
         }
         let mut d = Detector::new(*self);
         let limit = self.max_window_ns().saturating_add(self.window_ns);
+        // At most TIME_TO_VERDICT_STEPS samples: a finer interval (from a
+        // log whose samples are nanoseconds apart) is computed at that
+        // resolution instead of taking minutes.
+        let interval_ns = interval_ns.max(limit / TIME_TO_VERDICT_STEPS);
         let mut t = 0i64;
         while t <= limit {
             let net = (rate_bytes_per_s * t as f64 / 1e9) as i64;
@@ -133,11 +137,17 @@ impl DetectorConfig {
             {
                 return Some(t);
             }
-            t += interval_ns;
+            t = match t.checked_add(interval_ns) {
+                Some(next) => next,
+                None => break,
+            };
         }
         None
     }
 }
+
+/// The most samples [`DetectorConfig::time_to_verdict`] simulates.
+const TIME_TO_VERDICT_STEPS: i64 = 100_000;
 
 impl Default for DetectorConfig {
     fn default() -> Self {
@@ -637,28 +647,30 @@ pub fn teardown_start(cfg: &DetectorConfig, totals: &[(i64, i64)]) -> Option<usi
     let last = totals.len().checked_sub(1)?;
     let tolerance = (cfg.threshold_bytes / 8) as i64;
     let (end_time, end_total) = totals[last];
+    // Saturating arithmetic throughout: the samples come from a log file,
+    // which may hold any number.
     let gap = totals
         .get(last.wrapping_sub(1))
-        .map_or(0, |p| end_time - p.0);
-    let tail = TEARDOWN_TAIL_NS.max(2 * gap);
+        .map_or(0, |p| end_time.saturating_sub(p.0));
+    let tail = TEARDOWN_TAIL_NS.max(gap.saturating_mul(2));
     // The quiet tail after the fall.
     let mut e = last;
     while e > 0
-        && (totals[e - 1].1 - end_total).abs() <= tolerance
-        && end_time - totals[e - 1].0 <= tail
+        && totals[e - 1].1.saturating_sub(end_total).saturating_abs() <= tolerance
+        && end_time.saturating_sub(totals[e - 1].0) <= tail
     {
         e -= 1;
     }
     // The fall.
     let mut s = e;
-    while s > 0 && totals[s - 1].1 > totals[s].1 + tolerance {
+    while s > 0 && totals[s - 1].1 > totals[s].1.saturating_add(tolerance) {
         s -= 1;
     }
     if s == e {
         return None;
     }
     let before = totals[s].1;
-    let fall = before - end_total;
+    let fall = before.saturating_sub(end_total);
     (fall >= cfg.threshold_bytes as i64 && end_total <= before / 2).then_some(s)
 }
 
@@ -695,14 +707,15 @@ pub fn short_run_growth(
     let tolerance = (cfg.threshold_bytes / 8) as i64;
     let mut peak = v0;
     for &(_, v) in samples {
-        if v < peak - tolerance {
+        if v < peak.saturating_sub(tolerance) {
             return None;
         }
         peak = peak.max(v);
     }
-    let growth = v1 - v0;
-    let over = t1 - t0;
-    if growth <= cfg.threshold_bytes as i64 || v1 < peak - tolerance || over <= 0 {
+    // Saturating: the samples come from a log file.
+    let growth = v1.saturating_sub(v0);
+    let over = t1.saturating_sub(t0);
+    if growth <= cfg.threshold_bytes as i64 || v1 < peak.saturating_sub(tolerance) || over <= 0 {
         return None;
     }
     let rate_bytes_per_s = rate(growth, over);
@@ -724,6 +737,55 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
     const MIB: i64 = 1 << 20;
+
+    // Found by the log_reader fuzz target (fuzz/corpus/log_reader/
+    // seed-extremes): samples read from a log may hold any i64, and the
+    // end-of-run judgement overflowed on them.
+    #[test]
+    fn end_of_run_judgements_take_any_numbers_from_a_log() {
+        let cfg = DetectorConfig::DEFAULT;
+        let extremes = [
+            (i64::MIN, i64::MAX),
+            (i64::MAX, i64::MIN),
+            (0, i64::MAX),
+            (i64::MAX, i64::MAX),
+        ];
+        let _ = teardown_start(&cfg, &extremes);
+        assert_eq!(
+            teardown_start(&cfg, &[(0, i64::MAX), (S, 0), (2 * S, 0)]),
+            Some(0),
+            "a fall from the largest total is a teardown"
+        );
+        assert_eq!(
+            short_run_growth(&cfg, &[(i64::MAX, 0), (i64::MIN, i64::MAX)], S),
+            None
+        );
+        let short = short_run_growth(&cfg, &[(0, i64::MIN), (1, i64::MAX)], 1)
+            .expect("the largest growth in 1 ns is too short for a verdict");
+        assert_eq!((short.growth_bytes, short.over_ns), (i64::MAX, 1));
+    }
+
+    // The same log could ask for a verdict's delay at a 1 ns sampling
+    // interval: hundreds of billions of simulated samples before the limit.
+    #[test]
+    fn time_to_verdict_at_a_nanosecond_interval_is_bounded() {
+        let cfg = DetectorConfig::DEFAULT;
+        let fine = cfg
+            .time_to_verdict(10.0 * MIB as f64, 1)
+            .expect("a fast leak is named");
+        let coarse = cfg
+            .time_to_verdict(
+                10.0 * MIB as f64,
+                cfg.max_window_ns().saturating_add(cfg.window_ns) / 100_000,
+            )
+            .expect("named");
+        assert_eq!(
+            fine, coarse,
+            "a finer interval is computed at the bounded resolution"
+        );
+        assert_eq!(cfg.time_to_verdict(f64::MAX, i64::MAX), None);
+        assert!(cfg.time_to_verdict(1e18, 1).is_some());
+    }
 
     /// Feeds one sample per second from `f(second)` and returns the verdicts
     /// as (second, kind).

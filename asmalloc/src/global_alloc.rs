@@ -212,14 +212,8 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     #[inline]
     unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
         if engine::library_work() {
-            // SAFETY: as below, the tag's 8 bytes are inside the block.
-            unsafe {
-                tag::write(
-                    ptr.add(layout.size()),
-                    tag::encode_own(ptr as usize, layout.size()),
-                )
-            };
-            return;
+            // SAFETY: the caller's contract.
+            return unsafe { mark_own(ptr, layout) };
         }
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
@@ -249,6 +243,24 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         };
         (owner, bytes)
     }
+}
+
+/// Gives a block allocated on a thread doing the library's own work an own
+/// tag (out of line: the allocation path of the program's threads stays
+/// small enough to be inlined).
+///
+/// # Safety
+/// `ptr` is a live block of at least `layout.size() + TAG_SIZE` bytes.
+#[cold]
+#[inline(never)]
+unsafe fn mark_own(ptr: *mut u8, layout: Layout) {
+    // SAFETY: the tag's 8 bytes at `layout.size()` are inside the block.
+    unsafe {
+        tag::write(
+            ptr.add(layout.size()),
+            tag::encode_own(ptr as usize, layout.size()),
+        )
+    };
 }
 
 /// Whose a block is, by its tag.

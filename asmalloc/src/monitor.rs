@@ -543,19 +543,20 @@ pub fn start_metrics_endpoint(stop: fn() -> bool) -> io::Result<()> {
 
 static MONITOR: Mutex<Option<Monitor>> = Mutex::new(None);
 
-thread_local! {
-    /// The monitor's lock, held by the forking thread across `fork` (see
-    /// [`before_fork`]).
-    static HELD_ACROSS_FORK: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Option<Monitor>>>> =
-        const { std::cell::RefCell::new(None) };
-}
+#[allow(unsafe_code)]
+mod fork_lock;
+
+/// The monitor's lock, held by the forking thread across `fork` (see
+/// [`before_fork`]): a `static` slot, not a thread-local (no TLS
+/// destructor on the fork path; see `monitor/fork_lock.rs`).
+static HELD_ACROSS_FORK: fork_lock::HeldAcrossFork<Option<Monitor>> =
+    fork_lock::HeldAcrossFork::new();
 
 /// Call just before `fork` (a `pthread_atfork` prepare handler): takes the
 /// monitor's lock so the child never inherits it held by a thread that does
 /// not exist there (the sampling thread), nor a monitor half-updated.
 pub fn before_fork() {
-    let guard = MONITOR.lock().unwrap_or_else(|e| e.into_inner());
-    HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(guard));
+    HELD_ACROSS_FORK.hold(&MONITOR);
     // Then the metrics' lock (the endpoint's thread takes it on its own).
     metrics::before_fork();
 }
@@ -564,7 +565,7 @@ pub fn before_fork() {
 /// `child` handlers): releases the lock [`before_fork`] took.
 pub fn after_fork() {
     metrics::after_fork();
-    HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
+    HELD_ACROSS_FORK.release();
 }
 
 /// `void cb(uint32_t kind, uint16_t loc, int64_t net_bytes, int64_t growth_bytes,

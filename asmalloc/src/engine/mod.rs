@@ -8,6 +8,10 @@
 //! threshold on each of its allocations without reading the clock (a
 //! per-thread reading is reused, see `ThreadState::seconds_for_threshold`);
 //! only a threshold that fires reads the clock and calls the user callback.
+//! The counter updates sit between `ThreadState::begin_update` and
+//! `end_update` (two stores), so a signal handler that allocates on the
+//! same thread in the middle charges the shared retired table instead and
+//! no update is lost.
 //!
 //! **Which site an allocation is charged to.** Each thread has a *scope
 //! site* (set by a `#[track_alloc]` function for as long as it runs, see
@@ -65,14 +69,16 @@ pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
         } else {
             site::caller_site_at_first_probe(caller)
         };
-        match (s.adopted_table(), fast_site) {
-            (Some(t), Some(site)) if !config::thresholds_armed() => {
-                t.count_op(op, bytes);
-                t.charge_alloc(site, bytes);
-                site
-            }
-            _ => record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done)),
+        if let Some(site) = fast_site
+            && !config::thresholds_armed()
+            && let Some(t) = s.begin_adopted_update()
+        {
+            t.count_op(op, bytes);
+            t.charge_alloc(site, bytes);
+            s.end_update(t);
+            return site;
         }
+        record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done))
     })
 }
 
@@ -98,12 +104,15 @@ fn record_alloc_slow(
 ) -> u16 {
     let (site, type_id, block_done) = (taken as u16, (taken >> 16) as u16, taken >> 32 != 0);
     let site = or_caller(site, caller);
-    match s.table() {
+    match s.begin_update() {
         Some(t) => {
             t.count_op(op, bytes);
             let net = t.charge_alloc(site, bytes);
+            s.end_update(t);
             check_thresholds(s, t, site, type_id, bytes as i64, net, block_done);
         }
+        // No table, or a signal handler interrupted this thread's own
+        // update (see `ThreadState::begin_update`).
         None => charge_retired(op, site, bytes, true),
     }
     site
@@ -115,23 +124,26 @@ fn record_alloc_slow(
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
-        match s.adopted_table() {
-            Some(t) if !config::thresholds_armed() => {
-                t.count_op(op, bytes);
-                t.charge_free(site, bytes);
-            }
-            _ => record_free_slow(s, op, site, bytes),
+        if !config::thresholds_armed()
+            && let Some(t) = s.begin_adopted_update()
+        {
+            t.count_op(op, bytes);
+            t.charge_free(site, bytes);
+            s.end_update(t);
+            return;
         }
+        record_free_slow(s, op, site, bytes)
     })
 }
 
 /// [`record_free`] past its common case.
 #[inline(never)]
 fn record_free_slow(s: &thread::ThreadState, op: Op, site: u16, bytes: usize) {
-    match s.table() {
+    match s.begin_update() {
         Some(t) => {
             t.count_op(op, bytes);
             let net = t.charge_free(site, bytes);
+            s.end_update(t);
             check_thresholds(s, t, site, TYPE_OF_SITE, -(bytes as i64), net, false);
         }
         None => charge_retired(op, site, bytes, false),
@@ -143,8 +155,11 @@ fn record_free_slow(s: &thread::ThreadState, op: Op, site: u16, bytes: usize) {
 pub fn record_foreign_free(bytes: usize) {
     thread::with(|s| {
         s.has_pending.set(false);
-        match s.table() {
-            Some(t) => t.count_op(Op::ForeignFree, bytes),
+        match s.begin_update() {
+            Some(t) => {
+                t.count_op(Op::ForeignFree, bytes);
+                s.end_update(t);
+            }
             None => {
                 if let Some(r) = retired() {
                     r.shared_count_op(Op::ForeignFree, bytes);
@@ -174,27 +189,25 @@ pub fn record_realloc_from(
     thread::with(|s| {
         let (site, type_id, block_done) = s.take_site();
         let site = or_caller(site, caller);
-        match s.table() {
+        match s.begin_update() {
             Some(t) => {
                 t.count_op(op, new_bytes);
-                match old_site {
-                    Some(old) => {
-                        let net = t.charge_free(old, old_bytes);
-                        if old != site {
-                            check_thresholds(
-                                s,
-                                t,
-                                old,
-                                TYPE_OF_SITE,
-                                -(old_bytes as i64),
-                                net,
-                                true,
-                            );
-                        }
+                let freed = match old_site {
+                    Some(old) => Some((old, t.charge_free(old, old_bytes))),
+                    None => {
+                        t.count_op(Op::ForeignFree, old_bytes);
+                        None
                     }
-                    None => t.count_op(Op::ForeignFree, old_bytes),
-                }
+                };
                 let net = t.charge_alloc(site, new_bytes);
+                s.end_update(t);
+                // The thresholds (and a callback, which may allocate) only
+                // after the update: the old site's first.
+                if let Some((old, old_net)) = freed
+                    && old != site
+                {
+                    check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
+                }
                 let delta = new_bytes as i64
                     - if old_site == Some(site) {
                         old_bytes as i64
@@ -236,8 +249,11 @@ fn or_caller(site: u16, caller: usize) -> u16 {
 
 /// Counts a call that is not charged to a site (`mmap`, `brk`, …).
 pub fn record_op(op: Op, bytes: usize) {
-    thread::with(|s| match s.table() {
-        Some(t) => t.count_op(op, bytes),
+    thread::with(|s| match s.begin_update() {
+        Some(t) => {
+            t.count_op(op, bytes);
+            s.end_update(t);
+        }
         None => {
             if let Some(r) = retired() {
                 r.shared_count_op(op, bytes);

@@ -12,7 +12,9 @@
 //! the owner writes; the owner updates them with a relaxed load and a relaxed
 //! store (no read-modify-write, no lock), which compiles to plain moves.
 //! The one table written by several threads, the *retired* table that
-//! collects the counters of exited threads, uses `fetch_add` instead.
+//! collects the counters of exited threads, uses `fetch_add` instead; it
+//! also takes the updates of a signal handler that interrupts its thread's
+//! own update (see `ThreadState::begin_update`), so none is lost.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};

@@ -12,7 +12,7 @@
 //! destructor hands the thread's table back to the registry.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, Ordering, compiler_fence};
 
 use super::registry;
 use super::table::ThreadTable;
@@ -27,7 +27,11 @@ const ACTIVE: u8 = 2;
 const EXITED: u8 = 3;
 
 pub(crate) struct ThreadState {
-    table: Cell<*const ThreadTable>,
+    /// The thread's table; null before adoption, after the thread-exit
+    /// fold, and during an update of its counters (see
+    /// [`ThreadState::begin_update`]). Atomic (relaxed: plain moves) only
+    /// because a signal handler on this thread may read it mid-update.
+    table: AtomicPtr<ThreadTable>,
     phase: Cell<u8>,
     /// Site and type of the innermost tracked scope (`#[track_alloc]`).
     pub scope_site: Cell<u16>,
@@ -70,7 +74,7 @@ impl ThreadState {
     #[cfg_attr(all(target_arch = "x86_64", target_os = "linux"), allow(dead_code))]
     pub(crate) const fn new() -> ThreadState {
         ThreadState {
-            table: Cell::new(std::ptr::null()),
+            table: AtomicPtr::new(std::ptr::null_mut()),
             phase: Cell::new(NEW),
             scope_site: Cell::new(0),
             scope_type: Cell::new(0),
@@ -93,7 +97,7 @@ impl ThreadState {
     /// the tracker: what `engine/tls.rs`'s zero-initialised slot must be).
     #[cfg(test)]
     pub(crate) fn is_pristine(&self) -> bool {
-        self.table.get().is_null()
+        self.table.load(Ordering::Relaxed).is_null()
             && self.phase.get() == 0
             && self.scope_site.get() == 0
             && self.scope_type.get() == 0
@@ -146,12 +150,13 @@ impl ThreadState {
     }
 
     /// This thread's table, adopting one on first use. `None` while adopting
-    /// (a nested allocation from inside adoption), after the thread-exit fold,
-    /// or if no memory could be mapped: the caller then charges the shared
-    /// retired table.
+    /// (a nested allocation from inside adoption), during an update of its
+    /// counters (a signal handler that interrupted it), after the
+    /// thread-exit fold, or if no memory could be mapped: the caller then
+    /// charges the shared retired table.
     #[inline(always)]
     pub(crate) fn table(&self) -> Option<&'static ThreadTable> {
-        let t = self.table.get();
+        let t = self.table.load(Ordering::Relaxed).cast_const();
         if !t.is_null() {
             // SAFETY: `table` only holds pointers to 'static tables from the
             // registry, set below.
@@ -160,13 +165,19 @@ impl ThreadState {
         self.adopt_slow()
     }
 
-    /// This thread's table if it has adopted one already (no call: the
-    /// allocation path's common case).
+    /// [`ThreadState::begin_update`] for a thread that has adopted its
+    /// table already, `None` otherwise (no call: the allocation path's
+    /// common case; the caller takes its slow path).
     #[inline(always)]
-    pub(crate) fn adopted_table(&self) -> Option<&'static ThreadTable> {
-        let t = self.table.get();
+    pub(crate) fn begin_adopted_update(&self) -> Option<&'static ThreadTable> {
+        let t = self.table.load(Ordering::Relaxed);
+        if t.is_null() {
+            return None;
+        }
+        self.table.store(std::ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
         // SAFETY: as in `table`.
-        (!t.is_null()).then(|| unsafe { &*t })
+        Some(unsafe { &*t })
     }
 
     #[cold]
@@ -179,7 +190,8 @@ impl ThreadState {
         match registry::adopt() {
             Some(t) => {
                 register_exit_hook(t);
-                self.table.set(t);
+                self.table
+                    .store((t as *const ThreadTable).cast_mut(), Ordering::Relaxed);
                 self.phase.set(ACTIVE);
                 Some(t)
             }
@@ -188,6 +200,36 @@ impl ThreadState {
                 None
             }
         }
+    }
+
+    /// This thread's table ([`ThreadState::table`]) for an update of its
+    /// counters (plain load/store pairs), taken out of the thread's state
+    /// until [`ThreadState::end_update`] puts it back. A signal handler that
+    /// interrupts the update and allocates on this thread finds no table
+    /// and charges the shared retired table (atomic adds) instead — rather
+    /// than updating the same counters in the middle of the interrupted
+    /// load/store pair, which would lose one of the two updates. Reports
+    /// show sums over tables, so both stay exact.
+    ///
+    /// The cost on the allocation path: two stores to the thread's state
+    /// (in cache already) besides the table pointer's load and test that
+    /// `table` does anyway. The compiler fences (no instruction) keep the
+    /// counter accesses between the two stores; a handler runs on this
+    /// thread, so program order is all it observes.
+    #[inline(always)]
+    pub(crate) fn begin_update(&self) -> Option<&'static ThreadTable> {
+        let t = self.table()?;
+        self.table.store(std::ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        Some(t)
+    }
+
+    /// Ends the update [`ThreadState::begin_update`] started on `t`.
+    #[inline(always)]
+    pub(crate) fn end_update(&self, t: &'static ThreadTable) {
+        compiler_fence(Ordering::SeqCst);
+        self.table
+            .store((t as *const ThreadTable).cast_mut(), Ordering::Relaxed);
     }
 
     /// The site and type the next allocation is charged to, consuming a
@@ -235,7 +277,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
 /// Called from the pthread key destructor as the thread exits.
 fn exit_current(table: *const ThreadTable) {
     with(|s| {
-        s.table.set(std::ptr::null());
+        s.table.store(std::ptr::null_mut(), Ordering::Relaxed);
         s.phase.set(EXITED);
     });
     // SAFETY: the key's value is the 'static table this thread adopted.

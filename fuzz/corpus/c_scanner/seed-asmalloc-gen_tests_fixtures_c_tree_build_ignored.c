@@ -1,0 +1,1 @@
+void ignored(void) { free(0); }

@@ -1,0 +1,1 @@
+void vendored(void) { free(0); }

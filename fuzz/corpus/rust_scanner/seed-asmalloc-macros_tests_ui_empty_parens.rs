@@ -1,0 +1,6 @@
+#[asmalloc::track_alloc()]
+fn f() {}
+
+fn main() {
+    f();
+}

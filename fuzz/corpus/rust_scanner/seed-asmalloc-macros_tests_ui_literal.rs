@@ -1,0 +1,6 @@
+#[asmalloc::track_alloc("cache")]
+fn f() {}
+
+fn main() {
+    f();
+}

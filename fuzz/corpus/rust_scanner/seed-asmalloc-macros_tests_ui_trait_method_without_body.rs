@@ -1,0 +1,6 @@
+trait Store {
+    #[asmalloc::track_alloc(store)]
+    fn put(&mut self);
+}
+
+fn main() {}

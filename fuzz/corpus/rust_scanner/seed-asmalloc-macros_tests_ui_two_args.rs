@@ -1,0 +1,6 @@
+#[asmalloc::track_alloc(cache, extra)]
+fn f() {}
+
+fn main() {
+    f();
+}

@@ -1,0 +1,300 @@
+//! The calling thread's state: its table, its current site, and the guard
+//! against re-entering the tracker from a callback.
+//!
+//! The state lives in a plain TLS slot (`engine/tls.rs`): no lazy
+//! initialisation, no destructor registration (which would itself
+//! allocate), readable during every thread-exit destructor.
+//!
+//! Thread exit is observed with a `pthread` key destructor rather than a Rust
+//! `thread_local!` with `Drop`: a key needs no allocation to set (glibc keeps
+//! the first 32 keys in the thread descriptor), and its destructors run after
+//! the Rust and C++ TLS destructors, which may still allocate. The
+//! destructor hands the thread's table back to the registry.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+
+use super::registry;
+use super::table::ThreadTable;
+
+/// Time-threshold checks that reuse one clock reading (see
+/// [`ThreadState::seconds_for_threshold`]).
+pub(crate) const CLOCK_EVERY: u32 = 1024;
+
+const NEW: u8 = 0;
+const ADOPTING: u8 = 1;
+const ACTIVE: u8 = 2;
+const EXITED: u8 = 3;
+
+pub(crate) struct ThreadState {
+    table: Cell<*const ThreadTable>,
+    phase: Cell<u8>,
+    /// Site and type of the innermost tracked scope (`#[track_alloc]`).
+    pub scope_site: Cell<u16>,
+    pub scope_type: Cell<u16>,
+    /// A one-shot site from `mallocation_set`, for the next call only.
+    pub has_pending: Cell<bool>,
+    pub pending_site: Cell<u16>,
+    pub pending_type: Cell<u16>,
+    /// The pending set already fired the block callback for its delta.
+    pub pending_block_reported: Cell<bool>,
+    /// Inside the user callback: allocations are counted, callbacks are not
+    /// fired again.
+    pub in_callback: Cell<bool>,
+    /// Whole seconds of the clock as this thread last read it, and how many
+    /// more time-threshold checks may use that reading before the next read
+    /// (see [`ThreadState::seconds_for_threshold`]).
+    clock_secs: Cell<i64>,
+    clock_budget: Cell<u32>,
+    /// The LD_PRELOAD library's reentrancy guard ("the library's own work
+    /// is running on this thread"), kept here so that an interposed call
+    /// reaches everything per-thread through one TLS slot.
+    pub library_work: Cell<bool>,
+}
+
+impl ThreadState {
+    // The documented initial value; on x86-64 Linux the slot's zeroed TLS
+    // image is this value (see `engine/tls.rs`, tested), so only tests and
+    // other targets construct it.
+    #[cfg_attr(all(target_arch = "x86_64", target_os = "linux"), allow(dead_code))]
+    pub(crate) const fn new() -> ThreadState {
+        ThreadState {
+            table: Cell::new(std::ptr::null()),
+            phase: Cell::new(NEW),
+            scope_site: Cell::new(0),
+            scope_type: Cell::new(0),
+            has_pending: Cell::new(false),
+            pending_site: Cell::new(0),
+            pending_type: Cell::new(0),
+            pending_block_reported: Cell::new(false),
+            in_callback: Cell::new(false),
+            clock_secs: Cell::new(0),
+            clock_budget: Cell::new(0),
+            library_work: Cell::new(false),
+        }
+    }
+
+    /// Every field holds its zero (the state of a thread that never used
+    /// the tracker: what `engine/tls.rs`'s zero-initialised slot must be).
+    #[cfg(test)]
+    pub(crate) fn is_pristine(&self) -> bool {
+        self.table.get().is_null()
+            && self.phase.get() == 0
+            && self.scope_site.get() == 0
+            && self.scope_type.get() == 0
+            && !self.has_pending.get()
+            && self.pending_site.get() == 0
+            && self.pending_type.get() == 0
+            && !self.pending_block_reported.get()
+            && !self.in_callback.get()
+            && self.clock_secs.get() == 0
+            && self.clock_budget.get() == 0
+            && !self.library_work.get()
+    }
+
+    /// Whole seconds now, for the time threshold's steady state: a site whose
+    /// net bytes moved past the delta threshold is checked on every one of
+    /// its allocations until the time threshold passes, and reading the
+    /// clock each time would cost more than the allocation. The reading is
+    /// reused for [`CLOCK_EVERY`] checks on this thread, so a check sees a
+    /// time up to that many checks old: the threshold is never judged passed
+    /// early by it (callers confirm with a fresh read before firing), and
+    /// fires at most `CLOCK_EVERY` checks late. A fake test time is always
+    /// current.
+    #[inline]
+    pub(crate) fn seconds_for_threshold(&self) -> i64 {
+        let fake = crate::clock::fake_ns();
+        if fake != 0 {
+            return fake.div_euclid(1_000_000_000);
+        }
+        match self.clock_budget.get() {
+            0 => self.read_clock_secs(),
+            n => {
+                self.clock_budget.set(n - 1);
+                self.clock_secs.get()
+            }
+        }
+    }
+
+    /// Reads the clock now (and restarts the reuse budget); returns whole
+    /// seconds.
+    #[cold]
+    pub(crate) fn read_clock_secs(&self) -> i64 {
+        let secs = crate::clock::now_ns().div_euclid(1_000_000_000);
+        self.clock_secs.set(secs);
+        self.clock_budget.set(CLOCK_EVERY);
+        secs
+    }
+
+    /// This thread's table, adopting one on first use. `None` while adopting
+    /// (a nested allocation from inside adoption), after the thread-exit fold,
+    /// or if no memory could be mapped: the caller then charges the shared
+    /// retired table.
+    #[inline(always)]
+    pub(crate) fn table(&self) -> Option<&'static ThreadTable> {
+        let t = self.table.get();
+        if !t.is_null() {
+            // SAFETY: `table` only holds pointers to 'static tables from the
+            // registry, set below.
+            return Some(unsafe { &*t });
+        }
+        self.adopt_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn adopt_slow(&self) -> Option<&'static ThreadTable> {
+        if self.phase.get() != NEW {
+            return None;
+        }
+        self.phase.set(ADOPTING);
+        match registry::adopt() {
+            Some(t) => {
+                register_exit_hook(t);
+                self.table.set(t);
+                self.phase.set(ACTIVE);
+                Some(t)
+            }
+            None => {
+                self.phase.set(EXITED);
+                None
+            }
+        }
+    }
+
+    /// The site and type the next allocation is charged to, consuming a
+    /// pending one-shot set; the flag says the block callback already fired
+    /// for it.
+    #[inline(always)]
+    pub(crate) fn take_site(&self) -> (u16, u16, bool) {
+        if self.has_pending.get() {
+            self.has_pending.set(false);
+            (
+                self.pending_site.get(),
+                self.pending_type.get(),
+                self.pending_block_reported.get(),
+            )
+        } else {
+            (self.scope_site.get(), self.scope_type.get(), false)
+        }
+    }
+
+    /// The current thread's id as the callback reports it.
+    pub(crate) fn thread_id(&self) -> u64 {
+        self.table().map_or(0, |t| {
+            t.thread_id.load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+}
+
+super::tls::initial_exec_slot!(
+    fn current() -> *const ThreadState = ThreadState::new(),
+    "asmalloc_thread_state_v1"
+);
+
+/// Runs `f` with the calling thread's state (one thread-local access; see
+/// `engine/tls.rs`).
+#[inline(always)]
+pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
+    let state = current();
+    // SAFETY: the pointer is to this thread's own state, which has no
+    // destructor and so stays valid for the whole life of the thread,
+    // including its TLS destructors; the reference handed to `f` cannot leave
+    // the thread (`ThreadState` is `!Sync`) and does not outlive the call.
+    f(unsafe { &*state })
+}
+
+/// Called from the pthread key destructor as the thread exits.
+fn exit_current(table: *const ThreadTable) {
+    with(|s| {
+        s.table.set(std::ptr::null());
+        s.phase.set(EXITED);
+    });
+    // SAFETY: the key's value is the 'static table this thread adopted.
+    registry::release(unsafe { &*table });
+}
+
+// ---------------------------------------------------------------------------
+// The thread-exit hook.
+
+/// The pthread key whose destructor folds an exiting thread's table:
+/// KEY_STATE 0 = not created, 1 = being created, 2 = ready, 3 = failed.
+static KEY_STATE: AtomicU8 = AtomicU8::new(0);
+static KEY: AtomicU32 = AtomicU32::new(0);
+
+/// Repairs a pthread key that another thread was creating when the process
+/// forked (the child's first new thread would spin on it).
+pub(crate) fn after_fork_in_child() {
+    let _ = KEY_STATE.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Relaxed);
+}
+
+extern "C" fn on_thread_exit(value: *mut libc::c_void) {
+    if value.is_null() {
+        return;
+    }
+    exit_current(value.cast_const().cast::<ThreadTable>());
+}
+
+fn key() -> Option<libc::pthread_key_t> {
+    loop {
+        match KEY_STATE.load(Ordering::Acquire) {
+            2 => return Some(KEY.load(Ordering::Relaxed)),
+            3 => return None,
+            0 => {
+                if KEY_STATE
+                    .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    let mut key: libc::pthread_key_t = 0;
+                    // SAFETY: `key` is a valid out-pointer and the destructor
+                    // is an extern "C" fn with the signature pthread expects.
+                    let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+                    if rc == 0 {
+                        KEY.store(key, Ordering::Relaxed);
+                        KEY_STATE.store(2, Ordering::Release);
+                    } else {
+                        KEY_STATE.store(3, Ordering::Release);
+                    }
+                }
+            }
+            _ => std::hint::spin_loop(),
+        }
+    }
+}
+
+fn register_exit_hook(table: &'static ThreadTable) {
+    if let Some(key) = key() {
+        // SAFETY: `key` was created by pthread_key_create; the value is a
+        // pointer to a 'static table, handed back to on_thread_exit.
+        unsafe {
+            libc::pthread_setspecific(key, table as *const ThreadTable as *const libc::c_void);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_threads_slot_reads_as_a_new_state() {
+        // The loader's zero image, read through the slot on a thread that has
+        // not used the tracker (this test binary's allocator is System's).
+        assert!(ThreadState::new().is_pristine());
+        let pristine = std::thread::spawn(|| {
+            // SAFETY: this thread's own slot, alive while the thread runs.
+            unsafe { &*current() }.is_pristine()
+        })
+        .join()
+        .unwrap();
+        assert!(pristine);
+    }
+
+    #[test]
+    fn each_thread_has_its_own_slot() {
+        let here = current() as usize;
+        let there = std::thread::spawn(|| current() as usize).join().unwrap();
+        assert_ne!(here, there);
+        assert_eq!(here, current() as usize);
+    }
+}
