@@ -101,7 +101,7 @@ fn a_program_that_freed_everything_is_reported_by_calls_total_and_peak() {
         })
         .collect();
     assert_eq!(want.len(), 3, "{stdout}");
-    want.sort_by(|a, b| b.2.cmp(&a.2));
+    want.sort_by_key(|w| std::cmp::Reverse(w.2));
 
     let (header, rows) = report_table(&log);
     assert_eq!(header[..8], COLUMNS, "{header:?}");

@@ -81,7 +81,7 @@ fn the_exit_report_of_a_program_that_freed_everything_names_its_sites(lib: Lib) 
     // What the program knows: the buffers allocated most in all, then the
     // names, then the nodes; each peak is less than its total (churn).
     let mut by_total: Vec<(&String, &(u64, u64, i64))> = want.iter().collect();
-    by_total.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+    by_total.sort_by_key(|e| std::cmp::Reverse(e.1.1));
     let order: Vec<&str> = by_total.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(order, ["make_buffer", "make_name", "make_node"]);
 
@@ -110,7 +110,7 @@ fn the_exit_report_of_a_program_that_freed_everything_names_its_sites(lib: Lib) 
     assert!(rows.len() >= 3, "{}", r.stderr);
     for (row, &(function, &(calls, total, peak))) in rows.iter().zip(&by_total) {
         assert!(
-            row.iter().any(|w| w.ends_with("exit_report.c") || w.contains("exit_report.c:")),
+            row.iter().any(|w| w.contains("exit_report.c:")),
             "top rows are the program's sites, in order: {row:?}\n{}",
             r.stderr
         );
