@@ -5,8 +5,8 @@
 //! bytes the program counted itself, and — with the leak monitor sampling
 //! every 50 ms while the program holds its peak for 300 ms — the peak net
 //! bytes the program held. The monitor's log says the same per site
-//! (`allocs`, `alloc_bytes`, `peak_bytes`). Without the monitor the report
-//! has no peak column.
+//! (`allocs`, `alloc_bytes`, `peak_bytes`), and so does the JSON exit
+//! report. Without the monitor the report has no peak column.
 
 use std::collections::BTreeMap;
 
@@ -154,4 +154,40 @@ fn the_exit_report_of_a_program_that_freed_everything_names_its_sites(lib: Lib) 
     );
 }
 
-under_both!(the_exit_report_of_a_program_that_freed_everything_names_its_sites);
+/// The JSON report says the same: every site's `allocs`, `alloc_bytes`
+/// and, with the monitor on, `peak_bytes`.
+fn the_json_exit_report_has_totals_and_peaks(lib: Lib) {
+    let exe = compile_linked(lib, "exit_report", &[]);
+    let out = scratch().join(format!("exit-report-{}.json", lib.name()));
+    let _ = std::fs::remove_file(&out);
+    let r = run_with(
+        &exe,
+        lib,
+        &["300"],
+        &[
+            ("ASMALLOC_SAMPLE_INTERVAL", "50ms".into()),
+            ("ASMALLOC_REPORT_FORMAT", "json".into()),
+            ("ASMALLOC_OUTPUT", out.display().to_string()),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let want = expected(&r.stdout);
+    let report = json_lines(&out).pop().unwrap();
+    for (function, &(calls, total, peak)) in &want {
+        let s = report["sites"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["function"] == function.as_str())
+            .unwrap_or_else(|| panic!("{function} in {report}"));
+        assert_eq!(s["allocs"].as_u64(), Some(calls), "{s}");
+        assert_eq!(s["alloc_bytes"].as_u64(), Some(total), "{s}");
+        assert_eq!(s["peak_bytes"].as_i64(), Some(peak), "{s}");
+        assert_eq!(s["net_bytes"].as_i64(), Some(0), "{s}");
+    }
+}
+
+under_both!(
+    the_exit_report_of_a_program_that_freed_everything_names_its_sites,
+    the_json_exit_report_has_totals_and_peaks
+);
