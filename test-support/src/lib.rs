@@ -33,8 +33,8 @@ pub mod prom;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Which preload library a test runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -240,9 +240,35 @@ impl Cc {
     }
 
     /// Compiles into `out`: built under a name of its own beside it, then
-    /// renamed into place. The error has the command and the compiler's
-    /// messages.
+    /// renamed into place — once per test process and path: parallel tests
+    /// asking for the same program wait for the first build and share it,
+    /// so none replaces a file another test is running (a replaced
+    /// executable loses its name and path, which the caller-site tests
+    /// read). The error has the command and the compiler's messages.
     pub fn try_build(&self, out: &Path) -> Result<PathBuf, String> {
+        type Builds = Mutex<Vec<(PathBuf, Arc<Mutex<bool>>)>>;
+        static BUILDS: Builds = Mutex::new(Vec::new());
+        let this = {
+            let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
+            match builds.iter().find(|(p, _)| p == out) {
+                Some((_, done)) => Arc::clone(done),
+                None => {
+                    let done = Arc::new(Mutex::new(false));
+                    builds.push((out.to_path_buf(), Arc::clone(&done)));
+                    done
+                }
+            }
+        };
+        let mut built = this.lock().unwrap_or_else(|e| e.into_inner());
+        if *built {
+            return Ok(out.to_path_buf());
+        }
+        let result = self.compile_into(out);
+        *built = result.is_ok();
+        result
+    }
+
+    fn compile_into(&self, out: &Path) -> Result<PathBuf, String> {
         static UNIQUE: AtomicUsize = AtomicUsize::new(0);
         let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
         let name = out

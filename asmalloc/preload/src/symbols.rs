@@ -21,6 +21,9 @@ use crate::guard::Guard;
 /// Loaders by module path (`None`: the module could not be read).
 static LOADERS: Mutex<Vec<(String, Option<addr2line::Loader>)>> = Mutex::new(Vec::new());
 
+/// How the program's own executable is opened (see `module_of`).
+const EXE: &str = "/proc/self/exe";
+
 /// The module containing `addr`: its path and load bias.
 fn module_of(addr: usize) -> Option<(String, usize)> {
     struct Search {
@@ -52,10 +55,13 @@ fn module_of(addr: usize) -> Option<(String, usize)> {
                         .to_str()
                         .unwrap_or("")
                 };
+                // The program itself has no name here: its debug
+                // information is read through /proc/self/exe, which still
+                // opens when the file was replaced or deleted while the
+                // program runs (a deploy, a rebuild); its path is read
+                // only to name the module.
                 let path = if name.is_empty() {
-                    std::fs::read_link("/proc/self/exe")
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|_| "/proc/self/exe".into())
+                    EXE.to_string()
                 } else {
                     name.to_string()
                 };
@@ -84,7 +90,19 @@ pub(crate) fn name_caller(ret: usize) -> CallerName {
         };
     };
     let offset = (addr - bias) as u64;
-    let module = path.rsplit('/').next().unwrap_or(&path).to_string();
+    let shown = if path == EXE {
+        std::fs::read_link(EXE).map_or_else(
+            |_| EXE.to_string(),
+            |p| {
+                let p = p.display().to_string();
+                p.strip_suffix(" (deleted)")
+                    .map_or(p.clone(), str::to_string)
+            },
+        )
+    } else {
+        path.clone()
+    };
+    let module = shown.rsplit('/').next().unwrap_or(&shown).to_string();
     let mut loaders = LOADERS.lock().unwrap_or_else(|e| e.into_inner());
     let index = match loaders.iter().position(|(p, _)| *p == path) {
         Some(i) => i,

@@ -5,6 +5,8 @@
 
 use std::process::Command;
 
+use asmalloc_test_support::fresh_dir;
+
 #[macro_use]
 mod common;
 
@@ -162,6 +164,27 @@ fn needs_only_libc_and_the_loader(which: Lib) {
     );
 }
 
+/// A program whose executable is deleted while it runs (a deploy, a
+/// rebuild) still gets its caller sites named from its debug information:
+/// it is read through /proc/self/exe, not through the path that is gone.
+/// (The test programs are rebuilt concurrently by parallel tests, which
+/// once left a running one's file replaced and its sites unnamed.)
+fn a_deleted_executable_still_names_its_callers(which: Lib) {
+    let built = compile("self_delete", &[]);
+    let exe = fresh_dir(&format!("self-delete-{}", which.name())).join("self_delete");
+    std::fs::copy(&built, &exe).unwrap();
+    let r = run_with(&exe, which, &[], &[("ASMALLOC_CALLERS", "1".into())]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(r.stdout, "deleted and kept\n");
+    assert!(!exe.exists(), "the program deleted itself");
+    let row = r
+        .stderr
+        .lines()
+        .find(|l| l.contains(" hold") && l.contains("self_delete.c:"))
+        .unwrap_or_else(|| panic!("hold() not named with its file:line:\n{}", r.stderr));
+    assert!(row.contains("100"), "its 100 blocks: {row}");
+}
+
 // ---------------------------------------------------------------------------
 // Every scenario above, under each library.
 
@@ -170,4 +193,5 @@ under_both!(
     library_threads_never_take_the_programs_signals,
     steady_state_makes_no_syscall_and_rarely_reads_the_clock,
     needs_only_libc_and_the_loader,
+    a_deleted_executable_still_names_its_callers,
 );
