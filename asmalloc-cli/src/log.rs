@@ -19,7 +19,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use asmalloc::detector::{self, DetectorConfig};
-use asmalloc::log_format::{LogLine, LogSiteName};
+use asmalloc::log_format::{LogLine, LogSiteName, LogStack};
 use asmalloc::report::{UNKNOWN_SITE, growth_text, never_mind_text, seconds_text, site_label};
 
 /// A site as the log names it.
@@ -145,12 +145,26 @@ pub struct Log {
     /// Sites by (pid, id).
     pub sites: BTreeMap<(i64, u16), SiteSeries>,
     pub verdicts: Vec<VerdictRecord>,
+    /// The sampled stacks of the last line that listed them (`None`: no
+    /// line did; the run had no `--stacks`).
+    pub stacks: Option<LoggedStacks>,
     /// (time, total net bytes) per line, by pid.
     pub totals: BTreeMap<i64, Vec<(i64, i64)>>,
     /// Lines read.
     pub lines: usize,
     /// (line number, what was wrong) for skipped lines.
     pub bad_lines: Vec<(usize, String)>,
+}
+
+/// The sampled stacks one log line listed.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedStacks {
+    pub pid: i64,
+    pub time_ns: i64,
+    /// Largest estimate first, frames innermost first.
+    pub stacks: Vec<LogStack>,
+    /// Live stacks the line left out (over its limit).
+    pub truncated: u64,
 }
 
 fn name_of(n: &LogSiteName) -> SiteName {
@@ -248,6 +262,14 @@ impl Log {
                 over_ns: d.over_ns,
                 rate_bytes_per_s: d.rate_bytes_per_s,
                 reported_growth_bytes,
+            });
+        }
+        if let Some(stacks) = v.stacks {
+            self.stacks = Some(LoggedStacks {
+                pid,
+                time_ns: time,
+                stacks,
+                truncated: v.stacks_truncated,
             });
         }
         Ok(true)
