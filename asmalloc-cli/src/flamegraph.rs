@@ -12,8 +12,9 @@
 //! main (stacks.c:70);serve (stacks.c:52);handle (stacks.c:41);keep_node (stacks.c:23) 79691776
 //! ```
 //!
-//! a frame named `function (file:line)`, or just `function` (a
-//! `module+0xOFFSET` for a module without symbols), and the weight the
+//! a frame named `function (file:line)`, `function (module)` without line
+//! information, or `module+0xOFFSET` for a module without symbols (`addr2line
+//! -e MODULE 0xOFFSET` names it from an unstripped copy), and the weight the
 //! estimated live bytes. `inferno` (the Rust port of Brendan Gregg's
 //! FlameGraph) draws them: a frame's width is the live bytes allocated
 //! under it.
@@ -68,6 +69,9 @@ pub(crate) fn frame_name(frame: &LogFrame) -> String {
     };
     let name = if frame.line > 0 {
         format!("{function} ({}:{})", frame.file, frame.line)
+    } else if !frame.file.is_empty() && !function.contains("+0x") {
+        // No line information: the module it is in.
+        format!("{function} ({})", frame.file)
     } else {
         function
     };
@@ -79,7 +83,10 @@ pub(crate) fn frame_name(frame: &LogFrame) -> String {
 /// wants them), identical paths added together.
 pub(crate) fn folded(stacks: &[LogStack]) -> Vec<String> {
     let mut paths: BTreeMap<String, i64> = BTreeMap::new();
-    for s in stacks.iter().filter(|s| s.est_bytes > 0 && !s.frames.is_empty()) {
+    for s in stacks
+        .iter()
+        .filter(|s| s.est_bytes > 0 && !s.frames.is_empty())
+    {
         let path = s
             .frames
             .iter()
@@ -177,12 +184,17 @@ mod tests {
             site: 2,
             est_bytes: bytes,
             est_blocks: 1,
-            frames: vec![frame(leaf, 3), frame("main", 9), frame("libc.so.6+0x2a1ca", 0)],
+            frames: vec![
+                frame(leaf, 3),
+                frame("main", 9),
+                frame("__libc_start_main", 0),
+                frame("libc.so.6+0x2a1ca", 0),
+            ],
         };
         let lines = folded(&[stack(100, "keep"), stack(50, "keep"), stack(0, "gone")]);
         assert_eq!(
             lines,
-            ["libc.so.6+0x2a1ca;main (a.c:9);keep (a.c:3) 150"],
+            ["libc.so.6+0x2a1ca;__libc_start_main (a.c);main (a.c:9);keep (a.c:3) 150"],
             "{lines:?}"
         );
     }
@@ -190,6 +202,10 @@ mod tests {
     #[test]
     fn semicolons_in_names_do_not_split_frames() {
         assert_eq!(frame_name(&frame("f<a;b>", 0)), "f<a:b>");
-        assert_eq!(frame_name(&frame("", 0)), "0x1000");
+        assert_eq!(frame_name(&frame("", 0)), "0x1000 (a.c)");
+        assert_eq!(
+            frame_name(&frame("libc.so.6+0x2a1ca", 0)),
+            "libc.so.6+0x2a1ca"
+        );
     }
 }

@@ -254,8 +254,8 @@ mod tests {
         }]);
         let text = String::from_utf8(line.to_json_line()).unwrap();
         assert_eq!(LogLine::parse(&text).unwrap(), line);
-        let partial = LogLine::parse(r#"{"time_ns":2,"stacks":[{"id":3,"frames":[{"addr":9}]}]}"#)
-            .unwrap();
+        let partial =
+            LogLine::parse(r#"{"time_ns":2,"stacks":[{"id":3,"frames":[{"addr":9}]}]}"#).unwrap();
         let stacks = partial.stacks.unwrap();
         assert_eq!(stacks[0].frames[0].addr, 9);
         assert_eq!(stacks[0].est_bytes, 0);

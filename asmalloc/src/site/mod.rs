@@ -224,9 +224,9 @@ pub use callers::{
 };
 pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
-pub use stacks::{SampledStack, StackSource, for_log as stacks_for_log, set_stack_source};
 pub use lookup::{same_file, same_function};
 pub use resolve::{resolve, resolve_rust};
+pub use stacks::{SampledStack, StackSource, for_log as stacks_for_log, set_stack_source};
 
 use std::sync::atomic::AtomicBool;
 

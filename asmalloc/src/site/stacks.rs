@@ -68,10 +68,7 @@ pub fn for_log() -> (Option<Vec<LogStack>>, u64) {
 
 /// [`for_log`] of these records, against what `state` says was listed.
 fn select(records: Vec<SampledStack>, state: &mut State) -> (Option<Vec<LogStack>>, u64) {
-    let mut stacks: Vec<SampledStack> = records
-        .into_iter()
-        .filter(|s| s.est_bytes != 0)
-        .collect();
+    let mut stacks: Vec<SampledStack> = records.into_iter().filter(|s| s.est_bytes != 0).collect();
     stacks.sort_by(|a, b| b.est_bytes.cmp(&a.est_bytes).then(a.id.cmp(&b.id)));
     let truncated = stacks.len().saturating_sub(MAX_LOG_STACKS);
     stacks.truncate(MAX_LOG_STACKS);
