@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn semicolons_in_names_do_not_split_frames() {
-        assert_eq!(frame_name(&frame("f<a;b>", 0)), "f<a:b>");
+        assert_eq!(frame_name(&frame("f<a;b>", 7)), "f<a:b> (a.c:7)");
         assert_eq!(frame_name(&frame("", 0)), "0x1000 (a.c)");
         assert_eq!(
             frame_name(&frame("libc.so.6+0x2a1ca", 0)),
