@@ -62,8 +62,7 @@ fn exact_bytes(log: &Path, function: &str) -> i64 {
         .lines()
         .filter_map(|l| LogLine::parse(l).ok())
         .flat_map(|l| l.sites)
-        .filter(|s| s.name.function == function)
-        .last()
+        .rfind(|s| s.name.function == function)
         .unwrap_or_else(|| panic!("no site {function} in the log"))
         .net_bytes
 }
