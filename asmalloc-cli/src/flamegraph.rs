@@ -2,9 +2,12 @@
 //! draws their estimated live bytes as a flame graph, and the text report
 //! lists the top ones.
 //!
-//! The stacks are those of the log's last line that lists any (the monitor
-//! writes the list whenever it changes, so that line holds the latest
-//! estimates; see `asmalloc::log_format::LogLine::stacks`). They become
+//! The stacks are those of the log's last line that lists live ones (the
+//! monitor writes the list whenever it changes, so that line holds the
+//! latest estimates; see `asmalloc::log_format::LogLine::stacks`). When a
+//! later line of the process says none is live any more — a program that
+//! frees everything as it exits — those last live ones are shown, and
+//! said to be. They become
 //! folded stacks, the flame-graph tools' input — one line per stack, root
 //! frame first, frames joined by `;`, then the weight:
 //!
@@ -112,10 +115,15 @@ pub(crate) fn svg(log: &Log, path: &Path) -> Result<Vec<u8>, Error> {
     let mut options = Options::default();
     options.title = "Live bytes of sampled stacks".to_string();
     options.subtitle = Some(format!(
-        "{} — pid {}, {} s into the log; estimates from sampled allocations",
+        "{} — pid {}, {} s into the log{}; estimates from sampled allocations",
         path.display(),
         last.pid,
-        seconds(log, last)
+        seconds(log, last),
+        if last.freed_at_ns.is_some() {
+            " (the last live stacks: all were freed later)"
+        } else {
+            ""
+        }
     ));
     options.count_name = "bytes".to_string();
     options.colors = color::Palette::Basic(color::BasicPalette::Mem);
@@ -137,6 +145,14 @@ pub(crate) fn write_text(w: &mut dyn Write, log: &Log, top: usize) -> std::io::R
         return Ok(());
     };
     let live: Vec<&LogStack> = last.stacks.iter().filter(|s| s.est_bytes > 0).collect();
+    if live.is_empty() {
+        writeln!(
+            w,
+            "sampled stacks: none with live bytes in the log (pid {})",
+            last.pid
+        )?;
+        return Ok(());
+    }
     writeln!(
         w,
         "sampled stacks (pid {}, {} s; ~ = estimate), top {} of {} by estimated live bytes:",
@@ -145,6 +161,13 @@ pub(crate) fn write_text(w: &mut dyn Write, log: &Log, top: usize) -> std::io::R
         top.min(live.len()),
         live.len() as u64 + last.truncated
     )?;
+    if let Some(freed) = last.freed_at_ns {
+        writeln!(
+            w,
+            "  (the last live ones: all were freed by {:.1} s)",
+            (freed - log.start_ns()) as f64 / 1e9
+        )?;
+    }
     for s in live.iter().take(top) {
         writeln!(
             w,
@@ -197,6 +220,42 @@ mod tests {
             ["libc.so.6+0x2a1ca;__libc_start_main (a.c);main (a.c:9);keep (a.c:3) 150"],
             "{lines:?}"
         );
+    }
+
+    fn log(text: &str) -> Log {
+        Log::from_reader(text.as_bytes(), i64::MIN).unwrap()
+    }
+
+    #[test]
+    fn the_last_live_stacks_are_drawn_even_when_freed_at_exit() {
+        let live = r#"{"pid":5,"time_ns":1000000000,"stacks":[{"id":9,"site":3,"est_bytes":4096,"est_blocks":2,"frames":[{"addr":16,"function":"leaf","file":"a.c","line":4},{"addr":32,"function":"main","file":"a.c","line":9}]}]}"#;
+        let freed = r#"{"pid":5,"time_ns":3000000000,"stacks":[]}"#;
+        let log = log(&format!("{live}\n{freed}\n"));
+        let mut text = Vec::new();
+        write_text(&mut text, &log, 10).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.contains("~4.0 KiB live in ~2 blocks"), "{text}");
+        assert!(text.contains("all were freed by 2.0 s"), "{text}");
+        assert!(
+            text.contains("      leaf (a.c:4)\n      main (a.c:9)\n"),
+            "{text}"
+        );
+        let svg = String::from_utf8(svg(&log, Path::new("x.jsonl")).unwrap()).unwrap();
+        assert!(svg.contains("leaf (a.c:4) (4,096 bytes, 100.00%)"), "{svg}");
+    }
+
+    #[test]
+    fn no_stacks_or_none_live_is_an_error() {
+        let plain = log(r#"{"pid":5,"time_ns":1,"sites":[{"id":3,"net_bytes":10}]}"#);
+        assert!(matches!(svg(&plain, Path::new("x")), Err(Error::NoStacks)));
+        let mut text = Vec::new();
+        write_text(&mut text, &plain, 10).unwrap();
+        assert!(text.is_empty());
+        let none = log(r#"{"pid":5,"time_ns":1,"stacks":[]}"#);
+        assert!(matches!(
+            svg(&none, Path::new("x")),
+            Err(Error::NothingLive)
+        ));
     }
 
     #[test]

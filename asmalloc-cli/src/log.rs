@@ -145,8 +145,8 @@ pub struct Log {
     /// Sites by (pid, id).
     pub sites: BTreeMap<(i64, u16), SiteSeries>,
     pub verdicts: Vec<VerdictRecord>,
-    /// The sampled stacks of the last line that listed them (`None`: no
-    /// line did; the run had no `--stacks`).
+    /// The sampled stacks of the last line that listed live ones (`None`:
+    /// no line listed stacks; the run had no `--stacks`).
     pub stacks: Option<LoggedStacks>,
     /// (time, total net bytes) per line, by pid.
     pub totals: BTreeMap<i64, Vec<(i64, i64)>>,
@@ -165,6 +165,10 @@ pub struct LoggedStacks {
     pub stacks: Vec<LogStack>,
     /// Live stacks the line left out (over its limit).
     pub truncated: u64,
+    /// When a later line of the same process said none was live any more
+    /// (a program that frees everything as it exits): these are the last
+    /// live ones.
+    pub freed_at_ns: Option<i64>,
 }
 
 fn name_of(n: &LogSiteName) -> SiteName {
@@ -264,13 +268,28 @@ impl Log {
                 reported_growth_bytes,
             });
         }
-        if let Some(stacks) = v.stacks {
-            self.stacks = Some(LoggedStacks {
-                pid,
-                time_ns: time,
-                stacks,
-                truncated: v.stacks_truncated,
-            });
+        match v.stacks {
+            Some(stacks) if !stacks.is_empty() => {
+                self.stacks = Some(LoggedStacks {
+                    pid,
+                    time_ns: time,
+                    stacks,
+                    truncated: v.stacks_truncated,
+                    freed_at_ns: None,
+                });
+            }
+            Some(_) => match &mut self.stacks {
+                Some(last) if last.pid == pid => last.freed_at_ns = Some(time),
+                Some(_) => {}
+                None => {
+                    self.stacks = Some(LoggedStacks {
+                        pid,
+                        time_ns: time,
+                        ..LoggedStacks::default()
+                    })
+                }
+            },
+            None => {}
         }
         Ok(true)
     }

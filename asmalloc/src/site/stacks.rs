@@ -16,6 +16,10 @@ use std::sync::{Mutex, OnceLock};
 use super::callers::{CallerName, name_with_namer};
 use crate::log_format::{LogFrame, LogStack, MAX_LOG_STACKS};
 
+/// A list is written again when an estimate moved by more than
+/// 1/`MOVE_DIVISOR` of its last written value (or a stack came or went).
+const MOVE_DIVISOR: i64 = 16;
+
 /// A sampled stack as its keeper reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SampledStack {
@@ -56,7 +60,8 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// The stacks for a log line: those with non-zero estimated live bytes,
 /// largest first, at most [`MAX_LOG_STACKS`] (and how many more there
 /// were); `None` when no source is registered or the list did not change
-/// since the last line that had one (an empty list once none is live).
+/// since the last line that had one (the same stacks, no estimate moved by
+/// more than 1/[`MOVE_DIVISOR`]); an empty list once none is live.
 pub fn for_log() -> (Option<Vec<LogStack>>, u64) {
     let Some(source) = SOURCE.get() else {
         return (None, 0);
@@ -74,7 +79,18 @@ fn select(records: Vec<SampledStack>, state: &mut State) -> (Option<Vec<LogStack
     stacks.truncate(MAX_LOG_STACKS);
     let mut listed: Vec<(u16, i64)> = stacks.iter().map(|s| (s.id, s.est_bytes)).collect();
     listed.sort_unstable();
-    if state.listed == listed {
+    // Unchanged: the same stacks, none moved by more than 1/16 of what
+    // the last list said (sampled estimates move a sample at a time; a
+    // slow drift is written once it adds up).
+    let unchanged = state.listed.len() == listed.len()
+        && state
+            .listed
+            .iter()
+            .zip(&listed)
+            .all(|(&(id, was), &(now_id, now))| {
+                id == now_id && (now - was).abs() <= was.abs() / MOVE_DIVISOR
+            });
+    if unchanged {
         return (None, 0);
     }
     state.listed = listed;
@@ -145,6 +161,9 @@ mod tests {
             select(records(), &mut state).0.is_none(),
             "unchanged: not listed again"
         );
+        let mut nudged = records();
+        nudged[1].est_bytes = 5000 + 5000 / MOVE_DIVISOR;
+        assert!(select(nudged, &mut state).0.is_none(), "moved too little");
         let mut grown = records();
         grown[1].est_bytes = 6000;
         assert_eq!(select(grown, &mut state).0.unwrap()[0].est_bytes, 6000);
