@@ -151,8 +151,7 @@ fn sampled_stacks_name_the_path_and_estimate_its_live_bytes() {
 }
 
 /// Real programs print the same with caller sites, the built-in wrappers
-/// and sampled stacks (one sample per 16 KiB, 1 KiB for git: many
-/// samples) all on as
+/// and sampled stacks (one sample per 16 KiB: many samples) all on as
 /// without the library, and report sampled stacks.
 #[test]
 fn real_programs_run_the_same_with_stacks_on() {
@@ -188,19 +187,11 @@ fn real_programs_run_the_same_with_stacks_on() {
             .output()
             .unwrap_or_else(|e| panic!("run {program}: {e}"));
         assert_eq!(plain.status.code(), Some(0), "{program}");
-        // `git --version` allocates ~16 KiB in all: at one sample per
-        // 16 KiB its thread's first count-down often outlasts it (no
-        // sample in about a third of runs), so it samples more often.
-        let (rate, shown) = if *program == "git" {
-            ("1K", "1.0 KiB")
-        } else {
-            ("16K", "16.0 KiB")
-        };
         let traced = Command::new(program)
             .args(args)
             .env("LD_PRELOAD", Lib::Glibc.path())
             .env("ASMALLOC_CALLERS", "1")
-            .env("ASMALLOC_SAMPLE_BYTES", rate)
+            .env("ASMALLOC_SAMPLE_BYTES", "16K")
             .env_remove("ASMALLOC_WRAPPERS")
             .env_remove("ASMALLOC_BUILTIN_WRAPPERS")
             .output()
@@ -209,7 +200,7 @@ fn real_programs_run_the_same_with_stacks_on() {
         assert_eq!(traced.status.code(), Some(0), "{program}: {stderr}");
         assert_eq!(traced.stdout, plain.stdout, "{program}: {stderr}");
         assert!(
-            stderr.contains(&format!("sampled stacks (one sample per {shown}")),
+            stderr.contains("sampled stacks (one sample per 16.0 KiB"),
             "{program}: {stderr}"
         );
     }
