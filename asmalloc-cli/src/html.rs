@@ -207,20 +207,22 @@ pub(crate) fn page(
     let table: Vec<Row> = rows(log, top, conclusions);
     let _ = writeln!(
         html,
-        "<h2>Top {} sites by final net bytes</h2>\n<table id=\"sites\">\n<tr><th>id</th><th>type</th><th>site</th><th>final</th><th>peak</th><th>blocks</th><th>verdict</th></tr>",
+        "<h2>Top {} sites by final net bytes, then bytes allocated in all</h2>\n<table id=\"sites\">\n<tr><th>id</th><th>type</th><th>site</th><th>calls</th><th>total</th><th>peak</th><th>final</th><th>blocks</th><th>verdict</th></tr>",
         table.len()
     );
     for r in &table {
         let _ = writeln!(
             html,
-            "<tr{} data-site=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"verdict\">{}</td></tr>",
+            "<tr{} data-site=\"{}\"><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"verdict\">{}</td></tr>",
             if r.leak { " class=\"leak\"" } else { "" },
             r.id,
             esc(&r.id_text),
             esc(&r.type_name),
             esc(&r.place),
-            esc(&r.final_bytes),
+            esc(&r.calls),
+            esc(&r.total),
             esc(&r.peak),
+            esc(&r.final_bytes),
             esc(&r.blocks),
             esc(&r.word)
         );

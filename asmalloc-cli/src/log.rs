@@ -70,6 +70,9 @@ pub struct SiteSeries {
     /// the site (0 in logs written before they were logged).
     pub last_allocs: u64,
     pub last_alloc_bytes: u64,
+    /// The highest `peak_bytes` the monitor wrote for the site (0 in logs
+    /// written before it was logged).
+    pub logged_peak: i64,
 }
 
 impl SiteSeries {
@@ -77,8 +80,16 @@ impl SiteSeries {
         self.points.last().map_or(0, |p| p.1)
     }
 
+    /// The highest net bytes of the site over the log's samples (or the
+    /// peak the monitor logged, when higher: a line over its site limit
+    /// may have left the site out at its highest).
     pub fn peak_bytes(&self) -> i64 {
-        self.points.iter().map(|p| p.1).max().unwrap_or(0)
+        self.points
+            .iter()
+            .map(|p| p.1)
+            .max()
+            .unwrap_or(0)
+            .max(self.logged_peak)
     }
 
     /// Net bytes at `time` (the last listed value at or before it; 0 before
@@ -154,6 +165,10 @@ pub struct Log {
     pub lines: usize,
     /// (line number, what was wrong) for skipped lines.
     pub bad_lines: Vec<(usize, String)>,
+    /// Some site entry has allocations (`allocs`): the log was written by
+    /// a monitor that logs calls and total bytes (older ones did not, and
+    /// their sites read as 0 calls).
+    pub has_totals: bool,
 }
 
 /// The sampled stacks one log line listed.
@@ -247,6 +262,8 @@ impl Log {
             series.last_count = s.net_count;
             series.last_allocs = s.allocs;
             series.last_alloc_bytes = s.alloc_bytes;
+            series.logged_peak = series.logged_peak.max(s.peak_bytes);
+            self.has_totals |= s.allocs != 0;
         }
         for d in v.verdicts {
             let reported_growth_bytes = self

@@ -115,6 +115,10 @@ pub(crate) struct Row {
     pub id_text: String,
     pub type_name: String,
     pub place: String,
+    /// Allocations charged to the site, `-` when the log does not say.
+    pub calls: String,
+    /// Bytes they asked for in all, `-` when the log does not say.
+    pub total: String,
     pub final_bytes: String,
     pub peak: String,
     pub blocks: String,
@@ -123,7 +127,8 @@ pub(crate) struct Row {
     pub leak: bool,
 }
 
-/// The table's rows: the `top` sites by final net bytes.
+/// The table's rows: the `top` sites by final net bytes, then by bytes
+/// allocated in all.
 pub(crate) fn rows(log: &Log, top: usize, conclusions: &[Conclusion]) -> Vec<Row> {
     let multi = log.pids().len() > 1;
     svg::ranked(log)
@@ -145,6 +150,16 @@ pub(crate) fn rows(log: &Log, top: usize, conclusions: &[Conclusion]) -> Vec<Row
                     s.name.type_name.clone()
                 },
                 place: s.name.place(id),
+                calls: if log.has_totals {
+                    s.last_allocs.to_string()
+                } else {
+                    "-".to_string()
+                },
+                total: if log.has_totals {
+                    human(i64::try_from(s.last_alloc_bytes).unwrap_or(i64::MAX))
+                } else {
+                    "-".to_string()
+                },
                 final_bytes: human(s.last_bytes()),
                 peak: human(s.peak_bytes()),
                 blocks: s.last_count.to_string(),
@@ -192,7 +207,11 @@ pub(crate) fn write_report(
 ) -> std::io::Result<()> {
     writeln!(w, "asmalloc report: {}", headline(log, path))?;
     let table = rows(log, top, conclusions);
-    writeln!(w, "top {} sites by final net bytes:", table.len())?;
+    writeln!(
+        w,
+        "top {} sites by final net bytes, then bytes allocated in all:",
+        table.len()
+    )?;
     let cells: Vec<Vec<String>> = table
         .into_iter()
         .map(|r| {
@@ -200,8 +219,10 @@ pub(crate) fn write_report(
                 r.id_text,
                 r.type_name,
                 r.place,
-                r.final_bytes,
+                r.calls,
+                r.total,
                 r.peak,
+                r.final_bytes,
                 r.blocks,
                 r.word,
             ]
@@ -210,11 +231,15 @@ pub(crate) fn write_report(
     write_table(
         w,
         "  ",
-        &["id", "type", "site", "final", "peak", "blocks", "verdict"],
+        &[
+            "id", "type", "site", "calls", "total", "peak", "final", "blocks", "verdict",
+        ],
         &[
             Align::Right,
             Align::Left,
             Align::Left,
+            Align::Right,
+            Align::Right,
             Align::Right,
             Align::Right,
             Align::Right,

@@ -65,10 +65,16 @@ pub(crate) struct Chart {
     pub y_ticks: Vec<i64>,
 }
 
-/// The sites to plot, in the table's order: by final net bytes, then id.
+/// The sites to plot, in the table's order: by final net bytes, then by
+/// bytes allocated in all (a run that freed everything), then id.
 pub(crate) fn ranked(log: &Log) -> Vec<(i64, u16)> {
     let mut sites: Vec<_> = log.sites.iter().collect();
-    sites.sort_by(|a, b| b.1.last_bytes().cmp(&a.1.last_bytes()).then(a.0.cmp(b.0)));
+    sites.sort_by(|a, b| {
+        b.1.last_bytes()
+            .cmp(&a.1.last_bytes())
+            .then(b.1.last_alloc_bytes.cmp(&a.1.last_alloc_bytes))
+            .then(a.0.cmp(b.0))
+    });
     sites.into_iter().map(|(k, _)| *k).collect()
 }
 

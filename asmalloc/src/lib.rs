@@ -80,20 +80,21 @@
 //! 5. `metrics` — Prometheus/OpenMetrics exposition: textfile and endpoint.
 //! 6. `report` — text and JSON reports of a snapshot.
 //! 7. `pprof` — `ASMALLOC_PPROF`: a snapshot as a pprof heap profile file.
-//! 8. `snapshot` — a consistent read of every thread's counters.
-//! 9. `engine` — the allocation path: per-thread tables, sites, thresholds.
-//! 10. `site` — the registered site table, resolution, dynamic sites.
-//! 11. `config` — features, thresholds, the callback (process settings).
-//! 12. `detector` — the progressive-leak rule, on plain numbers.
-//! 13. `log_format` — the JSON-lines log's types (written and read).
-//! 14. `clock` — coarse and injectable time.
-//! 15. `diag` — warnings written without allocating.
-//! 16. `callback_cell` — a function and its user data published as one.
-//! 17. `vm_stats` — `/proc/self/status` figures.
-//! 18. `op` — the allocation-family operations.
-//! 19. `size_classes` — jemalloc's size classes, computed inline.
-//! 20. `tag` — the per-block site tag.
-//! 21. `sys` — raw system calls.
+//! 8. `peaks` — the peak net bytes per site the monitor's samples saw.
+//! 9. `snapshot` — a consistent read of every thread's counters.
+//! 10. `engine` — the allocation path: per-thread tables, sites, thresholds.
+//! 11. `site` — the registered site table, resolution, dynamic sites.
+//! 12. `config` — features, thresholds, the callback (process settings).
+//! 13. `detector` — the progressive-leak rule, on plain numbers.
+//! 14. `log_format` — the JSON-lines log's types (written and read).
+//! 15. `clock` — coarse and injectable time.
+//! 16. `diag` — warnings written without allocating.
+//! 17. `callback_cell` — a function and its user data published as one.
+//! 18. `vm_stats` — `/proc/self/status` figures.
+//! 19. `op` — the allocation-family operations.
+//! 20. `size_classes` — jemalloc's size classes, computed inline.
+//! 21. `tag` — the per-block site tag.
+//! 22. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -131,6 +132,7 @@ pub mod log_format;
 mod metrics;
 mod monitor;
 mod op;
+mod peaks;
 mod pprof;
 pub mod report;
 #[allow(unsafe_code)]

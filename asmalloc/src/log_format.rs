@@ -13,7 +13,7 @@
 //!  "net_count":12,"net_mapped":0,"net_shm":0,"threads":{"live":3,"total":3},
 //!  "sites":[{"id":7,"type":"cache","file":"src/cache.c","line":30,
 //!            "function":"cache_put","net_bytes":1040000,"net_count":10,
-//!            "allocs":25,"alloc_bytes":2600000}],
+//!            "allocs":25,"alloc_bytes":2600000,"peak_bytes":1040000}],
 //!  "sites_truncated":0,
 //!  "verdicts":[{"kind":"possible_leak","id":7,"type":"cache","file":"src/cache.c",
 //!               "line":30,"function":"cache_put","net_bytes":1040000,
@@ -160,6 +160,9 @@ pub struct LogSite {
     pub allocs: u64,
     /// Bytes those allocations asked for, frees not subtracted.
     pub alloc_bytes: u64,
+    /// The highest net bytes the monitor's samples saw at the site so far
+    /// (0 in logs from before it was written).
+    pub peak_bytes: i64,
 }
 
 /// A verdict of the leak detector (see `asmalloc::detector`).

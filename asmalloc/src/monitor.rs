@@ -22,7 +22,8 @@
 //!  "threads":{"live":u64,"total":u64},
 //!  "sites":[{"id":u16,"type":str,"file":str,"line":u32,"function":str,
 //!            "net_bytes":i64,"net_count":i64,
-//!            "allocs":u64,"alloc_bytes":u64}],        // changed since the last line
+//!            "allocs":u64,"alloc_bytes":u64,
+//!            "peak_bytes":i64}],                      // changed since the last line
 //!  "sites_truncated":u64,
 //!  "verdicts":[{"kind":"possible_leak"|"still_growing"|"never_mind",
 //!               "id":u16,"type":str,"file":str,"line":u32,"function":str,
@@ -132,8 +133,9 @@ impl Monitor {
         })
     }
 
-    /// Feeds one snapshot: runs the detector, writes a log line, publishes
-    /// the metrics, returns the verdicts.
+    /// Feeds one snapshot: runs the detector, raises the sites' peaks
+    /// ([`crate::peaks`]), writes a log line, publishes the metrics, returns
+    /// the verdicts.
     pub fn observe(&mut self, snap: &Snapshot) -> Vec<Verdict> {
         self.observe_taken(snap, std::time::Instant::now())
     }
@@ -146,6 +148,7 @@ impl Monitor {
             snap.elapsed_ns,
             snap.sites.iter().map(|s| (s.id, s.net_bytes)),
         );
+        crate::peaks::record(snap.sites.iter().map(|s| (s.id, s.net_bytes)));
         if let Some(log) = &mut self.log {
             let line = log_line(snap, &mut self.last, self.max_sites, self.seq, &verdicts);
             // One write per line: appends from several writers stay whole.
@@ -342,6 +345,7 @@ fn log_line(
                 net_count: s.net_count,
                 allocs: s.allocs,
                 alloc_bytes: s.alloc_bytes,
+                peak_bytes: crate::peaks::peak(s.id).max(s.net_bytes),
             })
             .collect(),
         sites_truncated: truncated as u64,

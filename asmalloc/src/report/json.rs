@@ -34,7 +34,7 @@ pub fn write_json_line(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
         .iter()
         .map(|s| {
             let info = site::describe(s.id);
-            json!({
+            let mut site = json!({
                 "id": s.id,
                 "type": info.map_or("", |i| i.type_name),
                 "file": info.map_or("", |i| i.file),
@@ -44,7 +44,12 @@ pub fn write_json_line(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
                 "net_count": s.net_count,
                 "allocs": s.allocs,
                 "frees": s.frees,
-            })
+                "alloc_bytes": s.alloc_bytes,
+            });
+            if crate::peaks::sampled() {
+                site["peak_bytes"] = json!(crate::peaks::peak(s.id).max(s.net_bytes));
+            }
+            site
         })
         .collect();
     let mut line = json!({

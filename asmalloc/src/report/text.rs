@@ -161,7 +161,11 @@ fn write_vm_stats(w: &mut dyn Write, vm: &VmStats) -> io::Result<()> {
     writeln!(w)
 }
 
+/// The top sites: calls and bytes allocated in all, the peak net bytes the
+/// monitor saw (a column only when it has sampled, see [`crate::peaks`]),
+/// and the net bytes and blocks now.
 fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result<()> {
+    let peaks = crate::peaks::sampled();
     let rows: Vec<Vec<String>> = snap
         .sites
         .iter()
@@ -190,17 +194,23 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
                 _ if s.id == 0 => ("-".into(), super::UNKNOWN_SITE.into(), "-".into()),
                 _ => ("?".into(), "(not in site table)".into(), "?".into()),
             };
-            vec![
+            let mut row = vec![
                 s.id.to_string(),
                 type_name,
                 place,
                 function,
                 s.allocs.to_string(),
                 s.alloc_bytes.to_string(),
+            ];
+            if peaks {
+                row.push(crate::peaks::peak(s.id).max(s.net_bytes).to_string());
+            }
+            row.extend([
                 human_bytes(s.net_bytes),
                 s.net_bytes.to_string(),
                 s.net_count.to_string(),
-            ]
+            ]);
+            row
         })
         .collect();
     writeln!(
@@ -210,33 +220,21 @@ fn write_top_sites(w: &mut dyn Write, snap: &Snapshot, top: usize) -> io::Result
         snap.sites.len()
     )?;
     use super::table::{Align, write_table};
-    write_table(
-        w,
-        "    ",
-        &[
-            "id",
-            "type",
-            "file:line",
-            "function",
-            "calls",
-            "total bytes",
-            "net",
-            "net bytes",
-            "net count",
-        ],
-        &[
-            Align::Right,
-            Align::Left,
-            Align::Left,
-            Align::Left,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-            Align::Right,
-        ],
-        &rows,
-    )
+    let mut header = vec![
+        "id",
+        "type",
+        "file:line",
+        "function",
+        "calls",
+        "total bytes",
+    ];
+    if peaks {
+        header.push("peak bytes");
+    }
+    header.extend(["net", "net bytes", "net count"]);
+    let mut align = vec![Align::Right, Align::Left, Align::Left, Align::Left];
+    align.resize(header.len(), Align::Right);
+    write_table(w, "    ", &header, &align, &rows)
 }
 
 #[cfg(test)]

@@ -41,6 +41,14 @@ pub(crate) fn write_text(out: &mut Vec<u8>, top: usize) {
     }
     let stacks = table::summaries();
     if stacks.is_empty() {
+        // Said anyway: a program that allocated less than the mean may
+        // have had no allocation sampled, and the reader should know that
+        // sampling was on.
+        let _ = writeln!(
+            out,
+            "  sampled stacks (one sample per {} allocated on average): none sampled",
+            human_bytes(mean as i64)
+        );
         return;
     }
     let _ = writeln!(
