@@ -19,7 +19,7 @@ use std::io::BufRead;
 use std::path::Path;
 
 use asmalloc::detector::{self, DetectorConfig};
-use asmalloc::log_format::{LogLine, LogSiteName};
+use asmalloc::log_format::{LogLine, LogSiteName, LogStack};
 use asmalloc::report::{UNKNOWN_SITE, growth_text, never_mind_text, seconds_text, site_label};
 
 /// A site as the log names it.
@@ -156,6 +156,9 @@ pub struct Log {
     /// Sites by (pid, id).
     pub sites: BTreeMap<(i64, u16), SiteSeries>,
     pub verdicts: Vec<VerdictRecord>,
+    /// The sampled stacks of the last line that listed live ones (`None`:
+    /// no line listed stacks; the run had no `--stacks`).
+    pub stacks: Option<LoggedStacks>,
     /// (time, total net bytes) per line, by pid.
     pub totals: BTreeMap<i64, Vec<(i64, i64)>>,
     /// Lines read.
@@ -166,6 +169,21 @@ pub struct Log {
     /// a monitor that logs calls and total bytes (older ones did not, and
     /// their sites read as 0 calls).
     pub has_totals: bool,
+}
+
+/// The sampled stacks one log line listed.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedStacks {
+    pub pid: i64,
+    pub time_ns: i64,
+    /// Largest estimate first, frames innermost first.
+    pub stacks: Vec<LogStack>,
+    /// Live stacks the line left out (over its limit).
+    pub truncated: u64,
+    /// When a later line of the same process said none was live any more
+    /// (a program that frees everything as it exits): these are the last
+    /// live ones.
+    pub freed_at_ns: Option<i64>,
 }
 
 fn name_of(n: &LogSiteName) -> SiteName {
@@ -266,6 +284,29 @@ impl Log {
                 rate_bytes_per_s: d.rate_bytes_per_s,
                 reported_growth_bytes,
             });
+        }
+        match v.stacks {
+            Some(stacks) if !stacks.is_empty() => {
+                self.stacks = Some(LoggedStacks {
+                    pid,
+                    time_ns: time,
+                    stacks,
+                    truncated: v.stacks_truncated,
+                    freed_at_ns: None,
+                });
+            }
+            Some(_) => match &mut self.stacks {
+                Some(last) if last.pid == pid => last.freed_at_ns = Some(time),
+                Some(_) => {}
+                None => {
+                    self.stacks = Some(LoggedStacks {
+                        pid,
+                        time_ns: time,
+                        ..LoggedStacks::default()
+                    })
+                }
+            },
+            None => {}
         }
         Ok(true)
     }

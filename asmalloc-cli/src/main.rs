@@ -4,11 +4,12 @@
 //!   LD_PRELOAD library (the jemalloc build when the program links jemalloc)
 //!   with the leak monitor on, forwards its exit status, and prints a final
 //!   leak summary;
-//! * `asmalloc report LOG [--svg FILE] [--html FILE] [--pprof FILE]` reads
-//!   a JSON-lines log: top sites, verdicts, what it says at the end of the
-//!   run, and a plot of net bytes per site over time (an SVG file, or a
-//!   self-contained page with the values under the pointer, the table and
-//!   the verdicts), or a pprof heap profile;
+//! * `asmalloc report LOG [--svg FILE] [--html FILE] [--pprof FILE]
+//!   [--flamegraph FILE]` reads a JSON-lines log: top sites, verdicts, what
+//!   it says at the end of the run, the top sampled stacks, and a plot of
+//!   net bytes per site over time (an SVG file, or a self-contained page
+//!   with the values under the pointer, the table and the verdicts), a pprof
+//!   heap profile, or a flame graph of the sampled stacks' live bytes;
 //! * `asmalloc gen ARGS…` generates a site table: the `asmalloc-gen`
 //!   command line, built in (no separate binary needed).
 //!
@@ -16,12 +17,14 @@
 //! signal killed it, as a shell reports it; 127 when it could not be
 //! started); with `--budget`, a program that exited 0 gives 3 when a site
 //! exceeded its budget and 2 when the budget could not be judged; `report` exits 0, or 1 when the log had unreadable lines (they
-//! are named and skipped), or 2 when it cannot be read at all; usage errors
+//! are named and skipped), or 2 when it cannot be read at all or an output cannot be written (a
+//! flame graph of a log without sampled stacks); usage errors
 //! exit 2.
 #![deny(unsafe_code)]
 
 mod allocator;
 mod budget;
+mod flamegraph;
 mod gen_cmd;
 mod html;
 mod pprof;
@@ -46,7 +49,7 @@ use asmalloc_cli::log;
     name = "asmalloc",
     version,
     about = "Find the allocation site whose live memory keeps growing, while the program runs",
-    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc run --budget '*=1MiB/min' --budget 'cache.c:*=0' -- ./soak-test\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc report server.jsonl --pprof heap.pb.gz\n  asmalloc gen --root src --out gen --lang c"
+    after_help = "Examples:\n  asmalloc run -- ./server --port 8080\n  asmalloc run --interval 1s --log server.jsonl -- ./server\n  asmalloc run --budget '*=1MiB/min' --budget 'cache.c:*=0' -- ./soak-test\n  asmalloc report server.jsonl --svg server.svg --html server.html\n  asmalloc report server.jsonl --pprof heap.pb.gz\n  asmalloc run --stacks --log server.jsonl -- ./server && asmalloc report server.jsonl --flamegraph live.svg\n  asmalloc gen --root src --out gen --lang c"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -78,6 +81,10 @@ enum Command {
         /// pprof -top FILE`).
         #[arg(long, value_name = "FILE.pb.gz")]
         pprof: Option<PathBuf>,
+        /// Also draw the estimated live bytes of the sampled stacks (a run
+        /// with `--stacks`) as a flame graph into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        flamegraph: Option<PathBuf>,
     },
     /// Generate the site table (the asmalloc-gen command line, built in).
     #[command(disable_help_flag = true)]
@@ -98,6 +105,7 @@ fn main() -> ExitCode {
             svg,
             html,
             pprof,
+            flamegraph,
         } => report::report(
             &log,
             top,
@@ -105,6 +113,7 @@ fn main() -> ExitCode {
                 svg: svg.as_deref(),
                 html: html.as_deref(),
                 pprof: pprof.as_deref(),
+                flamegraph: flamegraph.as_deref(),
             },
         ),
         Command::Gen { args } => gen_cmd::gen_cmd(args),

@@ -1,7 +1,8 @@
 //! `asmalloc report LOG`: the top sites and the verdicts of a log, what it
 //! says at the end of the run, and optionally a plot (`--svg`) and a page
-//! (`--html`) that use the table's words, and a pprof heap profile
-//! (`--pprof`, see [`crate::pprof`]).
+//! (`--html`) that use the table's words, a pprof heap profile
+//! (`--pprof`, see [`crate::pprof`]), and a flame graph of the sampled
+//! stacks (`--flamegraph`, see [`crate::flamegraph`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -11,13 +12,14 @@ use asmalloc::detector::DetectorConfig;
 use asmalloc::report::{Align, write_table};
 
 use crate::log::{Conclusion, Log, State, human};
-use crate::{html, pprof, svg};
+use crate::{flamegraph, html, pprof, svg};
 
 /// Where `report` writes its extra outputs.
 pub(crate) struct Outputs<'a> {
     pub svg: Option<&'a Path>,
     pub html: Option<&'a Path>,
     pub pprof: Option<&'a Path>,
+    pub flamegraph: Option<&'a Path>,
 }
 
 pub(crate) fn report(path: &Path, top: usize, outputs: Outputs<'_>) -> ExitCode {
@@ -62,6 +64,22 @@ pub(crate) fn report(path: &Path, top: usize, outputs: Outputs<'_>) -> ExitCode 
             }
             Err(e) => {
                 eprintln!("asmalloc: cannot write {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if let Some(file) = outputs.flamegraph {
+        let written = flamegraph::svg(&log, path)
+            .and_then(|svg| std::fs::write(file, svg).map_err(flamegraph::Error::Io));
+        match written {
+            Ok(()) => {
+                let _ = writeln!(out, "flame graph: {}", file.display());
+            }
+            Err(e) => {
+                eprintln!(
+                    "asmalloc: no flame graph written to {}: {e}",
+                    file.display()
+                );
                 return ExitCode::from(2);
             }
         }
@@ -236,5 +254,6 @@ pub(crate) fn write_report(
     for line in end_lines(log, conclusions) {
         writeln!(w, "{line}")?;
     }
+    flamegraph::write_text(w, log, top)?;
     Ok(())
 }

@@ -64,6 +64,56 @@ pub struct LogLine {
     /// Verdicts reached at this sample.
     #[serde(default)]
     pub verdicts: Vec<LogVerdict>,
+    /// Sampled stacks (`ASMALLOC_SAMPLE_BYTES`, `asmalloc run --stacks`)
+    /// with non-zero estimated live bytes, largest first, at most
+    /// [`MAX_LOG_STACKS`]: written only when the list changed since the
+    /// last line that had one (so the last line with `stacks` holds the
+    /// process's latest ones; `[]` once none is live any more); absent
+    /// without sampling and in older logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stacks: Option<Vec<LogStack>>,
+    /// Stacks with live estimates left out of `stacks` (over the limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stacks_truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// At most this many sampled stacks per line (those with the most
+/// estimated live bytes).
+pub const MAX_LOG_STACKS: usize = 64;
+
+/// A sampled stack: its estimates and its frames, innermost first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogStack {
+    /// Stack id (a tag id of its own, as the text report numbers it).
+    pub id: u16,
+    /// The site its blocks are charged to.
+    pub site: u16,
+    /// Estimated live bytes (unbiased: scaled from the live samples).
+    pub est_bytes: i64,
+    /// Estimated live blocks.
+    pub est_blocks: i64,
+    /// The call path, innermost frame first.
+    pub frames: Vec<LogFrame>,
+}
+
+/// One frame of a sampled stack: a return address and its name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogFrame {
+    /// The return address in the process (its run's address space).
+    pub addr: u64,
+    /// The function, or `module+0xOFFSET` for a module without symbols.
+    pub function: String,
+    /// Its source file (the module's name when there is no line
+    /// information; "" when unknown).
+    pub file: String,
+    /// Its line (0 when unknown).
+    pub line: u32,
 }
 
 /// Live and total threads.
@@ -182,5 +232,35 @@ mod tests {
         assert_eq!(line.sites[0].id, 3);
         assert_eq!(line.sites[0].name.file, "");
         assert!(line.verdicts.is_empty());
+        assert!(line.stacks.is_none());
+    }
+
+    #[test]
+    fn stacks_round_trip_and_are_left_out_when_empty() {
+        let mut line = LogLine {
+            time_ns: 1,
+            ..LogLine::default()
+        };
+        let empty = String::from_utf8(line.to_json_line()).unwrap();
+        assert!(!empty.contains("stacks"), "{empty}");
+        line.stacks = Some(vec![LogStack {
+            id: 61000,
+            site: 7,
+            est_bytes: 4096,
+            est_blocks: 4,
+            frames: vec![LogFrame {
+                addr: 0x5555_0000_1234,
+                function: "keep_node".into(),
+                file: "stacks.c".into(),
+                line: 20,
+            }],
+        }]);
+        let text = String::from_utf8(line.to_json_line()).unwrap();
+        assert_eq!(LogLine::parse(&text).unwrap(), line);
+        let partial =
+            LogLine::parse(r#"{"time_ns":2,"stacks":[{"id":3,"frames":[{"addr":9}]}]}"#).unwrap();
+        let stacks = partial.stacks.unwrap();
+        assert_eq!(stacks[0].frames[0].addr, 9);
+        assert_eq!(stacks[0].est_bytes, 0);
     }
 }

@@ -185,6 +185,18 @@ pub fn set_namer(namer: Namer) {
     let _ = NAMER.set(namer);
 }
 
+/// Names a return address with the registered namer (its hexadecimal
+/// value when none is registered).
+pub(super) fn name_with_namer(addr: usize) -> CallerName {
+    match NAMER.get() {
+        Some(namer) => namer(addr),
+        None => CallerName {
+            function: format!("{addr:#x}"),
+            ..CallerName::default()
+        },
+    }
+}
+
 /// Names a caller site, asking the namer the first time (off the
 /// allocation path: reports, the monitor, callbacks).
 pub(super) fn describe(id: u16) -> Option<SiteInfo> {
@@ -210,13 +222,7 @@ pub(super) fn describe(id: u16) -> Option<SiteInfo> {
             .compare_exchange(NOT_NAMED, NAMING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     {
-        let name = match NAMER.get() {
-            Some(namer) => namer(addr),
-            None => CallerName {
-                function: format!("{addr:#x}"),
-                ..CallerName::default()
-            },
-        };
+        let name = name_with_namer(addr);
         // Names live as long as the process (at most MAX_CALLER_SITES).
         site.function.set(String::leak(name.function));
         site.file.set(String::leak(name.file));

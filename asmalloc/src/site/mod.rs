@@ -214,6 +214,7 @@ mod callers;
 mod dynamic;
 mod lookup;
 mod resolve;
+mod stacks;
 mod str_cell;
 
 pub use callers::{
@@ -225,6 +226,7 @@ pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
 pub use lookup::{same_file, same_function};
 pub use resolve::{resolve, resolve_rust};
+pub use stacks::{SampledStack, StackSource, for_log as stacks_for_log, set_stack_source};
 
 use std::sync::atomic::AtomicBool;
 

@@ -1,6 +1,8 @@
-//! The sampled-stacks section of the text report: the paths with the most
-//! estimated live bytes, each frame named (function and `file:line`, or
-//! `module+0xOFFSET`) by the caller-site namer, off the allocation path.
+//! The sampled stacks in reports: the section of the text report (the paths
+//! with the most estimated live bytes, each frame named — function and
+//! `file:line`, or `module+0xOFFSET` — by the caller-site namer, off the
+//! allocation path), and the records the monitor's log lists
+//! ([`records`], the runtime's stack source).
 
 use std::io::Write;
 
@@ -10,6 +12,25 @@ use super::table;
 
 /// Frames shown per stack.
 const FRAMES_SHOWN: usize = 12;
+
+/// Every sampled stack, bare (the runtime names the frames it logs):
+/// registered as the runtime's stack source, called by the monitor.
+pub(crate) fn records() -> Vec<rt::__private::site::SampledStack> {
+    if super::mean() == 0 {
+        return Vec::new();
+    }
+    let _guard = crate::guard::Guard::enter();
+    table::summaries()
+        .into_iter()
+        .map(|s| rt::__private::site::SampledStack {
+            id: s.id,
+            site: s.site,
+            est_bytes: s.live_bytes,
+            est_blocks: s.live_blocks.round() as i64,
+            frames: s.frames,
+        })
+        .collect()
+}
 
 /// Writes the section (nothing when sampling is off or no sample was
 /// taken).
