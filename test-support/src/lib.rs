@@ -240,21 +240,25 @@ impl Cc {
     }
 
     /// Compiles into `out`: built under a name of its own beside it, then
-    /// renamed into place — once per test process and path: parallel tests
-    /// asking for the same program wait for the first build and share it,
-    /// so none replaces a file another test is running (a replaced
-    /// executable loses its name and path, which the caller-site tests
-    /// read). The error has the command and the compiler's messages.
+    /// renamed into place — once per test process, path and command:
+    /// parallel tests asking for the same program wait for the first build
+    /// and share it, so none replaces a file another test is running (a
+    /// replaced executable loses its name and path, which the caller-site
+    /// tests read). The same path with another command (a library rebuilt
+    /// against another) is built again. The error has the command and the
+    /// compiler's messages.
     pub fn try_build(&self, out: &Path) -> Result<PathBuf, String> {
-        type Builds = Mutex<Vec<(PathBuf, Arc<Mutex<bool>>)>>;
+        type Key = (PathBuf, OsString, Vec<OsString>);
+        type Builds = Mutex<Vec<(Key, Arc<Mutex<bool>>)>>;
         static BUILDS: Builds = Mutex::new(Vec::new());
+        let key: Key = (out.to_path_buf(), self.compiler.clone(), self.args.clone());
         let this = {
             let mut builds = BUILDS.lock().unwrap_or_else(|e| e.into_inner());
-            match builds.iter().find(|(p, _)| p == out) {
+            match builds.iter().find(|(k, _)| *k == key) {
                 Some((_, done)) => Arc::clone(done),
                 None => {
                     let done = Arc::new(Mutex::new(false));
-                    builds.push((out.to_path_buf(), Arc::clone(&done)));
+                    builds.push((key, Arc::clone(&done)));
                     done
                 }
             }
