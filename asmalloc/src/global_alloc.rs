@@ -209,15 +209,14 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     /// Charges a fresh block and writes its tag (an *own* tag, charged
     /// nothing, on a thread doing the library's own work: the monitor's
     /// and the metrics endpoint's threads).
-    #[inline]
+    #[inline(never)]
     unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
-        if engine::library_work() {
-            // SAFETY: the caller's contract.
-            return unsafe { mark_own(ptr, layout) };
-        }
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
-        let site = engine::record_alloc(op, bytes);
+        let Some(site) = engine::record_program_alloc(op, bytes) else {
+            // SAFETY: the caller's contract.
+            return unsafe { mark_own(ptr, layout) };
+        };
         // SAFETY: the block is `layout.size() + TAG_SIZE` bytes long, so the
         // tag's 8 bytes at `layout.size()` are inside it and ours.
         unsafe {

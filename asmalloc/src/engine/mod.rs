@@ -62,24 +62,38 @@ pub fn record_alloc(op: Op, bytes: usize) -> u16 {
 /// register is saved or restored. Everything else is a tail call to
 /// [`record_alloc_slow`].
 pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
-    thread::with(|s| {
-        let (site, type_id, block_done) = s.take_site();
-        let fast_site = if caller == 0 || site != 0 {
-            Some(site)
-        } else {
-            site::caller_site_at_first_probe(caller)
-        };
-        if let Some(site) = fast_site
-            && !config::thresholds_armed()
-            && let Some(t) = s.begin_adopted_update()
-        {
-            t.count_op(op, bytes);
-            t.charge_alloc(site, bytes);
-            s.end_update(t);
-            return site;
-        }
-        record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done))
-    })
+    thread::with(|s| record_alloc_in(s, op, bytes, caller))
+}
+
+/// For the Rust `AsmAlloc`: [`record_alloc`], or `None` — nothing charged
+/// — on a thread doing the library's own work (the monitor's, the metrics
+/// endpoint's), whose blocks get an own tag. The check rides on the same
+/// thread-state access, so the program's allocation path stays as small
+/// as [`record_alloc`]'s (a separate check made `__rust_alloc` too big to
+/// inline: 33 more instructions per allocation and free).
+pub fn record_program_alloc(op: Op, bytes: usize) -> Option<u16> {
+    thread::with(|s| (!s.library_work.get()).then(|| record_alloc_in(s, op, bytes, 0)))
+}
+
+/// The body of [`record_alloc_from`] on the calling thread's state `s`.
+#[inline(always)]
+fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize) -> u16 {
+    let (site, type_id, block_done) = s.take_site();
+    let fast_site = if caller == 0 || site != 0 {
+        Some(site)
+    } else {
+        site::caller_site_at_first_probe(caller)
+    };
+    if let Some(site) = fast_site
+        && !config::thresholds_armed()
+        && let Some(t) = s.begin_adopted_update()
+    {
+        t.count_op(op, bytes);
+        t.charge_alloc(site, bytes);
+        s.end_update(t);
+        return site;
+    }
+    record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done))
 }
 
 /// The site taken for an allocation, its type and whether its block
