@@ -31,13 +31,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use asmalloc_gen::{Builder, Lang};
-
-/// The crates, pinned: their sources are what the counts were measured on.
-const CRATES: &[(&str, &str)] = &[
-    ("bzip2-sys", "0.1.13+1.0.8"),
-    ("libgit2-sys", "0.18.8+1.9.7"),
-    ("lua-src", "551.1.0"),
-];
+// The crates' versions are pinned where they are fetched: their sources
+// are what the counts were measured on.
+use asmalloc_test_support::registry_crate;
 
 const BUILTIN: &[&str] = &[
     "malloc",
@@ -53,50 +49,6 @@ const BUILTIN: &[&str] = &[
     "posix_memalign",
     "aligned_alloc",
 ];
-
-/// The registry's unpacked sources of `name-version`, fetched when absent.
-fn crate_dir(name: &str, version: &str) -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .expect("CARGO_HOME or HOME");
-    let find = || -> Option<PathBuf> {
-        for index in std::fs::read_dir(home.join("registry/src")).ok()? {
-            let p = index.ok()?.path().join(format!("{name}-{version}"));
-            if p.is_dir() {
-                return Some(p);
-            }
-        }
-        None
-    };
-    if let Some(p) = find() {
-        return p;
-    }
-    // A scratch manifest depending on the crates, and `cargo fetch`: the
-    // sources land in the registry (nothing is built).
-    let dir = common::temp_dir("fetch");
-    let mut deps = String::new();
-    for (n, v) in CRATES {
-        deps.push_str(&format!("{n} = \"={v}\"\n"));
-    }
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/lib.rs"), "").unwrap();
-    std::fs::write(
-        dir.path().join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"fetch-sources\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\
-             [workspace]\n[dependencies]\n{deps}"
-        ),
-    )
-    .unwrap();
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .arg("fetch")
-        .current_dir(dir.path())
-        .status()
-        .expect("run cargo fetch");
-    assert!(status.success(), "cargo fetch of {CRATES:?} failed");
-    find().unwrap_or_else(|| panic!("{name}-{version} not in the registry after cargo fetch"))
-}
 
 /// Builds the libclang reference tool.
 fn reference_tool(dir: &Path) -> PathBuf {
@@ -402,9 +354,12 @@ fn measure(tool: &Path, tree: &Tree, scratch: &Path) -> (f64, f64) {
 fn recall_and_precision_against_clang_on_bzip2_libgit2_and_lua() {
     let scratch = common::temp_dir("accuracy");
     let tool = reference_tool(scratch.path());
-    let bz = bzip2(&crate_dir("bzip2-sys", "0.1.13+1.0.8"));
-    let git = libgit2(&crate_dir("libgit2-sys", "0.18.8+1.9.7"), scratch.path());
-    let lua = lua(&crate_dir("lua-src", "551.1.0"));
+    let bz = bzip2(&registry_crate("bzip2-sys", "0.1.13+1.0.8"));
+    let git = libgit2(
+        &registry_crate("libgit2-sys", "0.18.8+1.9.7"),
+        scratch.path(),
+    );
+    let lua = lua(&registry_crate("lua-src", "551.1.0"));
     for tree in [bz, git, lua] {
         let (recall, precision) = measure(&tool, &tree, scratch.path());
         assert!(
@@ -423,7 +378,10 @@ fn recall_and_precision_against_clang_on_bzip2_libgit2_and_lua() {
 #[test]
 fn libgit2_compiles_with_its_wrappers_header() {
     let scratch = common::temp_dir("libgit2-header");
-    let git = libgit2(&crate_dir("libgit2-sys", "0.18.8+1.9.7"), scratch.path());
+    let git = libgit2(
+        &registry_crate("libgit2-sys", "0.18.8+1.9.7"),
+        scratch.path(),
+    );
     let gen_dir = scratch.path().join("gen");
     let mut b = Builder::new()
         .scan(&git.root)

@@ -280,12 +280,10 @@ pub(super) fn tracked(
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
-    let Some(n) = size.checked_add(TAG_SIZE) else {
-        return enomem();
-    };
-    let p = alloc(n);
-    // SAFETY: `p` is null or a fresh block of at least `n` bytes.
-    unsafe { track_new(op, p, caller) }
+    // SAFETY: `real::usable_size` is right for any live block.
+    tracked_with(op, size, caller, alloc, |p, _| unsafe {
+        real::usable_size(p)
+    })
 }
 
 /// [`tracked`] for `malloc`-like calls (`malloc`, `calloc(1, n)`): no
@@ -298,13 +296,30 @@ pub(super) fn tracked_unaligned(
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
+    // SAFETY: the block is fresh from a malloc-like call of `n` bytes,
+    // whose usable size `usable_size_of_fresh` gives.
+    tracked_with(op, size, caller, alloc, |p, n| unsafe {
+        real::usable_size_of_fresh(p, n)
+    })
+}
+
+/// [`tracked`] with the fresh block's real usable size given by
+/// `usable_of(block, bytes asked of the real allocator)`.
+#[inline(always)]
+fn tracked_with(
+    op: Op,
+    size: usize,
+    caller: usize,
+    alloc: impl FnOnce(usize) -> *mut c_void,
+    usable_of: impl FnOnce(*mut c_void, usize) -> usize,
+) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
     };
     let p = alloc(n);
-    // SAFETY: `p` is null or a fresh block from a malloc-like call of `n`
-    // bytes, whose usable size `usable_size_of_fresh` gives.
-    unsafe { track_fresh(op, p, caller, |p| real::usable_size_of_fresh(p, n)) }
+    // SAFETY: `p` is null or a fresh block of at least `n` bytes whose
+    // usable size `usable_of` gives.
+    unsafe { track_fresh(op, p, caller, |p| usable_of(p, n)) }
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an
