@@ -10,13 +10,13 @@
 //! settings do.
 
 use crate::config::{self, Bare, ConfigError};
-use crate::{metrics, monitor, pprof};
+use crate::{metrics, monitor, pprof, stacks};
 
 /// Every variable the runtime reads, with the accepted form of each (for
 /// error messages and `--help`). The LD_PRELOAD library adds its own report
 /// settings.
-pub const ENV_VARS: [(&str, &str); 13] = {
-    let mut all = [("", ""); 13];
+pub const ENV_VARS: [(&str, &str); 14] = {
+    let mut all = [("", ""); 14];
     let mut i = 0;
     while i < config::CONFIG_VARS.len() {
         all[i] = config::CONFIG_VARS[i];
@@ -33,6 +33,7 @@ pub const ENV_VARS: [(&str, &str); 13] = {
         k += 1;
     }
     all[i + j + k] = pprof::PPROF_VARS[0];
+    all[i + j + k + 1] = stacks::STACKS_VARS[0];
     all
 };
 
@@ -40,7 +41,10 @@ pub const ENV_VARS: [(&str, &str); 13] = {
 /// not own (the LD_PRELOAD library may); an error leaves the setting
 /// unchanged.
 pub fn apply_env_setting(name: &str, value: &str) -> Result<bool, ConfigError> {
-    if config::apply_setting(name, value)? || pprof::apply_setting(name, value)? {
+    if config::apply_setting(name, value)?
+        || pprof::apply_setting(name, value)?
+        || stacks::apply_setting(name, value)?
+    {
         return Ok(true);
     }
     if monitor::apply_setting(name, value)? {
@@ -69,6 +73,7 @@ pub fn configure_from_env() -> Vec<(String, ConfigError)> {
             }
         }
     }
+    stacks::start_in_rust_program();
     if let Err(e) = monitor::start_from_settings() {
         crate::diag::warn(format_args!(
             "{}; no leak monitor",

@@ -29,6 +29,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 use crate::engine;
 use crate::op::Op;
+use crate::stacks;
 use crate::tag::{self, TAG_SIZE};
 
 /// How many bytes a block is charged, as its allocator reports it.
@@ -217,17 +218,21 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
             // SAFETY: the caller's contract.
             return unsafe { mark_own(ptr, layout) };
         };
+        // A sampled allocation's tag holds its stack's id instead.
+        let id = stacks::tag_id(site, bytes);
         // SAFETY: the block is `layout.size() + TAG_SIZE` bytes long, so the
         // tag's 8 bytes at `layout.size()` are inside it and ours.
         unsafe {
             tag::write(
                 ptr.add(layout.size()),
-                tag::encode(ptr as usize, layout.size(), site),
+                tag::encode(ptr as usize, layout.size(), id),
             )
         };
     }
 
-    /// Reads a block's tag: its owner and the bytes it was charged.
+    /// Reads a block's tag: its owner and the bytes it was charged (a
+    /// sampled block's stack id is still in [`Owner::Site`]; see
+    /// [`Owner::release`]).
     #[inline]
     unsafe fn read_tag(&self, ptr: *mut u8, layout: Layout, full: Layout) -> (Owner, usize) {
         // SAFETY: the block was allocated by `alloc`/`realloc` below with
@@ -274,9 +279,12 @@ enum Owner {
 }
 
 impl Owner {
-    fn site(self) -> Option<u16> {
+    /// The block of `bytes` leaves its owner (freed, or resized): a sampled
+    /// block's estimate is taken back from its stack. The site to charge.
+    #[inline]
+    fn release(self, bytes: usize) -> Option<u16> {
         match self {
-            Owner::Site(site) => Some(site),
+            Owner::Site(id) => Some(stacks::released(id, bytes)),
             _ => None,
         }
     }
@@ -324,7 +332,11 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         // `layout`, so it was allocated with `full` and is still live.
         let (owner, bytes) = unsafe { self.read_tag(ptr, layout, full) };
         match owner {
-            Owner::Site(site) => engine::record_free(Op::Free, site, bytes),
+            Owner::Site(_) => {
+                if let Some(site) = owner.release(bytes) {
+                    engine::record_free(Op::Free, site, bytes);
+                }
+            }
             Owner::Library => {}
             Owner::Foreign => engine::record_foreign_free(bytes),
         }
@@ -357,10 +369,11 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         // SAFETY: `new_ptr` is a live block for `new_full`.
         let new_bytes = unsafe { self.charged(new_ptr, new_layout, new_full) };
+        let old_site = old_owner.release(old_bytes);
         let word = if engine::library_work() {
             // The library's own work: the new block is its own; a program
             // block it resized leaves its site.
-            if let Owner::Site(old) = old_owner {
+            if let Some(old) = old_site {
                 engine::record_free(Op::Realloc, old, old_bytes);
             }
             tag::encode_own(new_ptr as usize, new_size)
@@ -368,9 +381,9 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
             let site = match old_owner {
                 // An own block the program now resizes becomes the program's.
                 Owner::Library => engine::record_alloc(Op::Realloc, new_bytes),
-                _ => engine::record_realloc(Op::Realloc, old_owner.site(), old_bytes, new_bytes),
+                _ => engine::record_realloc(Op::Realloc, old_site, old_bytes, new_bytes),
             };
-            tag::encode(new_ptr as usize, new_size, site)
+            tag::encode(new_ptr as usize, new_size, stacks::tag_id(site, new_bytes))
         };
         // SAFETY: the new block is `new_size + TAG_SIZE` bytes long.
         unsafe { tag::write(new_ptr.add(new_size), word) };

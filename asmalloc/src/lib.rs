@@ -80,21 +80,23 @@
 //! 5. `metrics` — Prometheus/OpenMetrics exposition: textfile and endpoint.
 //! 6. `report` — text and JSON reports of a snapshot.
 //! 7. `pprof` — `ASMALLOC_PPROF`: a snapshot as a pprof heap profile file.
-//! 8. `peaks` — the peak net bytes per site the monitor's samples saw.
-//! 9. `snapshot` — a consistent read of every thread's counters.
-//! 10. `engine` — the allocation path: per-thread tables, sites, thresholds.
-//! 11. `site` — the registered site table, resolution, dynamic sites.
-//! 12. `config` — features, thresholds, the callback (process settings).
-//! 13. `detector` — the progressive-leak rule, on plain numbers.
-//! 14. `log_format` — the JSON-lines log's types (written and read).
-//! 15. `clock` — coarse and injectable time.
-//! 16. `diag` — warnings written without allocating.
-//! 17. `callback_cell` — a function and its user data published as one.
-//! 18. `vm_stats` — `/proc/self/status` figures.
-//! 19. `op` — the allocation-family operations.
-//! 20. `size_classes` — jemalloc's size classes, computed inline.
-//! 21. `tag` — the per-block site tag.
-//! 22. `sys` — raw system calls.
+//! 8. `stacks` — sampled stacks: the sampler, the path table, the unwinder,
+//!    naming addresses.
+//! 9. `peaks` — the peak net bytes per site the monitor's samples saw.
+//! 10. `snapshot` — a consistent read of every thread's counters.
+//! 11. `engine` — the allocation path: per-thread tables, sites, thresholds.
+//! 12. `site` — the registered site table, resolution, dynamic sites.
+//! 13. `config` — features, thresholds, the callback (process settings).
+//! 14. `detector` — the progressive-leak rule, on plain numbers.
+//! 15. `log_format` — the JSON-lines log's types (written and read).
+//! 16. `clock` — coarse and injectable time.
+//! 17. `diag` — warnings written without allocating.
+//! 18. `callback_cell` — a function and its user data published as one.
+//! 19. `vm_stats` — `/proc/self/status` figures.
+//! 20. `op` — the allocation-family operations.
+//! 21. `size_classes` — jemalloc's size classes, computed inline.
+//! 22. `tag` — the per-block site tag.
+//! 23. `sys` — raw system calls.
 //!
 //! ## Caveats
 //!
@@ -139,6 +141,7 @@ pub mod report;
 mod site;
 mod size_classes;
 mod snapshot;
+mod stacks;
 #[allow(unsafe_code)]
 mod sys;
 #[allow(unsafe_code)]

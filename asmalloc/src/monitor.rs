@@ -31,11 +31,11 @@
 //!               "rate_bytes_per_s":i64}]}
 //! ```
 //! The first line of a process lists every active site.
-//! With sampled stacks on (the LD_PRELOAD library's `ASMALLOC_SAMPLE_BYTES`)
+//! With sampled stacks on (`ASMALLOC_SAMPLE_BYTES`)
 //! a line also carries `"stacks":[{"id":u16,"site":u16,"est_bytes":i64,
 //! "est_blocks":i64,"frames":[{"addr":u64,"function":str,"file":str,
 //! "line":u32}]}]` and `"stacks_truncated":u64` whenever the list moved
-//! ([`crate::site::stacks_for_log`]: live stacks only, at most
+//! ([`crate::stacks::log::for_log`]: live stacks only, at most
 //! [`log_format::MAX_LOG_STACKS`]).
 //!
 //! # Metrics
@@ -322,7 +322,7 @@ fn log_line(
         last.insert(s.id, (s.net_bytes, s.net_count, s.allocs));
     }
     changed.sort_by_key(|c| c.0.id);
-    let (stacks, stacks_truncated) = site::stacks_for_log();
+    let (stacks, stacks_truncated) = crate::stacks::log::for_log();
     LogLine {
         v: log_format::VERSION,
         pid: i64::from(std::process::id()),

@@ -134,6 +134,11 @@ pub mod metrics {
     pub use crate::metrics::*;
 }
 
+/// Sampled stacks: the sampler, the path table, the unwinder, the namer.
+pub mod stacks {
+    pub use crate::stacks::*;
+}
+
 /// Site tables: resolution of call sites, dynamic sites.
 pub mod site {
     pub use crate::site::*;

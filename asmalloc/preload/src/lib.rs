@@ -24,12 +24,13 @@
 //! * `guard` — the per-thread reentrancy guard.
 //! * `settings`, `output`, `report`, `metrics`, `shm`, `threads`, `api` —
 //!   safe code.
-//! * `symbols` — naming caller sites; `wrappers/` — charging calls made
-//!   inside allocation wrappers to the wrappers' callers (unwinding);
-//!   `stacks/` — sampled allocation stacks (`ASMALLOC_SAMPLE_BYTES`).
+//! * `wrappers/` — charging calls made inside allocation wrappers to the
+//!   wrappers' callers. The stack walk it uses, the sampled stacks
+//!   (`ASMALLOC_SAMPLE_BYTES`) and the naming of addresses are the
+//!   runtime's (`asmalloc::__private::stacks`), shared with Rust programs.
 //!
 //! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`, and
-//! the loader and unwinder calls of `symbols` and `wrappers/`.
+//! the loader calls of `wrappers/`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // In unit tests the exports are not `no_mangle`, so nothing calls them.
@@ -47,8 +48,6 @@ mod real;
 mod report;
 mod settings;
 mod shm;
-mod stacks;
-mod symbols;
 mod syscalls;
 mod threads;
 mod wrappers;

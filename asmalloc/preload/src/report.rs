@@ -53,7 +53,7 @@ fn render(reason: Reason, snap: &rt::Snapshot) -> Vec<u8> {
                 reason.name()
             );
             let _ = rt::report::write_text(&mut out, snap, settings::top_sites());
-            crate::stacks::report::write_text(&mut out, settings::top_sites().min(10));
+            rt::report::write_stacks_text(&mut out, settings::top_sites().min(10));
             if snap.features.contains(rt::Features::THREAD_STATS) {
                 let names = threads::names();
                 if !names.is_empty() {

@@ -71,7 +71,7 @@ pub(crate) fn output_path() -> Option<&'static str> {
 }
 
 /// The variables this module owns and the form each accepts.
-pub(crate) const VARS: [(&str, &str); 9] = [
+pub(crate) const VARS: [(&str, &str); 8] = [
     (
         "ASMALLOC_REPORT_INTERVAL",
         "a duration with optional ms, s, m or h suffix (seconds by default), e.g. 10s; 0 or off disables",
@@ -93,10 +93,6 @@ pub(crate) const VARS: [(&str, &str); 9] = [
     (
         "ASMALLOC_WRAPPERS",
         "function names or patterns separated by commas (* any characters, ? one), e.g. zmalloc,xmalloc*",
-    ),
-    (
-        "ASMALLOC_SAMPLE_BYTES",
-        "the mean bytes between sampled stacks, with optional K/M/G suffix, e.g. 512K; 0 or off disables",
     ),
     (
         "ASMALLOC_BUILTIN_WRAPPERS",
@@ -165,13 +161,6 @@ fn apply(name: &str, value: &str) -> Result<(), String> {
         "ASMALLOC_WRAPPERS" => {
             let list = crate::wrappers::names::parse_list(value)?;
             let _ = WRAPPERS.set(list);
-        }
-        "ASMALLOC_SAMPLE_BYTES" => {
-            let mean = match value.trim() {
-                "off" | "0" => 0,
-                v => rt::__private::config::parse_size(v).map_err(|e| bare(&e))?,
-            };
-            crate::stacks::set_mean(mean as u64);
         }
         "ASMALLOC_BUILTIN_WRAPPERS" => {
             let on = parse_bool(value).ok_or_else(|| format!("'{value}' is not a yes/no value"))?;

@@ -609,6 +609,40 @@ pub fn set_library_work(on: bool) -> bool {
     thread::with(|s| s.library_work.replace(on))
 }
 
+/// Runs `listener` on each thread that allocated as it exits (after its
+/// counters are folded; the first listener set wins).
+pub fn set_thread_exit_listener(listener: fn()) {
+    thread::set_exit_listener(listener);
+}
+
+/// The library's own memory while held: what the calling thread allocates
+/// meanwhile is the library's (an *own* tag, charged to no site), as on
+/// the monitor's thread. Dropping it restores what was before, so guards
+/// nest.
+#[must_use = "the library's own memory ends when the guard is dropped"]
+pub struct OwnMemory {
+    was: bool,
+    _thread_bound: std::marker::PhantomData<*const ()>,
+}
+
+impl OwnMemory {
+    /// Enters the library's own memory on the calling thread.
+    #[inline]
+    pub fn enter() -> OwnMemory {
+        OwnMemory {
+            was: set_library_work(true),
+            _thread_bound: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for OwnMemory {
+    #[inline]
+    fn drop(&mut self) {
+        set_library_work(self.was);
+    }
+}
+
 /// The calling thread's current scope site (0 outside any scope).
 pub fn current_scope_site() -> u16 {
     thread::with(|s| s.scope_site.get())

@@ -274,6 +274,15 @@ pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> R {
     f(unsafe { &*state })
 }
 
+/// Told as each thread that allocated exits, after its table is folded
+/// (set once: the sampled stacks' unwinder gives back the thread's cache).
+static EXIT_LISTENER: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets the thread-exit listener (the first setting wins).
+pub(crate) fn set_exit_listener(listener: fn()) {
+    let _ = EXIT_LISTENER.set(listener);
+}
+
 /// Called from the pthread key destructor as the thread exits.
 fn exit_current(table: *const ThreadTable) {
     with(|s| {
@@ -282,6 +291,9 @@ fn exit_current(table: *const ThreadTable) {
     });
     // SAFETY: the key's value is the 'static table this thread adopted.
     registry::release(unsafe { &*table });
+    if let Some(listener) = EXIT_LISTENER.get() {
+        listener();
+    }
 }
 
 // ---------------------------------------------------------------------------

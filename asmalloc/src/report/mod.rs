@@ -9,6 +9,7 @@
 mod glibc;
 mod heap;
 mod json;
+mod stacks;
 mod table;
 mod text;
 
@@ -20,6 +21,7 @@ pub use heap::{
     JemallocStats, JemallocStatsFn, heap_is_jemalloc, jemalloc_stats, set_jemalloc_stats,
 };
 pub use json::write_json_line;
+pub use stacks::write_text as write_stacks_text;
 pub use table::{Align, write_table};
 pub use text::{datestamp, human_bytes, write_text};
 
@@ -127,6 +129,7 @@ pub fn print_report() {
     let snap = Snapshot::take();
     let mut out = Vec::with_capacity(4096);
     if write_text(&mut out, &snap, DEFAULT_TOP_SITES).is_ok() {
+        write_stacks_text(&mut out, DEFAULT_TOP_SITES.min(10));
         let _ = io::stderr().write_all(&out);
     }
     crate::pprof::write(&snap);

@@ -187,7 +187,7 @@ pub fn set_namer(namer: Namer) {
 
 /// Names a return address with the registered namer (its hexadecimal
 /// value when none is registered).
-pub(super) fn name_with_namer(addr: usize) -> CallerName {
+pub fn name_with_namer(addr: usize) -> CallerName {
     match NAMER.get() {
         Some(namer) => namer(addr),
         None => CallerName {

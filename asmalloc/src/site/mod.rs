@@ -214,19 +214,17 @@ mod callers;
 mod dynamic;
 mod lookup;
 mod resolve;
-mod stacks;
 mod str_cell;
 
 pub use callers::{
     CallerName, FIRST_CALLER_SITE, MAX_CALLER_SITES, Namer, OTHER_CALLERS, address_of,
-    is_caller_site, set_namer, site_of as caller_site,
+    is_caller_site, name_with_namer, set_namer, site_of as caller_site,
     site_of_at_first_probe as caller_site_at_first_probe,
 };
 pub(crate) use dynamic::is_dynamic;
 pub use dynamic::{MAX_DYNAMIC_SITES, current_id};
 pub use lookup::{same_file, same_function};
 pub use resolve::{resolve, resolve_rust};
-pub use stacks::{SampledStack, StackSource, for_log as stacks_for_log, set_stack_source};
 
 use std::sync::atomic::AtomicBool;
 

@@ -46,23 +46,6 @@ pub(crate) mod wrappers {
     pub(crate) use super::wrapper_names as names;
 }
 
-/// Where the preload's settings put `ASMALLOC_SAMPLE_BYTES`: the sampled
-/// stacks' mean, kept here so a check can read what was applied.
-pub(crate) mod stacks {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    static MEAN: AtomicU64 = AtomicU64::new(0);
-
-    pub(crate) fn set_mean(mean: u64) {
-        MEAN.store(mean, Ordering::Relaxed);
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn mean() -> u64 {
-        MEAN.load(Ordering::Relaxed)
-    }
-}
-
 /// What a target checks: panics when a property does not hold.
 pub type Check = fn(&[u8]);
 

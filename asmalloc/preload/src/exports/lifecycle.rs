@@ -93,9 +93,8 @@ extern "C" fn init(_argc: c_int, _argv: *const *const c_char, envp: *const *cons
         for w in &warnings {
             rt::warn(format_args!("{w}"));
         }
-        rt::__private::site::set_namer(crate::symbols::name_caller);
-        rt::__private::site::set_stack_source(crate::stacks::report::records);
-        if settings::callers() || crate::stacks::mean() > 0 {
+        rt::__private::site::set_namer(rt::__private::stacks::symbols::name_caller);
+        if settings::callers() || rt::__private::stacks::mean() > 0 {
             let callers = settings::callers();
             let warnings = crate::wrappers::init(
                 if callers { settings::wrappers() } else { &[] },

@@ -80,7 +80,7 @@ impl Owner {
     /// stack's site).
     pub(super) fn site(self) -> Option<u16> {
         match self {
-            Owner::Program(id) => Some(crate::stacks::site_of(id)),
+            Owner::Program(id) => Some(rt::__private::stacks::site_of(id)),
             Owner::Library | Owner::Foreign => None,
         }
     }
@@ -180,7 +180,7 @@ unsafe fn track_fresh(
 #[inline(always)]
 unsafe fn charge_and_tag(op: Op, p: *mut c_void, usable: usize, caller: usize) -> *mut c_void {
     let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
-    let id = crate::stacks::tag_id(site, usable - TAG_SIZE);
+    let id = rt::__private::stacks::tag_id(site, usable - TAG_SIZE);
     // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
     // program), and the program is told it may use only `usable - TAG_SIZE`.
     unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
@@ -218,7 +218,7 @@ pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
     let (owner, usable) = unsafe { read_tag(p) };
     match owner {
         Owner::Program(id) => {
-            let site = crate::stacks::released(id, usable - TAG_SIZE);
+            let site = rt::__private::stacks::released(id, usable - TAG_SIZE);
             engine::record_free(op, site, usable - TAG_SIZE);
             // SAFETY: the tag's bytes are the block's, which is live.
             unsafe { write_tag(p, usable, tag::CLEARED) };
@@ -255,9 +255,9 @@ pub(super) unsafe fn track_moved(
     // A sampled block's sample ends here (the new block may be sampled).
     let old_site = old
         .tag_id()
-        .map(|id| crate::stacks::released(id, old_bytes));
+        .map(|id| rt::__private::stacks::released(id, old_bytes));
     let site = engine::record_realloc_from(op, old_site, old_bytes, usable - TAG_SIZE, caller);
-    let id = crate::stacks::tag_id(site, usable - TAG_SIZE);
+    let id = rt::__private::stacks::tag_id(site, usable - TAG_SIZE);
     // SAFETY: as in track_new.
     unsafe { write_tag(q, usable, tag::encode(q as usize, usable, id)) };
 }

@@ -9,7 +9,7 @@
 //! their address ranges are found once from the loaded modules' symbol
 //! tables ([`ranges`]), and a call whose return address falls in one is
 //! charged to the wrapper's caller, found by unwinding the wrapper frames
-//! with `framehop` ([`unwind`]).
+//! with `framehop` (the runtime's `stacks::unwind`).
 //!
 //! Only calls through a wrapper pay for the unwind: every other call pays
 //! two compares of its return address with the lowest and highest
@@ -18,11 +18,12 @@
 //! guard held, when caller sites are on; modules loaded later with
 //! `dlopen` are not searched (see docs/caller-sites.md).
 
-mod modules;
 pub(crate) mod names;
 mod ranges;
+
+use rt::__private::stacks::modules;
 #[cfg(target_arch = "x86_64")]
-mod unwind;
+use rt::__private::stacks::unwind;
 
 /// The site address for an allocation call returning to `ret`: `ret`,
 /// or, when `ret` is inside a wrapper, the address the outermost wrapper
@@ -42,19 +43,12 @@ pub(crate) fn site_address(ret: usize) -> usize {
 fn through_wrapper(ret: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        unwind::outer_caller(ret)
+        unwind::outer_caller(ret, ranges::inside)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         ret
     }
-}
-
-/// The return addresses of the calling stack, innermost first, above this
-/// library's frames (see `unwind::capture`).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn capture(frames: &mut [usize]) -> usize {
-    unwind::capture(frames)
 }
 
 /// The calling program thread is ending: its unwinder cache is given back.
@@ -83,7 +77,7 @@ pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
     if builtin {
         patterns.extend(names::BUILTIN.iter().map(|s| s.as_bytes()));
     }
-    let stacks = crate::stacks::mean() > 0;
+    let stacks = rt::__private::stacks::mean() > 0;
     if patterns.is_empty() && !stacks {
         return warnings;
     }

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use object::read::elf::ElfFile64;
 use object::{Endianness, Object, ObjectSymbol, SymbolKind};
 
-use super::modules::LoadedModule;
 use super::names;
+use rt::__private::stacks::modules::LoadedModule;
 
 /// How many wrapper functions are kept (more are reported and dropped).
 pub(crate) const MAX_RANGES: usize = 512;
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn this_test_binary_names_its_own_function() {
-        let modules = super::super::modules::loaded();
+        let modules = rt::__private::stacks::modules::loaded();
         let exe = &modules[0];
         let found = find_in(exe, &[b"*the_wrapper_to_find*".as_slice()]);
         assert_eq!(found.len(), 1, "{found:?}");

@@ -1,49 +1,49 @@
-//! Sampled stacks in the monitor's log: the LD_PRELOAD library keeps the
-//! stacks (`ASMALLOC_SAMPLE_BYTES`) and registers a *source* at start-up
-//! ([`set_stack_source`]) that reads them; the monitor asks [`for_log`] for
+//! Sampled stacks in the monitor's log: the monitor asks [`for_log`] for
 //! the records of each log line.
 //!
-//! The source returns bare records (addresses and estimates, cheap); the
+//! The table gives bare records (addresses and estimates, cheap); the
 //! frames are named here, through the caller-site namer
-//! ([`super::set_namer`]), only when some estimate changed since the last
+//! ([`crate::site::set_namer`]), only when some estimate changed since the last
 //! line that listed stacks, and each address is named once (the names are
 //! kept). All of it runs on the monitor's side, off the allocation path,
 //! in the library's own memory.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
-use super::callers::{CallerName, name_with_namer};
 use crate::log_format::{LogFrame, LogStack, MAX_LOG_STACKS};
+use crate::site::{CallerName, name_with_namer};
 
 /// A list is written again when an estimate moved by more than
 /// 1/`MOVE_DIVISOR` of its last written value (or a stack came or went).
 const MOVE_DIVISOR: i64 = 16;
 
-/// A sampled stack as its keeper reports it.
+/// A sampled stack as the table reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SampledStack {
-    /// Its id (a tag id of its own).
-    pub id: u16,
-    /// The site its blocks are charged to.
-    pub site: u16,
-    /// Estimated live bytes.
-    pub est_bytes: i64,
-    /// Estimated live blocks.
-    pub est_blocks: i64,
+struct SampledStack {
+    id: u16,
+    site: u16,
+    est_bytes: i64,
+    est_blocks: i64,
     /// Return addresses, innermost first.
-    pub frames: Vec<usize>,
+    frames: Vec<usize>,
 }
 
-/// Reads every sampled stack; registered once by the library that keeps
-/// them.
-pub type StackSource = fn() -> Vec<SampledStack>;
-
-static SOURCE: OnceLock<StackSource> = OnceLock::new();
-
-/// Registers the source (the first registration wins).
-pub fn set_stack_source(source: StackSource) {
-    let _ = SOURCE.set(source);
+/// Every sampled stack (none while sampling is off).
+fn records() -> Vec<SampledStack> {
+    if super::mean() == 0 {
+        return Vec::new();
+    }
+    super::table::summaries()
+        .into_iter()
+        .map(|s| SampledStack {
+            id: s.id,
+            site: s.site,
+            est_bytes: s.live_bytes,
+            est_blocks: s.live_blocks.round() as i64,
+            frames: s.frames,
+        })
+        .collect()
 }
 
 /// What the last line listed, (id, est_bytes) by id; and the names found.
@@ -59,16 +59,17 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 
 /// The stacks for a log line: those with non-zero estimated live bytes,
 /// largest first, at most [`MAX_LOG_STACKS`] (and how many more there
-/// were); `None` when no source is registered or the list did not change
+/// were); `None` when sampling never took a sample or the list did not change
 /// since the last line that had one (the same stacks, no estimate moved by
 /// more than 1/[`MOVE_DIVISOR`]); an empty list once none is live.
 pub fn for_log() -> (Option<Vec<LogStack>>, u64) {
-    let Some(source) = SOURCE.get() else {
+    if super::mean() == 0 {
         return (None, 0);
-    };
+    }
+    let _own = crate::engine::OwnMemory::enter();
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let state = state.get_or_insert_with(State::default);
-    select(source(), state)
+    select(records(), state)
 }
 
 /// [`for_log`] of these records, against what `state` says was listed.

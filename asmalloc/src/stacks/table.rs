@@ -6,19 +6,19 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 
-use rt::__private::site::OTHER_CALLERS;
+use crate::site::OTHER_CALLERS;
 
 /// Distinct stacks kept.
-pub(crate) const MAX_STACKS: usize = 2048;
+pub const MAX_STACKS: usize = 2048;
 /// Frames kept per stack (the innermost ones).
-pub(crate) const DEPTH: usize = 32;
+pub const DEPTH: usize = 32;
 const MASK: usize = MAX_STACKS - 1;
 const _: () = assert!(MAX_STACKS.is_power_of_two());
 
 /// The first (highest) stack id: just below the caller sites.
-pub(crate) const FIRST_STACK: u16 = OTHER_CALLERS - 1;
+pub const FIRST_STACK: u16 = OTHER_CALLERS - 1;
 /// The lowest stack id.
-pub(crate) const LAST_STACK: u16 = FIRST_STACK - (MAX_STACKS as u16 - 1);
+pub const LAST_STACK: u16 = FIRST_STACK - (MAX_STACKS as u16 - 1);
 
 const EMPTY: u64 = 0;
 const CLAIMED: u64 = 1;
@@ -58,7 +58,7 @@ fn index_of(id: u16) -> usize {
 
 /// True if `id` names a stack in use.
 #[inline(always)]
-pub(crate) fn is_stack(id: u16) -> bool {
+pub fn is_stack(id: u16) -> bool {
     (LAST_STACK..=FIRST_STACK).contains(&id) && is_used(id)
 }
 
@@ -68,7 +68,7 @@ fn is_used(id: u16) -> bool {
 }
 
 /// The site a stack's blocks are charged to.
-pub(crate) fn site_of(id: u16) -> u16 {
+pub fn site_of(id: u16) -> u16 {
     STACKS[index_of(id)].site.load(Ordering::Relaxed)
 }
 
@@ -83,7 +83,7 @@ fn hash(site: u16, frames: &[usize]) -> u64 {
 
 /// The id of the stack (`site`, `frames`), added if new; `None` when the
 /// table is full.
-pub(crate) fn intern(site: u16, frames: &[usize]) -> Option<u16> {
+pub fn intern(site: u16, frames: &[usize]) -> Option<u16> {
     let frames = &frames[..frames.len().min(DEPTH)];
     let key = hash(site, frames);
     let mut i = key as usize & MASK;
@@ -120,7 +120,7 @@ pub(crate) fn intern(site: u16, frames: &[usize]) -> Option<u16> {
 }
 
 /// One more live sample of stack `id`, standing for these estimates.
-pub(crate) fn add_estimate(id: u16, bytes: u64, blocks: u64) {
+pub fn add_estimate(id: u16, bytes: u64, blocks: u64) {
     let s = &STACKS[index_of(id)];
     s.live_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
     s.live_blocks.fetch_add(blocks as i64, Ordering::Relaxed);
@@ -129,7 +129,7 @@ pub(crate) fn add_estimate(id: u16, bytes: u64, blocks: u64) {
 }
 
 /// A live sample of stack `id` ended (freed or resized).
-pub(crate) fn remove_estimate(id: u16, bytes: u64, blocks: u64) {
+pub fn remove_estimate(id: u16, bytes: u64, blocks: u64) {
     let s = &STACKS[index_of(id)];
     s.live_bytes.fetch_sub(bytes as i64, Ordering::Relaxed);
     s.live_blocks.fetch_sub(blocks as i64, Ordering::Relaxed);
@@ -137,19 +137,25 @@ pub(crate) fn remove_estimate(id: u16, bytes: u64, blocks: u64) {
 
 /// A sampled stack, for reports.
 #[derive(Debug, Clone)]
-pub(crate) struct StackSummary {
+pub struct StackSummary {
+    /// Its id (a tag id of its own).
     pub id: u16,
+    /// The site its blocks are charged to.
     pub site: u16,
+    /// Return addresses, innermost first.
     pub frames: Vec<usize>,
+    /// Estimated live bytes.
     pub live_bytes: i64,
     /// Estimated live blocks.
     pub live_blocks: f64,
+    /// Samples taken.
     pub samples: u64,
+    /// Estimated bytes allocated in all.
     pub total_bytes: u64,
 }
 
 /// Every stack in use, by estimated live bytes, largest first.
-pub(crate) fn summaries() -> Vec<StackSummary> {
+pub fn summaries() -> Vec<StackSummary> {
     let mut out: Vec<StackSummary> = STACKS
         .iter()
         .enumerate()
@@ -175,7 +181,7 @@ pub(crate) fn summaries() -> Vec<StackSummary> {
 }
 
 /// Samples dropped because the table was full.
-pub(crate) fn dropped() -> u64 {
+pub fn dropped() -> u64 {
     DROPPED.load(Ordering::Relaxed)
 }
 

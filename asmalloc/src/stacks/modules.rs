@@ -10,7 +10,7 @@ use std::ops::Range;
 
 /// One loaded module.
 #[derive(Debug, Clone)]
-pub(crate) struct LoadedModule {
+pub struct LoadedModule {
     /// Its file ("" for the vDSO and other modules without one).
     pub path: String,
     /// Load bias: the process address of the file's address 0.
@@ -25,7 +25,7 @@ pub(crate) struct LoadedModule {
 }
 
 /// Every module loaded now.
-pub(crate) fn loaded() -> Vec<LoadedModule> {
+pub fn loaded() -> Vec<LoadedModule> {
     unsafe extern "C" fn visit(
         info: *mut libc::dl_phdr_info,
         _size: usize,
@@ -90,7 +90,7 @@ pub(crate) fn loaded() -> Vec<LoadedModule> {
 /// The bytes `range` (file numbering) of a loaded module, in memory.
 /// `None` unless they lie inside one of its file-backed PT_LOAD segments
 /// (which stay mapped while the module is loaded).
-pub(crate) fn mapped_bytes(module: &LoadedModule, range: Range<usize>) -> Option<&'static [u8]> {
+pub fn mapped_bytes(module: &LoadedModule, range: Range<usize>) -> Option<&'static [u8]> {
     if range.start > range.end
         || !module
             .loads
@@ -110,6 +110,6 @@ pub(crate) fn mapped_bytes(module: &LoadedModule, range: Range<usize>) -> Option
 
 /// The end (file numbering) of the file-backed PT_LOAD segment holding
 /// `at`.
-pub(crate) fn segment_end(module: &LoadedModule, at: usize) -> Option<usize> {
+pub fn segment_end(module: &LoadedModule, at: usize) -> Option<usize> {
     module.loads.iter().find(|l| l.contains(&at)).map(|l| l.end)
 }

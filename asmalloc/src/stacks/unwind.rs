@@ -53,7 +53,7 @@ const ENDED: usize = 2;
 const MAX_OWN_FRAMES: usize = 12;
 /// Wrapper frames followed at most (a chain longer than that is charged
 /// to the last caller found).
-pub(crate) const MAX_WRAPPER_DEPTH: usize = 16;
+pub const MAX_WRAPPER_DEPTH: usize = 16;
 
 thread_local! {
     /// This thread's stack, lowest and one past the highest address
@@ -68,7 +68,7 @@ thread_local! {
 
 /// Builds the unwinder over `modules` (once); `own` is this library's
 /// mapped range.
-pub(crate) fn init(modules: &[LoadedModule], own: std::ops::Range<usize>) {
+pub fn init(modules: &[LoadedModule], own: std::ops::Range<usize>) {
     let _ = OWN.set(own);
     UNWINDER.get_or_init(|| {
         let mut unwinder = Unwind::new();
@@ -137,7 +137,7 @@ fn take_cache() -> *mut Cache {
             return p;
         }
     }
-    let _guard = crate::guard::Guard::enter();
+    let _guard = crate::engine::OwnMemory::enter();
     Box::into_raw(Box::new(Cache::new_in()))
 }
 
@@ -156,7 +156,7 @@ fn give_back(cache: *mut Cache) {
             return;
         }
     }
-    let _guard = crate::guard::Guard::enter();
+    let _guard = crate::engine::OwnMemory::enter();
     // SAFETY: `cache` came from Box::into_raw in `take_cache` and its
     // holder has just given it up.
     drop(unsafe { Box::from_raw(cache) });
@@ -164,7 +164,7 @@ fn give_back(cache: *mut Cache) {
 
 /// The calling thread is ending (its thread-exit destructor): its cache
 /// goes back to the pool for the next thread.
-pub(crate) fn thread_ended() {
+pub fn thread_ended() {
     let mine = MY_CACHE.replace(ENDED);
     if mine > ENDED {
         give_back(mine as *mut Cache);
@@ -178,7 +178,7 @@ fn thread_stack() -> (usize, usize) {
         return stack;
     }
     let stack = {
-        let _guard = crate::guard::Guard::enter();
+        let _guard = crate::engine::OwnMemory::enter();
         ask_stack()
     };
     STACK.set(stack);
@@ -210,9 +210,17 @@ fn ask_stack() -> (usize, usize) {
 /// cannot be followed.
 #[inline(never)]
 #[cold]
-pub(crate) fn outer_caller(ret: usize) -> usize {
+pub fn outer_caller(ret: usize, inside_wrapper: fn(usize) -> bool) -> usize {
     with_walk(|unwinder, cache, regs, first, read_stack| {
-        walk(unwinder, cache, regs, first, ret, read_stack)
+        walk(
+            unwinder,
+            cache,
+            regs,
+            first,
+            ret,
+            inside_wrapper,
+            read_stack,
+        )
     })
     .flatten()
     .unwrap_or(ret)
@@ -223,7 +231,7 @@ pub(crate) fn outer_caller(ret: usize) -> usize {
 /// `frames`; how many were found.
 #[inline(never)]
 #[cold]
-pub(crate) fn capture(frames: &mut [usize]) -> usize {
+pub fn capture(frames: &mut [usize]) -> usize {
     let Some(own) = OWN.get() else {
         return 0;
     };
@@ -329,6 +337,7 @@ fn walk(
     mut regs: UnwindRegsX86_64,
     mut frame: FrameAddress,
     ret: usize,
+    inside_wrapper: fn(usize) -> bool,
     read_stack: &mut dyn FnMut(u64) -> Result<u64, ()>,
 ) -> Option<usize> {
     // Our own frames, up to the one the program's call returns to.
@@ -354,7 +363,7 @@ fn walk(
             break;
         };
         caller = next as usize;
-        if !super::ranges::inside(caller) {
+        if !inside_wrapper(caller) {
             break;
         }
         let Some(f) = FrameAddress::from_return_address(next) else {

@@ -14,9 +14,8 @@
 use std::ffi::{CStr, c_int, c_void};
 use std::sync::Mutex;
 
-use rt::__private::site::CallerName;
-
-use crate::guard::Guard;
+use crate::engine::OwnMemory;
+use crate::site::CallerName;
 
 /// Loaders by module path (`None`: the module could not be read).
 static LOADERS: Mutex<Vec<(String, Option<addr2line::Loader>)>> = Mutex::new(Vec::new());
@@ -79,8 +78,8 @@ fn module_of(addr: usize) -> Option<(String, usize)> {
 }
 
 /// Names the call whose return address is `ret` (see the module docs).
-pub(crate) fn name_caller(ret: usize) -> CallerName {
-    let _guard = Guard::enter();
+pub fn name_caller(ret: usize) -> CallerName {
+    let _own = OwnMemory::enter();
     // The call instruction is just before the return address.
     let addr = ret.saturating_sub(1);
     let Some((path, bias)) = module_of(addr) else {
