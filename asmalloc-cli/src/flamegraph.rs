@@ -90,8 +90,11 @@ pub(crate) fn folded(stacks: &[LogStack]) -> Vec<String> {
         .iter()
         .filter(|s| s.est_bytes > 0 && !s.frames.is_empty())
     {
+        // From the allocating function of the program down: the
+        // allocator's and std's frames above it are the same in every
+        // path of a Rust program and would only widen the graph's tip.
         let path = s
-            .frames
+            .program_frames()
             .iter()
             .rev()
             .map(frame_name)
@@ -177,11 +180,12 @@ pub(crate) fn write_text(w: &mut dyn Write, log: &Log, top: usize) -> std::io::R
             human(s.est_bytes),
             s.est_blocks.max(0)
         )?;
-        for frame in s.frames.iter().take(FRAMES_SHOWN) {
+        let frames = s.program_frames();
+        for frame in frames.iter().take(FRAMES_SHOWN) {
             writeln!(w, "      {}", frame_name(frame))?;
         }
-        if s.frames.len() > FRAMES_SHOWN {
-            writeln!(w, "      … {} more frames", s.frames.len() - FRAMES_SHOWN)?;
+        if frames.len() > FRAMES_SHOWN {
+            writeln!(w, "      … {} more frames", frames.len() - FRAMES_SHOWN)?;
         }
     }
     Ok(())

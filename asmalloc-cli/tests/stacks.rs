@@ -150,6 +150,78 @@ fn sampled_stacks_name_the_path_and_estimate_its_live_bytes() {
     assert_eq!((scratch_bytes, scratch_count), (0, 0));
 }
 
+/// The JSON exit report carries the sampled stacks too: the live ones,
+/// named, largest first, the kept path on top with its estimate.
+#[test]
+fn the_json_report_lists_the_sampled_stacks() {
+    let dir = fresh_dir("stacks-json");
+    let exe = Cc::new()
+        .args(["-O2", "-g", "-fno-builtin"])
+        .arg(source())
+        .build(&dir.join("stacks"));
+    let report = dir.join("report.json");
+    let out = Command::new(exe)
+        .arg("20000")
+        .env("LD_PRELOAD", Lib::Glibc.path())
+        .env("ASMALLOC_CALLERS", "1")
+        .env("ASMALLOC_SAMPLE_BYTES", "32K")
+        .env("ASMALLOC_REPORT_AT_EXIT", "1")
+        .env("ASMALLOC_REPORT_FORMAT", "json")
+        .env("ASMALLOC_OUTPUT", &report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(line["sample_bytes"], 32 * 1024, "{line}");
+    let stacks = line["stacks"].as_array().expect("a stacks array");
+    assert!(!stacks.is_empty(), "{line}");
+    let top = &stacks[0];
+    let functions: Vec<&str> = top["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        functions[..4],
+        ["keep_node", "handle", "serve", "main"],
+        "{top}"
+    );
+    assert!(
+        top["frames"][0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("stacks.c"),
+        "{top}"
+    );
+    // Its site is the kept path's caller site, and its estimate is within
+    // 10 % of that site's exact live bytes.
+    let site = line["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == top["site"])
+        .unwrap_or_else(|| panic!("no site {} in {line}", top["site"]));
+    assert_eq!(site["function"], "keep_node");
+    let exact = site["net_bytes"].as_f64().unwrap();
+    let estimate = top["est_bytes"].as_f64().unwrap();
+    assert!(
+        (estimate - exact).abs() / exact < 0.10,
+        "{estimate} vs {exact}"
+    );
+    // Only live stacks are listed: the freed scratch path is not.
+    assert!(
+        stacks.iter().all(|s| s["est_bytes"].as_i64().unwrap() != 0),
+        "{line}"
+    );
+}
+
 /// Real programs print the same with caller sites, the built-in wrappers
 /// and sampled stacks (one sample per 16 KiB: many samples) all on as
 /// without the library, and report sampled stacks.

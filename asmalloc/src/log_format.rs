@@ -101,6 +101,44 @@ pub struct LogStack {
     pub frames: Vec<LogFrame>,
 }
 
+impl LogStack {
+    /// The frames from the first one that belongs to the program: past the
+    /// allocator's and the Rust runtime's own ([`is_runtime_function`]).
+    /// The whole path when every frame is theirs (a path cut short).
+    pub fn program_frames(&self) -> &[LogFrame] {
+        let first = self
+            .frames
+            .iter()
+            .position(|f| !is_runtime_function(&f.function))
+            .unwrap_or(0);
+        &self.frames[first..]
+    }
+}
+
+/// True for a function of the allocator or of Rust's standard library:
+/// `__rust_alloc` and its kin, `alloc::`, `core::`, `std::`, std's
+/// `hashbrown::`, `asmalloc::`, and their trait methods on primitive or
+/// generic types (`<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem`).
+/// A sampled path of a Rust program starts with a few of these; the first
+/// frame after them is the code that allocated. C functions never match.
+pub fn is_runtime_function(function: &str) -> bool {
+    const CRATES: [&str; 5] = ["alloc::", "core::", "std::", "hashbrown::", "asmalloc::"];
+    const SYMBOLS: [&str; 4] = ["__rust_", "__rustc::", "__rdl_", "__rg_"];
+    if SYMBOLS.iter().any(|p| function.starts_with(p)) {
+        return true;
+    }
+    let path = function.strip_prefix('<').unwrap_or(function);
+    if CRATES.iter().any(|c| path.starts_with(c)) {
+        return true;
+    }
+    // `<T as alloc::…>::method` with a primitive or generic T: the
+    // runtime's code, whatever T is.
+    if let Some((self_type, rest)) = path.split_once(" as ") {
+        return !self_type.contains("::") && CRATES.iter().any(|c| rest.starts_with(c));
+    }
+    false
+}
+
 /// One frame of a sampled stack: a return address and its name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -233,6 +271,52 @@ mod tests {
         assert_eq!(line.sites[0].name.file, "");
         assert!(line.verdicts.is_empty());
         assert!(line.stacks.is_none());
+    }
+
+    #[test]
+    fn runtime_frames_are_told_from_the_program_s() {
+        for runtime in [
+            "__rustc::__rust_alloc",
+            "__rust_alloc_zeroed",
+            "alloc::raw_vec::RawVecInner<A>::try_allocate_in",
+            "<alloc::vec::Vec<T> as core::iter::traits::collect::FromIterator<T>>::from_iter",
+            "<u8 as alloc::vec::spec_from_elem::SpecFromElem>::from_elem",
+            "<T as alloc::string::ToString>::to_string",
+            "hashbrown::raw::RawTable<T,A>::reserve_rehash",
+            "asmalloc::global_alloc::AsmAlloc<A>::track_new",
+        ] {
+            assert!(is_runtime_function(runtime), "{runtime}");
+        }
+        for program in [
+            "server::remember",
+            "<server::Cache as core::clone::Clone>::clone",
+            "keep_node",
+            "g_malloc",
+            "main",
+            "0x4011d6",
+        ] {
+            assert!(!is_runtime_function(program), "{program}");
+        }
+        let frame = |f: &str| LogFrame {
+            function: f.into(),
+            ..LogFrame::default()
+        };
+        let mut stack = LogStack {
+            frames: vec![
+                frame("__rustc::__rust_alloc"),
+                frame("alloc::alloc::alloc"),
+                frame("server::remember"),
+                frame("main"),
+            ],
+            ..LogStack::default()
+        };
+        assert_eq!(stack.program_frames()[0].function, "server::remember");
+        stack.frames.truncate(2);
+        assert_eq!(
+            stack.program_frames().len(),
+            2,
+            "all runtime: the whole path"
+        );
     }
 
     #[test]

@@ -378,13 +378,21 @@ pub fn verdict_text(v: &Verdict) -> String {
     };
     let growth = report::growth_text(v.growth_bytes, v.over_ns, v.rate_bytes_per_s);
     let now = human_bytes(v.net_bytes);
+    // With sampled stacks, the site's largest live path: where to look
+    // when the site alone says little (site 0 of a Rust program).
+    let path = || {
+        crate::stacks::log::largest_path_of(v.site, 3)
+            .map_or_else(String::new, |p| format!("; largest sampled path: {p}"))
+    };
     match v.kind {
-        VerdictKind::PossibleLeak => {
-            format!("asmalloc: possible progressive leak: {name} grew by {growth}; now {now}\n")
-        }
-        VerdictKind::StillGrowing => {
-            format!("asmalloc: still growing: {name} has grown by {growth}; now {now}\n")
-        }
+        VerdictKind::PossibleLeak => format!(
+            "asmalloc: possible progressive leak: {name} grew by {growth}; now {now}{}\n",
+            path()
+        ),
+        VerdictKind::StillGrowing => format!(
+            "asmalloc: still growing: {name} has grown by {growth}; now {now}{}\n",
+            path()
+        ),
         VerdictKind::NeverMind => format!(
             "asmalloc: never mind: {name} {}; now {now}\n",
             report::never_mind_text(v.growth_bytes, v.reported_growth_bytes)

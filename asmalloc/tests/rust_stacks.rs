@@ -6,7 +6,10 @@
 //!
 //! The test is a program of its own (`harness = false`, its global
 //! allocator is `AsmAlloc`): run plainly it starts itself again as a child
-//! with `ASMALLOC_SAMPLE_BYTES` set, and reads the child's report.
+//! with `ASMALLOC_SAMPLE_BYTES` set and the leak monitor on, and reads the
+//! child's report, its verdict (which must name the path, since the site
+//! is only "site 0") and its log (whose last stacks must start at the
+//! leaking function once the allocator's and std's frames are left out).
 //!
 //! The child handles 40,000 "requests" on two threads, allocating about
 //! 400 MB in all (a 4 KiB parse buffer, a formatted reply, a token list,
@@ -59,6 +62,10 @@ fn child() {
                 let mut kept = Vec::with_capacity(REQUESTS_PER_THREAD);
                 let (mut leaked, mut check) = (0usize, 0u64);
                 for i in 0..REQUESTS_PER_THREAD {
+                    if i % 1000 == 999 {
+                        // Paced, so the monitor sees the leak grow.
+                        std::thread::sleep(std::time::Duration::from_millis(40));
+                    }
                     check += handle_request(i + t);
                     leaked += remember_request(&mut kept, i + t * 3);
                 }
@@ -77,9 +84,17 @@ fn main() {
     if std::env::var_os(CHILD).is_some() {
         return child();
     }
+    let dir = std::env::temp_dir().join(format!("asmalloc-rust-stacks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log.jsonl");
     let out = Command::new(std::env::current_exe().unwrap())
         .env(CHILD, "1")
         .env("ASMALLOC_SAMPLE_BYTES", "16K")
+        .env("ASMALLOC_SAMPLE_INTERVAL", "50ms")
+        .env("ASMALLOC_LEAK_WINDOW", "500ms")
+        .env("ASMALLOC_LEAK_THRESHOLD", "4M")
+        .env("ASMALLOC_LEAK_MIN_SAMPLES", "5")
+        .env("ASMALLOC_LOG", &log)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -134,6 +149,35 @@ fn main() {
             .starts_with("rust_stacks::remember_request"),
         "first frame shown: {leak_stack}\n{stderr}"
     );
+    // The verdict: site 0 says nothing, the path does.
+    let verdict = stderr
+        .lines()
+        .find(|l| l.contains("possible progressive leak: site 0"))
+        .unwrap_or_else(|| panic!("no verdict on site 0:\n{stderr}"));
+    let path = verdict
+        .split("; largest sampled path: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the verdict names no path: {verdict}"));
+    assert!(
+        path.starts_with("rust_stacks::remember_request (") && path.contains("rust_stacks.rs:"),
+        "{verdict}"
+    );
+    // The log's last list of stacks: the largest starts, past the
+    // allocator's and std's frames, at the leaking function.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let stacks = text
+        .lines()
+        .filter_map(|l| asmalloc::log_format::LogLine::parse(l).ok())
+        .filter_map(|l| l.stacks)
+        .next_back()
+        .unwrap_or_else(|| panic!("no stacks in the log {}", log.display()));
+    let largest = stacks.iter().max_by_key(|s| s.est_bytes).unwrap();
+    assert_eq!(
+        largest.program_frames()[0].function,
+        "rust_stacks::remember_request",
+        "{largest:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     println!(
         "rust_stacks: {function} at {place}: ~{estimate:.0} bytes sampled vs {truth:.0} true ({:.1} % off)",
         error * 100.0

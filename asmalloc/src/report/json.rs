@@ -10,8 +10,16 @@
 //!             "function": str, "net_bytes": i64, "net_count": i64,
 //!             "allocs": u64, "frees": u64}, ...],                // by net bytes
 //!  "jemalloc": {"allocated": u64, "active": u64, "resident": u64,
-//!               "mapped": u64, "retained": u64}}   // only when the heap is jemalloc's
+//!               "mapped": u64, "retained": u64},   // only when the heap is jemalloc's
+//!  "sample_bytes": u64,                            // only with sampled stacks on:
+//!  "stacks": [{"id": u16, "site": u16, "est_bytes": i64, "est_blocks": i64,
+//!              "frames": [{"addr": u64, "function": str, "file": str,
+//!                          "line": u32}, ...]}, ...],  // live ones, largest first
+//!  "stacks_truncated": u64}
 //! ```
+//!
+//! The stacks are the monitor log's records (`log_format::LogStack`), at
+//! most `log_format::MAX_LOG_STACKS`, frames innermost first.
 
 use std::io::{self, Write};
 
@@ -71,6 +79,11 @@ pub fn write_json_line(w: &mut dyn Write, snap: &Snapshot) -> io::Result<()> {
             "mapped": j.mapped,
             "retained": j.retained,
         });
+    }
+    if let Some((stacks, truncated)) = crate::stacks::log::for_report() {
+        line["sample_bytes"] = json!(crate::stacks::mean());
+        line["stacks"] = serde_json::to_value(stacks).unwrap_or_default();
+        line["stacks_truncated"] = json!(truncated);
     }
     serde_json::to_writer(&mut *w, &line)?;
     w.write_all(b"\n")

@@ -72,6 +72,47 @@ pub fn for_log() -> (Option<Vec<LogStack>>, u64) {
     select(records(), state)
 }
 
+/// Every stack with live estimates, named, largest first, at most
+/// [`MAX_LOG_STACKS`], and how many more there were: for the JSON report.
+/// `None` with sampling off.
+pub fn for_report() -> Option<(Vec<LogStack>, u64)> {
+    if super::mean() == 0 {
+        return None;
+    }
+    let _own = crate::engine::OwnMemory::enter();
+    let (listed, truncated) = select(records(), &mut State::default());
+    Some((listed.unwrap_or_default(), truncated))
+}
+
+/// The top `frames` frames of the program's own (past the allocator's and
+/// std's) of the sampled path with the most estimated live bytes among
+/// those charged to `site`: `f (file:line) ← g (file:line) ← h`. For the
+/// verdict of a site that a table does not name (site 0 of a Rust
+/// program, a caller site inside a wrapper): the path says where to look.
+/// `None` with sampling off or no live sample of the site.
+pub fn largest_path_of(site: u16, frames: usize) -> Option<String> {
+    if super::mean() == 0 {
+        return None;
+    }
+    let _own = crate::engine::OwnMemory::enter();
+    let top = super::table::summaries()
+        .into_iter()
+        .filter(|s| s.site == site && s.live_bytes > 0)
+        .max_by_key(|s| s.live_bytes)?;
+    let named: Vec<CallerName> = top.frames.iter().map(|&a| name_with_namer(a)).collect();
+    let first = super::first_program_frame(&named);
+    let parts: Vec<String> = named[first..]
+        .iter()
+        .take(frames)
+        .map(|n| match (n.file.is_empty(), n.line) {
+            (true, _) => n.function.clone(),
+            (false, 0) => format!("{} ({})", n.function, n.file),
+            (false, line) => format!("{} ({}:{line})", n.function, n.file),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" ← "))
+}
+
 /// [`for_log`] of these records, against what `state` says was listed.
 fn select(records: Vec<SampledStack>, state: &mut State) -> (Option<Vec<LogStack>>, u64) {
     let mut stacks: Vec<SampledStack> = records.into_iter().filter(|s| s.est_bytes != 0).collect();

@@ -191,35 +191,12 @@ fn capture(frames: &mut [usize]) -> usize {
 }
 
 /// The index of the first frame of a named path that belongs to the
-/// program: past the allocator's and the Rust runtime's own frames
-/// (`__rust_alloc`, `alloc::`, `core::`, `std::`, std's `hashbrown::`,
-/// `asmalloc::`, and trait methods of theirs on primitive types such as
-/// `<u8 as alloc::…>::from_elem`). C frames never match. When every frame
-/// is the runtime's (a path cut short), 0: the whole path.
+/// program (see [`crate::log_format::is_runtime_function`]); 0 when every
+/// frame is the runtime's (a path cut short): the whole path.
 pub fn first_program_frame(path: &[crate::site::CallerName]) -> usize {
     path.iter()
-        .position(|name| !is_runtime_function(&name.function))
+        .position(|name| !crate::log_format::is_runtime_function(&name.function))
         .unwrap_or(0)
-}
-
-/// True for a function of the allocator or of Rust's standard library
-/// (see [`first_program_frame`]).
-pub fn is_runtime_function(function: &str) -> bool {
-    const CRATES: [&str; 5] = ["alloc::", "core::", "std::", "hashbrown::", "asmalloc::"];
-    const SYMBOLS: [&str; 5] = ["__rust_", "__rustc::", "__rdl_", "__rg_", "_ZN5alloc"];
-    if SYMBOLS.iter().any(|p| function.starts_with(p)) {
-        return true;
-    }
-    let path = function.strip_prefix('<').unwrap_or(function);
-    if CRATES.iter().any(|c| path.starts_with(c)) {
-        return true;
-    }
-    // `<T as alloc::vec::spec_from_elem::SpecFromElem>::from_elem` with a
-    // primitive or generic T: the runtime's code, whatever T is.
-    if let Some((self_type, rest)) = path.split_once(" as ") {
-        return !self_type.contains("::") && CRATES.iter().any(|c| rest.starts_with(c));
-    }
-    false
 }
 
 /// The variable this module reads, with its accepted form.

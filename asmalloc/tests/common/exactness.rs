@@ -65,10 +65,16 @@ fn random_phase(
 }
 
 /// Installs the leak monitor with a JSON-lines log and starts its thread,
-/// sampling every 5 ms, once per test binary. Returns the log's path.
+/// sampling every 5 ms, and turns sampled stacks on (one sample per 16
+/// KiB: a sampled block's tag holds a stack id, and its free must still be
+/// charged exactly), once per test binary. Returns the log's path.
 pub fn monitor_on() -> std::path::PathBuf {
     static LOG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     LOG.get_or_init(|| {
+        assert!(
+            asmalloc::__private::env::apply_env_setting("ASMALLOC_SAMPLE_BYTES", "16K").unwrap()
+        );
+        asmalloc::__private::stacks::start_in_rust_program();
         let log =
             std::env::temp_dir().join(format!("asmalloc-exactness-{}.jsonl", std::process::id()));
         asmalloc::__private::monitor::install(asmalloc::__private::monitor::MonitorConfig {
@@ -83,15 +89,24 @@ pub fn monitor_on() -> std::path::PathBuf {
     .clone()
 }
 
-/// The monitor has sampled (and logged) at least `n` times since the call
-/// began: proof that it ran alongside the scenario.
+/// The monitor has sampled and logged at least twice: proof that it ran
+/// alongside the scenario. Waits for it a little: with sampled stacks on,
+/// its first line names every frame of the stacks (reading the test
+/// binary's debug information, most of a second in a debug build).
 fn assert_monitor_sampled(log: &std::path::Path) {
-    let lines = std::fs::read_to_string(log)
-        .map(|t| t.lines().count())
-        .unwrap_or(0);
+    let lines = || {
+        std::fs::read_to_string(log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while lines() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(
-        lines >= 2,
-        "the monitor wrote {lines} lines to {}",
+        lines() >= 2,
+        "the monitor wrote {} lines to {}",
+        lines(),
         log.display()
     );
 }

@@ -151,10 +151,14 @@ pub fn site_row_by_id(report: &str, id: u16) -> Option<&str> {
 
 /// The settings `asmalloc run` uses, and more: the leak monitor sampling
 /// every 10 ms into a JSON-lines log, the periodic reporter every 20 ms,
-/// every feature, JSON reports into `out`. Each of these allocates inside
-/// the library while the program runs.
+/// every feature, JSON reports into `out`, caller sites, and sampled
+/// stacks at one sample per 64 KiB (sampled blocks carry a stack id in
+/// their tag: their frees must still be charged exactly). Each of these
+/// allocates inside the library while the program runs.
 pub fn everything_on(log: &Path, out: &Path) -> Vec<(&'static str, String)> {
     vec![
+        ("ASMALLOC_CALLERS", "1".into()),
+        ("ASMALLOC_SAMPLE_BYTES", "64K".into()),
         ("ASMALLOC_LOG", log.display().to_string()),
         ("ASMALLOC_SAMPLE_INTERVAL", "10ms".into()),
         ("ASMALLOC_REPORT_INTERVAL", "20ms".into()),
