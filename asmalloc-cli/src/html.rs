@@ -183,6 +183,32 @@ const SCRIPT: &str = r###"
 })();
 "###;
 
+/// The sampled stacks (a run with `--stacks`): their text, as `asmalloc
+/// report` prints it, and the flame graph of their live bytes, inline (an
+/// SVG of its own, with its own search and zoom). Nothing without stacks.
+fn stacks_section(html: &mut String, log: &Log, path: &Path, top: usize) {
+    if log.stacks.is_none() {
+        return;
+    }
+    let mut text = Vec::new();
+    if crate::flamegraph::write_text(&mut text, log, top).is_err() {
+        return;
+    }
+    let _ = writeln!(
+        html,
+        "<h2>Sampled stacks</h2>\n<pre id=\"stacks\">{}</pre>",
+        esc(&String::from_utf8_lossy(&text))
+    );
+    if let Ok(svg) = crate::flamegraph::svg(log, path) {
+        let svg = String::from_utf8_lossy(&svg);
+        // Inline: from the <svg> element on (no XML declaration or
+        // DOCTYPE inside an HTML body).
+        if let Some(start) = svg.find("<svg") {
+            let _ = writeln!(html, "<div id=\"flamegraph\">{}</div>", &svg[start..]);
+        }
+    }
+}
+
 /// The page.
 pub(crate) fn page(
     log: &Log,
@@ -247,6 +273,7 @@ pub(crate) fn page(
         let _ = writeln!(html, "<li>{}</li>", esc(&line));
     }
     html.push_str("</ul>\n");
+    stacks_section(&mut html, log, path, top);
     let _ = write!(
         html,
         "<script type=\"application/json\" id=\"chart-data\">{}</script>\n<script>{SCRIPT}</script>\n</body>\n</html>\n",

@@ -208,6 +208,49 @@ fn the_log_carries_the_stacks_to_the_report_and_the_flame_graph() {
             );
         }
     }
+
+    // The HTML report carries both: the stacks' text and the flame graph,
+    // inline.
+    let html_path = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_asmalloc"))
+        .arg("report")
+        .arg(&log)
+        .arg("--html")
+        .arg(&html_path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let pre = html
+        .split("<pre id=\"stacks\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no stacks section in the HTML report"));
+    let first_frame = pre
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("stack "))
+        .nth(1)
+        .unwrap_or("");
+    assert!(first_frame.trim_start().starts_with("keep_node ("), "{pre}");
+    let inline = html
+        .split("<div id=\"flamegraph\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no flame graph in the HTML report"));
+    assert!(
+        inline.starts_with("<svg"),
+        "{}",
+        &inline[..inline.len().min(100)]
+    );
+    assert!(!html.contains("<?xml"), "an XML declaration inside HTML");
+    assert_eq!(
+        svg_frames(inline.split("</div>").next().unwrap()).len(),
+        frames.len()
+    );
 }
 
 #[test]
