@@ -609,6 +609,32 @@ pub fn set_library_work(on: bool) -> bool {
     thread::with(|s| s.library_work.replace(on))
 }
 
+/// Counts `bytes` down from the calling thread's distance to its next
+/// sampled allocation (`crate::stacks`); true when the count crosses zero
+/// (this allocation is sampled).
+#[inline(always)]
+pub fn sample_count_down(bytes: usize) -> bool {
+    thread::with(|s| {
+        let left = s.sample_left.get().wrapping_sub(bytes as i64);
+        s.sample_left.set(left);
+        left <= 0
+    })
+}
+
+/// The calling thread's sampling generator state (0: not started).
+pub fn sample_rng() -> u64 {
+    thread::with(|s| s.sample_rng.get())
+}
+
+/// Sets the calling thread's generator state and its distance to the next
+/// sampled allocation.
+pub fn set_sample_state(rng: u64, left: i64) {
+    thread::with(|s| {
+        s.sample_rng.set(rng);
+        s.sample_left.set(left);
+    })
+}
+
 /// Runs `listener` on each thread that allocated as it exits (after its
 /// counters are folded; the first listener set wins).
 pub fn set_thread_exit_listener(listener: fn()) {

@@ -65,6 +65,13 @@ pub(crate) struct ThreadState {
     /// is running on this thread"), kept here so that an interposed call
     /// reaches everything per-thread through one TLS slot.
     pub library_work: Cell<bool>,
+    /// Sampled stacks (`crate::stacks`): bytes left before this thread's
+    /// next sampled allocation, and its generator's state (0: not started).
+    /// Here rather than in thread-locals of their own so that the count-down
+    /// on every allocation costs no second TLS access (in the LD_PRELOAD
+    /// library a Rust `thread_local!` is a `__tls_get_addr` call).
+    pub sample_left: Cell<i64>,
+    pub sample_rng: Cell<u64>,
 }
 
 impl ThreadState {
@@ -90,6 +97,8 @@ impl ThreadState {
             clock_secs: Cell::new(0),
             clock_budget: Cell::new(0),
             library_work: Cell::new(false),
+            sample_left: Cell::new(0),
+            sample_rng: Cell::new(0),
         }
     }
 
@@ -113,6 +122,8 @@ impl ThreadState {
             && self.clock_secs.get() == 0
             && self.clock_budget.get() == 0
             && !self.library_work.get()
+            && self.sample_left.get() == 0
+            && self.sample_rng.get() == 0
     }
 
     /// Whole seconds now, for the time threshold's steady state: a site whose

@@ -14,7 +14,7 @@
 //! stands for `s / (1 - exp(-s/N))` bytes and `1 / (1 - exp(-s/N))`
 //! blocks: the sums over live samples are unbiased estimates of the live
 //! bytes and blocks of each path. The cost on every other allocation is
-//! one thread-local subtraction and compare.
+//! one subtraction and compare on the engine's thread state.
 //!
 //! **A sampled block** gets its stack's id in its tag instead of its site
 //! ([`table`]): its free finds the stack, takes the estimate back, and is
@@ -43,7 +43,6 @@ pub mod table;
 #[allow(unsafe_code)]
 pub mod unwind;
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::config::ConfigError;
@@ -52,13 +51,6 @@ use crate::config::ConfigError;
 static MEAN: AtomicU64 = AtomicU64::new(0);
 /// Seeds for threads' generators.
 static SEED: AtomicU64 = AtomicU64::new(0x2545_f491_4f6c_dd1d);
-
-thread_local! {
-    /// Bytes left before this thread's next sample.
-    static LEFT: Cell<i64> = const { Cell::new(0) };
-    /// This thread's generator state (0: not started).
-    static RNG: Cell<u64> = const { Cell::new(0) };
-}
 
 /// Turns sampling on with a mean distance of `mean` bytes (0: off).
 pub fn set_mean(mean: u64) {
@@ -77,9 +69,7 @@ pub fn tag_id(site: u16, bytes: usize) -> u16 {
     if MEAN.load(Ordering::Relaxed) == 0 {
         return site;
     }
-    let left = LEFT.get().wrapping_sub(bytes as i64);
-    LEFT.set(left);
-    if left > 0 {
+    if !crate::engine::sample_count_down(bytes) {
         return site;
     }
     sample(site, bytes)
@@ -132,7 +122,7 @@ pub fn weights(bytes: usize, mean: u64) -> (u64, u64) {
 #[inline(never)]
 fn sample(site: u16, bytes: usize) -> u16 {
     let mean = MEAN.load(Ordering::Relaxed);
-    let mut state = RNG.get();
+    let mut state = crate::engine::sample_rng();
     let first = state == 0;
     if first {
         // A per-thread seed: a global sequence mixed with where this
@@ -147,7 +137,6 @@ fn sample(site: u16, bytes: usize) -> u16 {
     state ^= state >> 12;
     state ^= state << 25;
     state ^= state >> 27;
-    RNG.set(state);
     let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
     // U in (0, 1]: never 0, so the logarithm is finite.
     let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
@@ -158,7 +147,7 @@ fn sample(site: u16, bytes: usize) -> u16 {
     // least one). Adding the draw to the overshoot instead would sample
     // the next allocation for certain whenever this one held two points:
     // estimates 5-9 % high on a mix of 1 KiB and 4 KiB blocks at 16 KiB.
-    LEFT.set(next.max(1));
+    crate::engine::set_sample_state(state, next.max(1));
     if first {
         // A thread's first count-down starts here, not at 0.
         return site;
