@@ -645,6 +645,10 @@ pub fn sample_now() -> String {
     let Some(monitor) = guard.as_mut() else {
         return String::new();
     };
+    // Modules loaded since the last sample: their wrappers and unwind
+    // tables (under the monitor's lock, which a fork waits for, so a child
+    // never inherits the stack walk's lock held).
+    crate::stacks::refresh_modules();
     let started = std::time::Instant::now();
     let snap = Snapshot::take();
     let verdicts = monitor.observe_taken(&snap, started);

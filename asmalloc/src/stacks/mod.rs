@@ -188,6 +188,48 @@ pub fn first_program_frame(path: &[crate::site::CallerName]) -> usize {
         .unwrap_or(0)
 }
 
+/// Told, on the monitor's thread, the modules loaded now, whenever the
+/// list changed since the stack walk was set up (a `dlopen` or `dlclose`):
+/// the LD_PRELOAD library finds the wrappers of a new module.
+pub type ModulesListener = fn(&[modules::LoadedModule]);
+
+static MODULES_LISTENER: std::sync::OnceLock<ModulesListener> = std::sync::OnceLock::new();
+/// The loader's generation the stack walk was last built for (0: never).
+static MODULES_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Notes the modules loaded now as the ones the stack walk knows, and the
+/// function to tell when they change (the first one set wins).
+pub fn watch_modules(listener: Option<ModulesListener>) {
+    if let Some(listener) = listener {
+        let _ = MODULES_LISTENER.set(listener);
+    }
+    MODULES_SEEN.store(modules::generation().max(1), Ordering::Relaxed);
+}
+
+/// Rebuilds the stack walk (and tells the listener) if modules were loaded
+/// or unloaded since it was built; called by the monitor before each
+/// sample. A call through a wrapper of a module loaded in between, or a
+/// stack through its frames, is seen as before (the wrapper's line; a
+/// stack cut short) until then.
+pub fn refresh_modules() {
+    let seen = MODULES_SEEN.load(Ordering::Relaxed);
+    if seen == 0 {
+        return; // no stack walk set up
+    }
+    let now = modules::generation().max(1);
+    if now == seen {
+        return;
+    }
+    MODULES_SEEN.store(now, Ordering::Relaxed);
+    let _own = crate::engine::OwnMemory::enter();
+    let loaded = modules::loaded();
+    #[cfg(target_arch = "x86_64")]
+    unwind::rebuild(&loaded);
+    if let Some(listener) = MODULES_LISTENER.get() {
+        listener(&loaded);
+    }
+}
+
 /// The variable this module reads, with its accepted form.
 pub const STACKS_VARS: [(&str, &str); 1] = [(
     "ASMALLOC_SAMPLE_BYTES",
@@ -224,6 +266,7 @@ pub fn start_in_rust_program() {
         // to skip (its few frames are left out when the path is named).
         unwind::init(&modules::loaded(), 0..0);
         crate::engine::set_thread_exit_listener(unwind::thread_ended);
+        watch_modules(None);
     }
     crate::site::set_namer(symbols::name_caller);
     crate::engine::set_library_work(was);

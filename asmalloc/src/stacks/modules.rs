@@ -87,6 +87,33 @@ pub fn loaded() -> Vec<LoadedModule> {
     out
 }
 
+/// How many times modules were loaded and unloaded in the process so far
+/// (the loader's `dlpi_adds + dlpi_subs`): changes exactly when the list
+/// [`loaded`] gives changes. Cheap: the loader's lock and one callback.
+pub fn generation() -> u64 {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // The counters exist in every glibc this library runs on; the size
+        // says whether the loader filled them.
+        let needed = std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + 8;
+        if size >= needed {
+            // SAFETY: a valid info for this call (with the counters, by
+            // its size) and our own `data`, a live u64.
+            let (info, out) = unsafe { (&*info, &mut *data.cast::<u64>()) };
+            *out = info.dlpi_adds.wrapping_add(info.dlpi_subs);
+        }
+        1 // one module is enough: the counters are the process's
+    }
+    let mut generation: u64 = 0;
+    // SAFETY: `first` matches the callback type and writes only `generation`,
+    // which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&raw mut generation).cast()) };
+    generation
+}
+
 /// The bytes `range` (file numbering) of a loaded module, in memory.
 /// `None` unless they lie inside one of its file-backed PT_LOAD segments
 /// (which stay mapped while the module is loaded).
@@ -102,9 +129,10 @@ pub fn mapped_bytes(module: &LoadedModule, range: Range<usize>) -> Option<&'stat
     let start = module.bias.wrapping_add(range.start);
     // SAFETY: the range lies inside a file-backed PT_LOAD segment of a
     // module the loader has mapped (readable: every loaded segment of a
-    // module holding unwind tables is); the library never unloads a
-    // module it describes (modules a program dlcloses are read only at
-    // set-up time, when they are loaded).
+    // module holding unwind tables is). The slice is 'static for the
+    // modules loaded at start-up, which stay; a module found loaded later
+    // may be unloaded, and its bytes are copied at once (the unwinder's
+    // `rebuild`) or read only while its caller runs.
     Some(unsafe { std::slice::from_raw_parts(start as *const u8, range.end - range.start) })
 }
 

@@ -35,7 +35,31 @@ use super::modules::{self, LoadedModule};
 type Cache = CacheX86_64<MustNotAllocateDuringUnwind>;
 type Unwind = UnwinderX86_64<&'static [u8], MustNotAllocateDuringUnwind>;
 
-static UNWINDER: OnceLock<Unwind> = OnceLock::new();
+/// The current unwinder (null before [`init`]). A module loaded later
+/// replaces it with a new one ([`rebuild`]); the old one is leaked, never
+/// freed, since a walk on another thread may still be using it.
+static UNWINDER: AtomicPtr<Unwind> = AtomicPtr::new(std::ptr::null_mut());
+/// The modules of the current unwinder: (path, mapped range) and the
+/// unwind sections it reads, by module (in place, or a copy).
+static KNOWN: std::sync::Mutex<Vec<KnownModule>> = std::sync::Mutex::new(Vec::new());
+
+/// A module the unwinder has, and the sections it was given.
+struct KnownModule {
+    path: String,
+    mapped: std::ops::Range<usize>,
+    bias: usize,
+    sections: Option<Sections>,
+}
+
+/// A module's `.eh_frame_hdr` and `.eh_frame`, with their addresses
+/// (file numbering).
+#[derive(Clone)]
+struct Sections {
+    hdr_at: std::ops::Range<usize>,
+    hdr: &'static [u8],
+    eh_frame_at: std::ops::Range<usize>,
+    eh_frame: &'static [u8],
+}
 /// This library's own code: where a stack capture's frames are skipped.
 static OWN: OnceLock<std::ops::Range<usize>> = OnceLock::new();
 
@@ -66,43 +90,114 @@ thread_local! {
     static MY_CACHE: Cell<usize> = const { Cell::new(NONE) };
 }
 
-/// Builds the unwinder over `modules` (once); `own` is this library's
-/// mapped range.
+/// Builds the unwinder over `modules` (once: later calls do nothing);
+/// `own` is this library's mapped range. The modules loaded now are read
+/// where the loader mapped them (they are loaded at start-up, and stay).
 pub fn init(modules: &[LoadedModule], own: std::ops::Range<usize>) {
     let _ = OWN.set(own);
-    UNWINDER.get_or_init(|| {
-        let mut unwinder = Unwind::new();
-        for m in modules {
-            if let Some(module) = framehop_module(m) {
-                unwinder.add_module(module);
-            }
-        }
-        unwinder
-    });
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if !UNWINDER.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    *known = modules
+        .iter()
+        .map(|m| KnownModule {
+            path: m.path.clone(),
+            mapped: m.mapped.clone(),
+            bias: m.bias,
+            sections: sections_in_place(m),
+        })
+        .collect();
+    publish(&known);
 }
 
-/// A module for framehop from its in-memory `.eh_frame_hdr` and
-/// `.eh_frame` (`None` without them).
-fn framehop_module(m: &LoadedModule) -> Option<Module<&'static [u8]>> {
-    let hdr_range = m.eh_frame_hdr.clone()?;
-    let hdr = modules::mapped_bytes(m, hdr_range.clone())?;
-    let eh_frame_at = eh_frame_address(hdr, hdr_range.start)?;
-    let end = modules::segment_end(m, eh_frame_at)?;
-    let eh_frame = modules::mapped_bytes(m, eh_frame_at..end)?;
+/// Rebuilds the unwinder over `modules` (the modules loaded now), once
+/// some were loaded or unloaded since the last build: those it had keep
+/// their sections; a new one's are *copied* (a module loaded with `dlopen`
+/// may be unloaded with `dlclose`, and the unwinder must never read
+/// unmapped memory; the copies are kept for the process's life). Does
+/// nothing before [`init`]. Runs on the monitor's thread, in the library's
+/// own memory.
+pub fn rebuild(modules: &[LoadedModule]) {
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if UNWINDER.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let _own = crate::engine::OwnMemory::enter();
+    let next: Vec<KnownModule> = modules
+        .iter()
+        .map(|m| {
+            let kept = known
+                .iter()
+                .find(|k| k.path == m.path && k.mapped == m.mapped)
+                .map(|k| k.sections.clone());
+            KnownModule {
+                path: m.path.clone(),
+                mapped: m.mapped.clone(),
+                bias: m.bias,
+                sections: kept.unwrap_or_else(|| sections_copied(m)),
+            }
+        })
+        .collect();
+    *known = next;
+    publish(&known);
+}
+
+/// Makes an unwinder over `known` the current one.
+fn publish(known: &[KnownModule]) {
+    let _own = crate::engine::OwnMemory::enter();
+    let mut unwinder = Unwind::new();
+    for k in known {
+        if let Some(s) = &k.sections {
+            unwinder.add_module(framehop_module(k, s));
+        }
+    }
+    // The old unwinder is leaked: a walk may still be reading it.
+    UNWINDER.store(Box::into_raw(Box::new(unwinder)), Ordering::Release);
+}
+
+/// A module's unwind sections where the loader mapped them.
+fn sections_in_place(m: &LoadedModule) -> Option<Sections> {
+    let hdr_at = m.eh_frame_hdr.clone()?;
+    let hdr = modules::mapped_bytes(m, hdr_at.clone())?;
+    let eh_frame_start = eh_frame_address(hdr, hdr_at.start)?;
+    let end = modules::segment_end(m, eh_frame_start)?;
+    let eh_frame = modules::mapped_bytes(m, eh_frame_start..end)?;
+    Some(Sections {
+        hdr_at,
+        hdr,
+        eh_frame_at: eh_frame_start..end,
+        eh_frame,
+    })
+}
+
+/// A module's unwind sections copied into the library's memory (leaked:
+/// the unwinder may read them for the process's life).
+fn sections_copied(m: &LoadedModule) -> Option<Sections> {
+    let s = sections_in_place(m)?;
+    Some(Sections {
+        hdr: Box::leak(s.hdr.to_vec().into_boxed_slice()),
+        eh_frame: Box::leak(s.eh_frame.to_vec().into_boxed_slice()),
+        ..s
+    })
+}
+
+/// A module for framehop from its unwind sections.
+fn framehop_module(k: &KnownModule, s: &Sections) -> Module<&'static [u8]> {
     let info = ExplicitModuleSectionInfo {
         base_svma: 0,
-        eh_frame_svma: Some(eh_frame_at as u64..end as u64),
-        eh_frame: Some(eh_frame),
-        eh_frame_hdr_svma: Some(hdr_range.start as u64..hdr_range.end as u64),
-        eh_frame_hdr: Some(hdr),
+        eh_frame_svma: Some(s.eh_frame_at.start as u64..s.eh_frame_at.end as u64),
+        eh_frame: Some(s.eh_frame),
+        eh_frame_hdr_svma: Some(s.hdr_at.start as u64..s.hdr_at.end as u64),
+        eh_frame_hdr: Some(s.hdr),
         ..ExplicitModuleSectionInfo::default()
     };
-    Some(Module::new(
-        m.path.clone(),
-        m.mapped.start as u64..m.mapped.end as u64,
-        m.bias as u64,
+    Module::new(
+        k.path.clone(),
+        k.mapped.start as u64..k.mapped.end as u64,
+        k.bias as u64,
         info,
-    ))
+    )
 }
 
 /// Where `.eh_frame` starts (file numbering), from the `eh_frame_ptr`
@@ -286,7 +381,9 @@ fn with_walk<T>(
             options(nomem, nostack, preserves_flags),
         );
     }
-    let unwinder = UNWINDER.get()?;
+    // SAFETY: a non-null UNWINDER points to a leaked, never freed,
+    // never mutated unwinder.
+    let unwinder: &Unwind = unsafe { UNWINDER.load(Ordering::Acquire).as_ref() }?;
     // Off the thread's own stack (a coroutine's, a signal stack), where
     // the stack's end is not known: no walk.
     let (low, top) = thread_stack();

@@ -16,7 +16,8 @@
 //! wrapper address. Nothing here allocates or locks on the allocation
 //! path. Set-up runs in the library constructor, with the reentrancy
 //! guard held, when caller sites are on; modules loaded later with
-//! `dlopen` are not searched (see docs/caller-sites.md).
+//! `dlopen` are searched on the monitor's thread at its next sample (the
+//! runtime's `stacks::refresh_modules`), and their unwind tables copied.
 
 pub(crate) mod names;
 mod ranges;
@@ -88,28 +89,57 @@ pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
         .find(|m| m.mapped.contains(&own_fn))
         .map_or(0..0, |m| m.mapped.clone());
     #[cfg(target_arch = "x86_64")]
-    if stacks {
-        unwind::init(&loaded, own.clone());
-    }
-    let mut found: Vec<ranges::Found> = Vec::new();
-    for module in &loaded {
-        if module.mapped.contains(&own_fn) {
-            continue; // this library: its `malloc` is no wrapper
-        }
-        found.extend(ranges::find_in(module, &patterns));
-    }
+    unwind::init(&loaded, own);
+    let patterns: Vec<Box<[u8]>> = patterns.iter().map(|p| Box::from(*p)).collect();
+    let found = find_and_publish(&loaded, &patterns, own_fn, &mut warnings);
     for pattern in user {
         if !found
             .iter()
             .any(|f| names::matches(pattern.as_bytes(), f.name.as_bytes()))
         {
             warnings.push(format!(
-                "ASMALLOC_WRAPPERS: no function '{pattern}' in the program or its libraries (a stripped program keeps only exported names); calls from it stay charged to it"
+                "ASMALLOC_WRAPPERS: no function '{pattern}' in the program or its libraries (a stripped program keeps only exported names; a module loaded later is searched at the monitor's next sample); calls from it stay charged to it"
             ));
         }
     }
-    if found.is_empty() {
-        return warnings;
+    let _ = PATTERNS.set(patterns);
+    // Modules loaded later (dlopen): searched again on the monitor's thread.
+    rt::__private::stacks::watch_modules(Some(modules_changed));
+    warnings
+}
+
+/// The wrapper patterns in use (set once by [`init`]).
+static PATTERNS: std::sync::OnceLock<Vec<Box<[u8]>>> = std::sync::OnceLock::new();
+
+/// Modules were loaded or unloaded: the wrappers of the modules loaded now
+/// are found and published again (on the monitor's thread, in the
+/// library's own memory).
+fn modules_changed(loaded: &[modules::LoadedModule]) {
+    let Some(patterns) = PATTERNS.get() else {
+        return;
+    };
+    let mut warnings = Vec::new();
+    find_and_publish(loaded, patterns, init as *const () as usize, &mut warnings);
+    for w in &warnings {
+        rt::warn(format_args!("{w}"));
+    }
+}
+
+/// Finds the functions matching `patterns` in `loaded` (but this library,
+/// which holds `own_fn`), publishes their ranges and returns them.
+fn find_and_publish(
+    loaded: &[modules::LoadedModule],
+    patterns: &[Box<[u8]>],
+    own_fn: usize,
+    warnings: &mut Vec<String>,
+) -> Vec<ranges::Found> {
+    let patterns: Vec<&[u8]> = patterns.iter().map(|p| &**p).collect();
+    let mut found: Vec<ranges::Found> = Vec::new();
+    for module in loaded {
+        if module.mapped.contains(&own_fn) {
+            continue; // this library: its `malloc` is no wrapper
+        }
+        found.extend(ranges::find_in(module, &patterns));
     }
     found.sort_by_key(|f| f.range.start);
     // Aliases (two names, one function) and nested symbols: keep disjoint
@@ -128,8 +158,6 @@ pub(crate) fn init(user: &[Box<str>], builtin: bool) -> Vec<String> {
             ranges::MAX_RANGES
         ));
     }
-    #[cfg(target_arch = "x86_64")]
-    unwind::init(&loaded, own);
     ranges::publish(&merged);
-    warnings
+    found
 }

@@ -11,6 +11,13 @@
 //! The check on the allocation path is two compares against the lowest
 //! and highest wrapper address (the answer for almost every call), then a
 //! binary search of at most [`MAX_RANGES`] sorted ranges.
+//!
+//! The ranges are published again when modules are loaded later (`dlopen`,
+//! noticed by the monitor's thread): into the other of two sets, then the
+//! current set flips, so a reader never sees a half-written list. (A reader
+//! still inside the old set when the *next* publication rewrites it — two
+//! module loads within one read — could get a wrong answer: a wrapper's
+//! line as the site for one call, never a wrong count.)
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,51 +31,75 @@ use rt::__private::stacks::modules::LoadedModule;
 /// How many wrapper functions are kept (more are reported and dropped).
 pub(crate) const MAX_RANGES: usize = 512;
 
-static STARTS: [AtomicUsize; MAX_RANGES] = [const { AtomicUsize::new(0) }; MAX_RANGES];
-static ENDS: [AtomicUsize; MAX_RANGES] = [const { AtomicUsize::new(0) }; MAX_RANGES];
-static COUNT: AtomicUsize = AtomicUsize::new(0);
-/// Lowest start and highest end: `LOW > HIGH` while there is no wrapper.
-static LOW: AtomicUsize = AtomicUsize::new(usize::MAX);
-static HIGH: AtomicUsize = AtomicUsize::new(0);
+/// One published list of wrapper ranges.
+struct RangeSet {
+    starts: [AtomicUsize; MAX_RANGES],
+    ends: [AtomicUsize; MAX_RANGES],
+    count: AtomicUsize,
+    /// Lowest start and highest end: `low > high` while there is no wrapper.
+    low: AtomicUsize,
+    high: AtomicUsize,
+}
+
+static SETS: [RangeSet; 2] = [const {
+    RangeSet {
+        starts: [const { AtomicUsize::new(0) }; MAX_RANGES],
+        ends: [const { AtomicUsize::new(0) }; MAX_RANGES],
+        count: AtomicUsize::new(0),
+        low: AtomicUsize::new(usize::MAX),
+        high: AtomicUsize::new(0),
+    }
+}; 2];
+/// Which of [`SETS`] readers use.
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
 
 /// True if `addr` lies inside a wrapper function.
 #[inline(always)]
 pub(crate) fn inside(addr: usize) -> bool {
-    if addr < LOW.load(Ordering::Relaxed) || addr >= HIGH.load(Ordering::Relaxed) {
+    let set = &SETS[CURRENT.load(Ordering::Acquire) & 1];
+    if addr < set.low.load(Ordering::Relaxed) || addr >= set.high.load(Ordering::Relaxed) {
         return false;
     }
-    inside_slow(addr)
+    inside_slow(set, addr)
 }
 
 #[inline(never)]
-fn inside_slow(addr: usize) -> bool {
-    let count = COUNT.load(Ordering::Acquire);
+fn inside_slow(set: &RangeSet, addr: usize) -> bool {
+    let count = set.count.load(Ordering::Relaxed).min(MAX_RANGES);
     // The last range starting at or before `addr`.
     let (mut lo, mut hi) = (0, count);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if STARTS[mid].load(Ordering::Relaxed) <= addr {
+        if set.starts[mid].load(Ordering::Relaxed) <= addr {
             lo = mid + 1;
         } else {
             hi = mid;
         }
     }
-    lo > 0 && addr < ENDS[lo - 1].load(Ordering::Relaxed)
+    lo > 0 && addr < set.ends[lo - 1].load(Ordering::Relaxed)
 }
 
-/// Publishes `ranges` (sorted, disjoint) as the wrappers. Called once,
-/// before the program's threads exist.
+/// Publishes `ranges` (sorted, disjoint; the first [`MAX_RANGES`]) as the
+/// wrappers: written into the set readers do not use, which then becomes
+/// the current one. Called by one thread at a time (the constructor, then
+/// the monitor's thread).
 pub(crate) fn publish(ranges: &[Range<usize>]) {
+    let next = (CURRENT.load(Ordering::Relaxed) + 1) & 1;
+    let set = &SETS[next];
     let n = ranges.len().min(MAX_RANGES);
     for (i, r) in ranges[..n].iter().enumerate() {
-        STARTS[i].store(r.start, Ordering::Relaxed);
-        ENDS[i].store(r.end, Ordering::Relaxed);
+        set.starts[i].store(r.start, Ordering::Relaxed);
+        set.ends[i].store(r.end, Ordering::Relaxed);
     }
-    COUNT.store(n, Ordering::Release);
-    if n > 0 {
-        HIGH.store(ranges[n - 1].end, Ordering::Relaxed);
-        LOW.store(ranges[0].start, Ordering::Release);
-    }
+    set.count.store(n, Ordering::Relaxed);
+    let (low, high) = if n > 0 {
+        (ranges[0].start, ranges[n - 1].end)
+    } else {
+        (usize::MAX, 0)
+    };
+    set.low.store(low, Ordering::Relaxed);
+    set.high.store(high, Ordering::Relaxed);
+    CURRENT.store(next, Ordering::Release);
 }
 
 /// A wrapper found in a module.
@@ -172,6 +203,11 @@ mod tests {
         assert!(!inside(0x1040) && !inside(0x1fff));
         assert!(inside(0x20ff) && !inside(0x2100));
         assert!(inside(0x900f) && !inside(0x9010) && !inside(0xffff_0000));
+        // Published again (a module loaded later): the new list only.
+        publish(&[0x1000..0x1040, 0x5000..0x5008]);
+        assert!(inside(0x1000) && inside(0x5007) && !inside(0x2000) && !inside(0x9000));
+        publish(&[]);
+        assert!(!inside(0x1000) && !inside(0x5000));
     }
 
     #[test]
