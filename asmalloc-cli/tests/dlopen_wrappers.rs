@@ -92,7 +92,16 @@ fn a_plugin_s_wrapper_is_followed_once_the_monitor_has_seen_it() {
     assert!(bytes >= 2000 * 1000, "{plain}");
 
     // Followed, with sampled stacks.
-    let followed = run(&host, &plugin, &["--wrapper", "plugin_xmalloc", "--stacks"]);
+    // One sample per 16 KiB: ~120 samples of the 2 MB kept, so the kept
+    // path is sure to be listed, first.
+    let followed = run_with(
+        &host,
+        &plugin,
+        &["--wrapper", "plugin_xmalloc", "--stacks"],
+        &[],
+        "kept 2000\n",
+        Some("16K"),
+    );
     // At start the plugin was not loaded: the library said so.
     assert!(
         followed.contains("no function 'plugin_xmalloc'"),
