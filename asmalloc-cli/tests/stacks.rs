@@ -222,9 +222,10 @@ fn the_json_report_lists_the_sampled_stacks() {
     );
 }
 
-/// Real programs print the same with caller sites, the built-in wrappers
-/// and sampled stacks (one sample per 16 KiB: many samples) all on as
-/// without the library, and report sampled stacks.
+/// Real programs (python3, perl, sort, git, and a multi-threaded C
+/// program) print the same with caller sites, the built-in wrappers and
+/// sampled stacks (one sample per 16 KiB: many samples) all on as without
+/// the library, and report sampled stacks.
 #[test]
 fn real_programs_run_the_same_with_stacks_on() {
     let dir = fresh_dir("stacks-real");
@@ -233,7 +234,16 @@ fn real_programs_run_the_same_with_stacks_on() {
         .collect();
     let input = dir.join("words.txt");
     std::fs::write(&input, words).unwrap();
-    let programs: [(&str, Vec<String>); 4] = [
+    // The multi-threaded C program of the preload's real-program tests:
+    // four threads of malloc/calloc/realloc/free with a deterministic sum.
+    let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("../asmalloc/preload/tests/c");
+    let mt = Cc::new()
+        .args(["-O2", "-g", "-pthread", "-I"])
+        .arg(&c)
+        .arg(c.join("mt.c"))
+        .build(&dir.join("mt"));
+    let mt = mt.display().to_string();
+    let programs: [(&str, Vec<String>); 5] = [
         (
             "python3",
             vec![
@@ -251,6 +261,7 @@ fn real_programs_run_the_same_with_stacks_on() {
         ),
         ("sort", vec![input.display().to_string()]),
         ("git", vec!["--version".into()]),
+        (&mt, Vec::new()),
     ];
     for (program, args) in &programs {
         let plain = Command::new(program)
