@@ -107,8 +107,14 @@ macro_rules! export_with_caller {
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
             // On entry `[rsp]` is the return address (x86-64 ABI); the
             // arguments are still in their registers, and a jump keeps the
-            // stack exactly as the program's call left it.
+            // stack exactly as the program's call left it. Before that the
+            // entry's stack and frame pointers go to this thread's
+            // `entry_frame` slot (r11: scratch, never an argument), where
+            // following a wrapper starts (see `entry_frame.rs`).
             std::arch::naked_asm!(
+                "mov r11, qword ptr [rip + asmalloc_entry_frame@GOTTPOFF]",
+                "mov qword ptr fs:[r11], rsp",
+                "mov qword ptr fs:[r11 + 8], rbp",
                 concat!("mov ", $reg, ", qword ptr [rsp]"),
                 "jmp {inner}",
                 inner = sym $inner,

@@ -29,8 +29,9 @@
 //!   (`ASMALLOC_SAMPLE_BYTES`) and the naming of addresses are the
 //!   runtime's (`asmalloc::__private::stacks`), shared with Rust programs.
 //!
-//! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`, and
-//! the loader calls of `wrappers/`.
+//! `unsafe` lives only in `exports/`, `real`, `forward`, `syscalls`,
+//! `entry_frame` (the TLS read of where a call entered), and the loader
+//! calls of `wrappers/`.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 // In unit tests the exports are not `no_mangle`, so nothing calls them.
@@ -40,6 +41,7 @@
 mod forward;
 
 mod api;
+mod entry_frame;
 mod exports;
 mod guard;
 mod metrics;

@@ -428,6 +428,50 @@ fn with_walk<T>(
     Some(result)
 }
 
+/// The caller of the outermost wrapper around the allocation call that
+/// returns to `ret` (inside a wrapper), starting at the wrapper's own frame:
+/// `entry_sp` and `entry_bp` are the stack and frame pointers at the entry
+/// of the interposed function (so `[entry_sp]` holds `ret`), recorded by
+/// its trampoline. One frame step per wrapper, none through the library's
+/// own frames. If `[entry_sp]` is not `ret` (the record is another call's:
+/// a signal handler allocated in between), the frames are walked from here
+/// as [`outer_caller`] does. `ret` itself if the frames cannot be followed.
+#[inline(never)]
+#[cold]
+pub fn outer_caller_from_entry(
+    ret: usize,
+    entry_sp: usize,
+    entry_bp: usize,
+    inside_wrapper: fn(usize) -> bool,
+) -> usize {
+    with_walk(|unwinder, cache, regs, first, read_stack| {
+        if read_stack(entry_sp as u64) != Ok(ret as u64) {
+            return walk(
+                unwinder,
+                cache,
+                regs,
+                first,
+                ret,
+                inside_wrapper,
+                read_stack,
+            );
+        }
+        let regs = UnwindRegsX86_64::new(ret as u64, entry_sp as u64 + 8, entry_bp as u64);
+        let frame = FrameAddress::from_return_address(ret as u64)?;
+        follow_wrappers(
+            unwinder,
+            cache,
+            regs,
+            frame,
+            ret,
+            inside_wrapper,
+            read_stack,
+        )
+    })
+    .flatten()
+    .unwrap_or(ret)
+}
+
 fn walk(
     unwinder: &Unwind,
     cache: &mut Cache,
@@ -452,6 +496,29 @@ fn walk(
             return None;
         }
     }
+    follow_wrappers(
+        unwinder,
+        cache,
+        regs,
+        frame,
+        ret,
+        inside_wrapper,
+        read_stack,
+    )
+}
+
+/// From the frame of the wrapper the allocation call returns to (`ret`,
+/// with `regs` as they are in it): one step per wrapper frame, to the
+/// first return address outside a wrapper.
+fn follow_wrappers(
+    unwinder: &Unwind,
+    cache: &mut Cache,
+    mut regs: UnwindRegsX86_64,
+    mut frame: FrameAddress,
+    ret: usize,
+    inside_wrapper: fn(usize) -> bool,
+    read_stack: &mut dyn FnMut(u64) -> Result<u64, ()>,
+) -> Option<usize> {
     // Wrapper frames: each step gives the caller of one.
     let mut caller = ret;
     for _ in 0..MAX_WRAPPER_DEPTH {

@@ -38,13 +38,17 @@ pub(crate) fn site_address(ret: usize) -> usize {
     }
 }
 
-/// (Inlined: the walk starts in `unwind::outer_caller`, called straight
-/// from the interposed function, one frame fewer to step through.)
+/// The walk starts at the wrapper's own frame, from where the interposed
+/// function was entered (`entry_frame`); without a record, from here,
+/// through the library's frames.
 #[inline(always)]
 fn through_wrapper(ret: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        unwind::outer_caller(ret, ranges::inside)
+        match crate::entry_frame::read() {
+            (0, _) => unwind::outer_caller(ret, ranges::inside),
+            (sp, bp) => unwind::outer_caller_from_entry(ret, sp, bp, ranges::inside),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
