@@ -78,7 +78,8 @@ pub fn record_program_alloc(op: Op, bytes: usize) -> Option<u16> {
 /// The body of [`record_alloc_from`] on the calling thread's state `s`.
 #[inline(always)]
 fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize) -> u16 {
-    let (site, type_id, block_done) = s.take_site();
+    let taken = s.take_site();
+    let site = taken.site();
     let fast_site = if caller == 0 || site != 0 {
         Some(site)
     } else {
@@ -93,30 +94,22 @@ fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize)
         s.end_update(t);
         return site;
     }
-    record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done))
-}
-
-/// The site taken for an allocation, its type and whether its block
-/// threshold was already reported, in one register (see
-/// [`record_alloc_slow`]).
-#[inline(always)]
-fn pack(site: u16, type_id: u16, block_done: bool) -> u64 {
-    u64::from(site) | u64::from(type_id) << 16 | u64::from(block_done) << 32
+    record_alloc_slow(s, op, bytes, caller, taken)
 }
 
 /// [`record_alloc_from`] past its common case: a caller site to look up, a
 /// thread without its table yet (or any more), or thresholds to check.
-/// `taken` is [`pack`]ed (five arguments, all in registers, so the call is
-/// a jump).
+/// `taken` is one register (five arguments, all in registers, so the call
+/// is a jump).
 #[inline(never)]
 fn record_alloc_slow(
     s: &thread::ThreadState,
     op: Op,
     bytes: usize,
     caller: usize,
-    taken: u64,
+    taken: thread::Taken,
 ) -> u16 {
-    let (site, type_id, block_done) = (taken as u16, (taken >> 16) as u16, taken >> 32 != 0);
+    let (site, type_id, block_done) = (taken.site(), taken.type_id(), taken.block_reported());
     let site = or_caller(site, caller);
     match s.begin_update() {
         Some(t) => {
@@ -137,7 +130,7 @@ fn record_alloc_slow(
 /// as [`record_alloc_from`].
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
-        s.has_pending.set(false);
+        s.clear_pending();
         if !config::thresholds_armed()
             && let Some(t) = s.begin_adopted_update()
         {
@@ -168,7 +161,7 @@ fn record_free_slow(s: &thread::ThreadState, op: Op, site: u16, bytes: usize) {
 /// site (see [`Op::ForeignFree`]). Clears a pending one-shot site.
 pub fn record_foreign_free(bytes: usize) {
     thread::with(|s| {
-        s.has_pending.set(false);
+        s.clear_pending();
         match s.begin_update() {
             Some(t) => {
                 t.count_op(Op::ForeignFree, bytes);
@@ -201,8 +194,9 @@ pub fn record_realloc_from(
     caller: usize,
 ) -> u16 {
     thread::with(|s| {
-        let (site, type_id, block_done) = s.take_site();
-        let site = or_caller(site, caller);
+        let taken = s.take_site();
+        let (type_id, block_done) = (taken.type_id(), taken.block_reported());
+        let site = or_caller(taken.site(), caller);
         match s.begin_update() {
             Some(t) => {
                 t.count_op(op, new_bytes);
@@ -433,10 +427,7 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
         if block && let Some(t) = t {
             fire(s, t, type_id, loc, delta_size as i64, 0, Some(now));
         }
-        s.pending_site.set(loc);
-        s.pending_type.set(type_id);
-        s.has_pending.set(true);
-        s.pending_block_reported.set(block);
+        s.set_pending(loc, type_id, block);
     })
 }
 
@@ -447,19 +438,14 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
 /// id (from [`crate::site::resolve`]).
 #[inline]
 pub fn set_next_site(type_id: u16, loc: u16) {
-    thread::with(|s| {
-        s.pending_site.set(loc);
-        s.pending_type.set(type_id);
-        s.has_pending.set(true);
-        s.pending_block_reported.set(false);
-    })
+    thread::with(|s| s.set_pending(loc, type_id, false))
 }
 
 /// Drops a pending one-shot site without charging it: for an allocation
 /// call that failed, so the site does not move on to a later allocation.
 #[inline]
 pub fn clear_pending() {
-    thread::with(|s| s.has_pending.set(false))
+    thread::with(|s| s.clear_pending())
 }
 
 /// The calling thread's record for one site (`asm_mallocation_get`).
@@ -520,9 +506,12 @@ pub fn enter_scope(site: u16, type_id: u16) -> SiteScope {
 /// `#[track_alloc]` path): no range check.
 #[inline]
 pub(crate) fn enter_resolved_scope(site: u16, type_id: u16) -> SiteScope {
-    thread::with(|s| SiteScope {
-        prev_site: s.scope_site.replace(site),
-        prev_type: s.scope_type.replace(type_id),
+    thread::with(|s| {
+        let (prev_site, prev_type) = s.replace_scope(site, type_id);
+        SiteScope {
+            prev_site,
+            prev_type,
+        }
     })
 }
 
@@ -530,8 +519,7 @@ impl Drop for SiteScope {
     #[inline]
     fn drop(&mut self) {
         thread::with(|s| {
-            s.scope_site.set(self.prev_site);
-            s.scope_type.set(self.prev_type);
+            s.replace_scope(self.prev_site, self.prev_type);
         })
     }
 }
@@ -570,13 +558,13 @@ pub fn wrapper_enter(site: u16, type_id: u16, frame: usize) -> bool {
             }
             // Left by longjmp: the sites before it stay saved.
         } else {
-            s.wrap_outer_site.set(s.scope_site.get());
-            s.wrap_outer_type.set(s.scope_type.get());
+            let (outer_site, outer_type) = s.scope();
+            s.wrap_outer_site.set(outer_site);
+            s.wrap_outer_type.set(outer_type);
         }
         s.wrap_open.set(true);
         s.wrap_frame.set(frame);
-        s.scope_site.set(site);
-        s.scope_type.set(type_id);
+        s.replace_scope(site, type_id);
         true
     })
 }
@@ -591,8 +579,7 @@ pub fn wrapper_exit(opened: bool) {
     thread::with(|s| {
         s.wrap_open.set(false);
         s.wrap_frame.set(0);
-        s.scope_site.set(s.wrap_outer_site.get());
-        s.scope_type.set(s.wrap_outer_type.get());
+        s.replace_scope(s.wrap_outer_site.get(), s.wrap_outer_type.get());
     })
 }
 
@@ -645,7 +632,7 @@ impl Drop for OwnMemory {
 
 /// The calling thread's current scope site (0 outside any scope).
 pub fn current_scope_site() -> u16 {
-    thread::with(|s| s.scope_site.get())
+    thread::with(|s| s.scope().0)
 }
 
 // ---------------------------------------------------------------------------
