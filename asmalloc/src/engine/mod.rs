@@ -61,6 +61,7 @@ pub fn record_alloc(op: Op, bytes: usize) -> u16 {
 /// listening — is a leaf function: a few loads and stores, no call, so no
 /// register is saved or restored. Everything else is a tail call to
 /// [`record_alloc_slow`].
+#[inline]
 pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
     thread::with(|s| record_alloc_in(s, op, bytes, caller))
 }
@@ -71,6 +72,7 @@ pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
 /// thread-state access, so the program's allocation path stays as small
 /// as [`record_alloc`]'s (a separate check made `__rust_alloc` too big to
 /// inline: 33 more instructions per allocation and free).
+#[inline]
 pub fn record_program_alloc(op: Op, bytes: usize) -> Option<u16> {
     thread::with(|s| (!s.library_work.get()).then(|| record_alloc_in(s, op, bytes, 0)))
 }
@@ -128,6 +130,7 @@ fn record_alloc_slow(
 /// Charges a free of `bytes` by `op` back to `site` (read from the block's
 /// tag). Clears a pending one-shot site. A leaf function in the common case,
 /// as [`record_alloc_from`].
+#[inline]
 pub fn record_free(op: Op, site: u16, bytes: usize) {
     thread::with(|s| {
         s.clear_pending();
