@@ -197,6 +197,21 @@ fn with_tag(layout: Layout) -> Option<Layout> {
     Layout::from_size_align(layout.size().checked_add(TAG_SIZE)?, layout.align()).ok()
 }
 
+/// [`with_tag`] of the layout of a live block: it succeeded when the block
+/// was allocated, so it is not checked again (ten instructions per free).
+///
+/// # Safety
+/// `layout` is the layout of a live block of [`AsmAlloc`], whose
+/// allocation passed [`with_tag`].
+#[inline(always)]
+unsafe fn tagged(layout: Layout) -> Layout {
+    // SAFETY: `with_tag(layout)` succeeded for this block, so the sum does
+    // not overflow and makes a valid layout with this alignment.
+    unsafe {
+        Layout::from_size_align_unchecked(layout.size().unchecked_add(TAG_SIZE), layout.align())
+    }
+}
+
 impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     /// Bytes charged for a block: its usable size less the tag.
     #[inline]
@@ -211,7 +226,9 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     /// nothing, on a thread doing the library's own work: the monitor's
     /// and the metrics endpoint's threads).
     #[inline(never)]
-    unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
+    unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a fresh block of this allocator for `layout`.
+        let full = unsafe { tagged(layout) };
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
         let Some(site) = engine::record_program_alloc(op, bytes) else {
@@ -305,7 +322,7 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let ptr = unsafe { self.inner.alloc(full) };
         if !ptr.is_null() {
             // SAFETY: `ptr` is a fresh block for `full`.
-            unsafe { self.track_new(Op::Malloc, ptr, layout, full) };
+            unsafe { self.track_new(Op::Malloc, ptr, layout) };
         }
         ptr
     }
@@ -319,15 +336,16 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let ptr = unsafe { self.inner.alloc_zeroed(full) };
         if !ptr.is_null() {
             // SAFETY: `ptr` is a fresh block for `full`.
-            unsafe { self.track_new(Op::Calloc, ptr, layout, full) };
+            unsafe { self.track_new(Op::Calloc, ptr, layout) };
         }
         ptr
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // The same computation succeeded when the block was allocated.
-        let Some(full) = with_tag(layout) else { return };
+        // SAFETY: the caller guarantees `ptr` is a live block of this
+        // allocator with `layout`.
+        let full = unsafe { tagged(layout) };
         // SAFETY: the caller guarantees `ptr` came from this allocator with
         // `layout`, so it was allocated with `full` and is still live.
         let (owner, bytes) = unsafe { self.read_tag(ptr, layout, full) };
@@ -346,9 +364,9 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Some(full) = with_tag(layout) else {
-            return std::ptr::null_mut();
-        };
+        // SAFETY: `ptr` is a live block of this allocator with `layout`
+        // (the caller's contract).
+        let full = unsafe { tagged(layout) };
         let Some(new_full) = new_size
             .checked_add(TAG_SIZE)
             .and_then(|n| Layout::from_size_align(n, layout.align()).ok())
