@@ -61,6 +61,13 @@ pub(crate) fn ensure() -> bool {
     STATE.load(Ordering::Acquire) == READY || ensure_slow()
 }
 
+/// True once the dlsym'd functions are known (no resolution: see
+/// [`ensure`]).
+#[inline(always)]
+pub(crate) fn ready() -> bool {
+    STATE.load(Ordering::Acquire) == READY
+}
+
 #[cold]
 #[inline(never)]
 fn ensure_slow() -> bool {

@@ -87,12 +87,18 @@ fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize)
     } else {
         site::caller_site_at_first_probe(caller)
     };
+    // The first allocation at a site in this table (its `touched` bit to
+    // set) takes the slow path too: the common case stays small.
     if let Some(site) = fast_site
         && !config::thresholds_armed()
-        && let Some(t) = s.begin_adopted_update()
+        && let Some(t) = s.adopted_table()
+        && let c = t.site(site)
+        && let allocs = c.allocs.load(Ordering::Relaxed)
+        && allocs != 0
     {
+        let t = s.begin_update_of(t);
         t.count_op(op, bytes);
-        t.charge_alloc(site, bytes);
+        c.add_alloc(allocs, bytes);
         s.end_update(t);
         return site;
     }
@@ -132,17 +138,35 @@ fn record_alloc_slow(
 /// as [`record_alloc_from`].
 #[inline]
 pub fn record_free(op: Op, site: u16, bytes: usize) {
+    if !record_free_fast(op, site, bytes) {
+        thread::with(|s| record_free_slow(s, op, site, bytes))
+    }
+}
+
+/// The common case of [`record_free`] alone: true when it applied (the free
+/// is charged); false when the caller must call [`record_free`] (nothing
+/// was done but dropping the pending one-shot site, which that does too).
+/// No call at all, so a caller that tail-calls its own slow path when this
+/// fails (the preload's `free`) saves no register on its common path.
+#[inline(always)]
+pub fn record_free_fast(op: Op, site: u16, bytes: usize) -> bool {
     thread::with(|s| {
         s.clear_pending();
+        // A site this table never wrote (its `touched` bit to set) takes
+        // the slow path.
         if !config::thresholds_armed()
-            && let Some(t) = s.begin_adopted_update()
+            && let Some(t) = s.adopted_table()
+            && let c = t.site(site)
+            && let count = c.net_count.load(Ordering::Relaxed)
+            && c.written(count)
         {
+            let t = s.begin_update_of(t);
             t.count_op(op, bytes);
-            t.charge_free(site, bytes);
+            c.add_free(count, bytes);
             s.end_update(t);
-            return;
+            return true;
         }
-        record_free_slow(s, op, site, bytes)
+        false
     })
 }
 

@@ -155,19 +155,25 @@ impl ThreadState {
         self.adopt_slow()
     }
 
-    /// [`ThreadState::begin_update`] for a thread that has adopted its
-    /// table already, `None` otherwise (no call: the allocation path's
-    /// common case; the caller takes its slow path).
+    /// This thread's table if it has adopted one and is not updating it,
+    /// `None` otherwise (no call: the allocation path's common case; the
+    /// caller takes its slow path). An update of it starts with
+    /// [`ThreadState::begin_update_of`].
     #[inline(always)]
-    pub(crate) fn begin_adopted_update(&self) -> Option<&'static ThreadTable> {
+    pub(crate) fn adopted_table(&self) -> Option<&'static ThreadTable> {
         let t = self.table.load(Ordering::Relaxed);
-        if t.is_null() {
-            return None;
-        }
+        // SAFETY: as in `table`.
+        (!t.is_null()).then(|| unsafe { &*t })
+    }
+
+    /// [`ThreadState::begin_update`] of `t`, which
+    /// [`ThreadState::adopted_table`] just gave (a signal handler that ran
+    /// since has put it back).
+    #[inline(always)]
+    pub(crate) fn begin_update_of(&self, t: &'static ThreadTable) -> &'static ThreadTable {
         self.table.store(std::ptr::null_mut(), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        // SAFETY: as in `table`.
-        Some(unsafe { &*t })
+        t
     }
 
     #[cold]

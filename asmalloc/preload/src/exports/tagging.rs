@@ -16,6 +16,7 @@
 use std::ffi::c_void;
 
 use rt::__private::engine;
+use rt::__private::stacks;
 use rt::__private::tag::{self, TAG_SIZE};
 use rt::Op;
 
@@ -122,6 +123,36 @@ pub(super) unsafe fn read_tag(p: *mut c_void) -> (Owner, usize) {
         None => Owner::Foreign,
     };
     (owner, usable)
+}
+
+/// The common case of a program call on a block, decided with no call:
+/// the call is the program's (mode `Tracked`, the heap resolved), the
+/// block's real usable size is known inline and its tag names a site that
+/// is no sampled stack's id (so `stacks::released` is a no-op, decided
+/// inline). Then (real usable size, site); `None`: anything else, which the
+/// general path ([`mode`], [`read_tag`]) decides again.
+///
+/// # Safety
+/// `p` is a live, non-null block of this library's allocator.
+#[inline(always)]
+pub(super) unsafe fn program_block(p: *mut c_void) -> Option<(usize, u16)> {
+    if guard::held() || !real::ready() {
+        return None;
+    }
+    // SAFETY: `p` is a live block of the real allocator, now resolved.
+    let usable = unsafe { real::usable_size_common(p) }?;
+    if usable < TAG_SIZE {
+        return None;
+    }
+    // SAFETY: the block's usable bytes are readable; the tag is its last 8.
+    let word = unsafe { tag::read(p.cast::<u8>().add(usable - TAG_SIZE)) };
+    let id = tag::decode(p as usize, usable, word)?;
+    // The sampler's ids (a range below the caller sites) take the general
+    // path, whose `stacks::released` may call out; any other id is a site.
+    if (stacks::table::LAST_STACK..=stacks::table::FIRST_STACK).contains(&id) {
+        return None;
+    }
+    Some((usable, id))
 }
 
 /// Writes `word` as the tag of the block `p` of `usable` real bytes.

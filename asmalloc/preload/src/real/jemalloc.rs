@@ -106,6 +106,17 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     unsafe { jem::sallocx(ptr, 0) }
 }
 
+/// [`usable_size`], always known (the glibc build's may need a call it
+/// keeps off its common path).
+///
+/// # Safety
+/// `ptr` is a live, non-null block of jemalloc.
+#[inline(always)]
+pub(crate) unsafe fn usable_size_common(ptr: *mut c_void) -> Option<usize> {
+    // SAFETY: the caller's contract.
+    Some(unsafe { usable_size(ptr) })
+}
+
 /// Whether jemalloc's size classes are the inline formula's
 /// (`rt::__private::size_classes`), checked once by [`resolve`].
 static FORMULA_AGREES: AtomicBool = AtomicBool::new(false);
