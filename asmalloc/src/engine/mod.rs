@@ -45,6 +45,7 @@ use crate::site;
 
 pub(crate) use registry::{read_consistently, retired, tables, thread_counts};
 pub(crate) use table::ThreadTable;
+pub use thread::Taken;
 
 /// Charges an allocation of `bytes` made by `op` to the calling thread's
 /// current site and returns that site (to be written into the block's tag).
@@ -77,9 +78,40 @@ pub fn record_program_alloc(op: Op, bytes: usize) -> Option<u16> {
     thread::with(|s| (!s.library_work.get()).then(|| record_alloc_in(s, op, bytes, 0)))
 }
 
+/// The common case of [`record_alloc_from`] alone: `Ok(site)` when it
+/// applied (the allocation is charged to `site`); else `Err(taken)`, the
+/// site taken from the thread's state, and the caller finishes with
+/// [`record_alloc_rest`]. No call at all, so a caller that jumps to its
+/// own slow path when this fails (the preload's `malloc`) saves no
+/// register for it.
+#[inline(always)]
+pub fn record_alloc_fast(op: Op, bytes: usize, caller: usize) -> Result<u16, Taken> {
+    thread::with(|s| record_alloc_fast_in(s, op, bytes, caller))
+}
+
+/// [`record_alloc_from`] after [`record_alloc_fast`] said `Err(taken)`.
+#[inline(never)]
+pub fn record_alloc_rest(op: Op, bytes: usize, caller: usize, taken: Taken) -> u16 {
+    thread::with(|s| record_alloc_slow(s, op, bytes, caller, taken))
+}
+
 /// The body of [`record_alloc_from`] on the calling thread's state `s`.
 #[inline(always)]
 fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize) -> u16 {
+    match record_alloc_fast_in(s, op, bytes, caller) {
+        Ok(site) => site,
+        Err(taken) => record_alloc_slow(s, op, bytes, caller, taken),
+    }
+}
+
+/// [`record_alloc_fast`] on the calling thread's state `s`.
+#[inline(always)]
+fn record_alloc_fast_in(
+    s: &thread::ThreadState,
+    op: Op,
+    bytes: usize,
+    caller: usize,
+) -> Result<u16, Taken> {
     let taken = s.take_site();
     let site = taken.site();
     let fast_site = if caller == 0 || site != 0 {
@@ -100,9 +132,9 @@ fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize)
         t.count_op(op, bytes);
         c.add_alloc(allocs, bytes);
         s.end_update(t);
-        return site;
+        return Ok(site);
     }
-    record_alloc_slow(s, op, bytes, caller, taken)
+    Err(taken)
 }
 
 /// [`record_alloc_from`] past its common case: a caller site to look up, a
@@ -115,7 +147,7 @@ fn record_alloc_slow(
     op: Op,
     bytes: usize,
     caller: usize,
-    taken: thread::Taken,
+    taken: Taken,
 ) -> u16 {
     let (site, type_id, block_done) = (taken.site(), taken.type_id(), taken.block_reported());
     let site = or_caller(site, caller);

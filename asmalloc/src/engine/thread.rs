@@ -284,7 +284,8 @@ impl ThreadState {
 /// register: `site | type << 16 | block_reported << 32` (and the
 /// `PENDING` bit while it waits in the thread's state).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Taken(u64);
+#[repr(transparent)]
+pub struct Taken(u64);
 
 impl Taken {
     /// Marks a pending set (so that a pending site 0 of type 0 is not

@@ -12,8 +12,8 @@ use rt::__private::tag::{self, TAG_SIZE};
 use rt::Op;
 
 use super::tagging::{
-    Mode, Owner, caller, enomem, mark_own, mode, program_block, read_tag, release, resize_own,
-    resize_tracked, track_new, tracked, tracked_unaligned, untracked, write_tag,
+    Mode, Owner, caller, enomem, mark_own, mode, program_block, program_call, read_tag, release,
+    resize_own, resize_tracked, track_new, tracked, tracked_unaligned, untracked, write_tag,
 };
 use crate::real;
 use crate::syscalls::set_errno;
@@ -31,6 +31,21 @@ export_with_caller!(
 /// # Safety
 /// As [`malloc`].
 unsafe extern "C" fn malloc_from(size: usize, ret: usize) -> *mut c_void {
+    if program_call() {
+        tracked_unaligned(Op::Malloc, size, caller(ret), real::malloc)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { malloc_other(size, ret) }
+    }
+}
+
+/// [`malloc_from`] for a call that is not the program's common case.
+///
+/// # Safety
+/// As [`malloc`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn malloc_other(size: usize, ret: usize) -> *mut c_void {
     match mode() {
         Mode::Tracked => tracked_unaligned(Op::Malloc, size, caller(ret), real::malloc),
         m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
@@ -50,6 +65,25 @@ export_with_caller!(
 /// # Safety
 /// As [`calloc`].
 unsafe extern "C" fn calloc_from(n: usize, size: usize, ret: usize) -> *mut c_void {
+    if program_call()
+        && let Some(total) = n.checked_mul(size)
+    {
+        tracked_unaligned(Op::Calloc, total, caller(ret), |bytes| {
+            real::calloc(1, bytes)
+        })
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { calloc_other(n, size, ret) }
+    }
+}
+
+/// [`calloc_from`] for a call that is not the program's common case.
+///
+/// # Safety
+/// As [`calloc`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn calloc_other(n: usize, size: usize, ret: usize) -> *mut c_void {
     let m = mode();
     match (m, n.checked_mul(size)) {
         (Mode::Aside, _) => real::NEXT.calloc(n, size),

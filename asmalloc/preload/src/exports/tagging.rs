@@ -51,6 +51,14 @@ pub(super) fn mode() -> Mode {
     }
 }
 
+/// True when the call is the program's and the heap is resolved (mode
+/// `Tracked`), decided with no call; false: ask [`mode`], off the common
+/// path.
+#[inline(always)]
+pub(super) fn program_call() -> bool {
+    !guard::held() && real::ready()
+}
+
 #[cold]
 #[inline(never)]
 pub(super) fn other_mode() -> Mode {
@@ -136,7 +144,7 @@ pub(super) unsafe fn read_tag(p: *mut c_void) -> (Owner, usize) {
 /// `p` is a live, non-null block of this library's allocator.
 #[inline(always)]
 pub(super) unsafe fn program_block(p: *mut c_void) -> Option<(usize, u16)> {
-    if guard::held() || !real::ready() {
+    if !program_call() {
         return None;
     }
     // SAFETY: `p` is a live block of the real allocator, now resolved.
@@ -211,11 +219,8 @@ unsafe fn track_fresh(
 #[inline(always)]
 unsafe fn charge_and_tag(op: Op, p: *mut c_void, usable: usize, caller: usize) -> *mut c_void {
     let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
-    let id = rt::__private::stacks::tag_id(site, usable - TAG_SIZE);
-    // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
-    // program), and the program is told it may use only `usable - TAG_SIZE`.
-    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
-    p
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
 }
 
 /// Gives a fresh block of the real allocator an own tag. Null passes
@@ -311,15 +316,15 @@ pub(super) fn tracked(
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
-    // SAFETY: `real::usable_size` is right for any live block.
+    // SAFETY: `real::usable_size_common` is right for any live block.
     tracked_with(op, size, caller, alloc, |p, _| unsafe {
-        real::usable_size(p)
+        real::usable_size_common(p)
     })
 }
 
 /// [`tracked`] for `malloc`-like calls (`malloc`, `calloc(1, n)`): no
-/// alignment asked for, so the block's usable size follows from the
-/// request (see `real::usable_size_of_fresh`).
+/// alignment asked for, so the block's usable size may follow from the
+/// request (see `real::usable_size_of_fresh_common`).
 #[inline(always)]
 pub(super) fn tracked_unaligned(
     op: Op,
@@ -328,29 +333,116 @@ pub(super) fn tracked_unaligned(
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
     // SAFETY: the block is fresh from a malloc-like call of `n` bytes,
-    // whose usable size `usable_size_of_fresh` gives.
+    // whose usable size `usable_size_of_fresh_common` gives.
     tracked_with(op, size, caller, alloc, |p, n| unsafe {
-        real::usable_size_of_fresh(p, n)
+        real::usable_size_of_fresh_common(p, n)
     })
 }
 
 /// [`tracked`] with the fresh block's real usable size given by
-/// `usable_of(block, bytes asked of the real allocator)`.
+/// `usable_of(block, bytes asked of the real allocator)` when it is known
+/// without a call (`None`: asked of the heap, off the common path).
+///
+/// The common path makes one call, to the heap's allocation function:
+/// everything else it needs is inline, and the rare cases (a failure, a
+/// size only the heap knows, the engine's slow path) are jumps to
+/// `extern "C"` functions (which cannot unwind), so nothing but the
+/// caller's address is kept in a saved register.
 #[inline(always)]
 fn tracked_with(
     op: Op,
     size: usize,
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
-    usable_of: impl FnOnce(*mut c_void, usize) -> usize,
+    usable_of: impl FnOnce(*mut c_void, usize) -> Option<usize>,
 ) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
     };
     let p = alloc(n);
-    // SAFETY: `p` is null or a fresh block of at least `n` bytes whose
-    // usable size `usable_of` gives.
-    unsafe { track_fresh(op, p, caller, |p| usable_of(p, n)) }
+    if p.is_null() {
+        // A failed call still uses up a pending one-shot site, so it does
+        // not land on the thread's next, unrelated allocation.
+        engine::clear_pending();
+        return p;
+    }
+    let Some(usable) = usable_of(p, n) else {
+        // SAFETY: `p` is a fresh block of at least `n` bytes.
+        return unsafe { track_asking(op, p, caller) };
+    };
+    match engine::record_alloc_fast(op, usable - TAG_SIZE, caller) {
+        // Sampling off (`stacks::tag_id` is then the site itself): the tag
+        // is written here.
+        Ok(site) if stacks::mean() == 0 => {
+            // SAFETY: `p` is a fresh block of `usable` real bytes, at least
+            // `TAG_SIZE` more than the program asked for, who may use only
+            // `usable - TAG_SIZE`.
+            unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
+            p
+        }
+        // SAFETY: as above.
+        Ok(site) => unsafe { tag_sampled(p, usable, site) },
+        // SAFETY: as above.
+        Err(taken) => unsafe { track_rest(op, p, usable, caller, taken) },
+    }
+}
+
+/// [`tracked_with`] with sampling on: the sampler decides the tag.
+///
+/// # Safety
+/// As [`tag_new`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn tag_sampled(p: *mut c_void, usable: usize, site: u16) -> *mut c_void {
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
+}
+
+/// [`tracked_with`] for a block whose usable size only the heap knows.
+///
+/// # Safety
+/// `p` is a fresh, non-null block of the real allocator at least
+/// `TAG_SIZE` bytes larger than the program asked for.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn track_asking(op: Op, p: *mut c_void, caller: usize) -> *mut c_void {
+    // SAFETY: the caller's contract; `real::usable_size` is right for any
+    // live block.
+    unsafe { charge_and_tag(op, p, real::usable_size(p), caller) }
+}
+
+/// [`tracked_with`] past the engine's common case.
+///
+/// # Safety
+/// `p` is a fresh block of exactly `usable` real bytes, at least
+/// `TAG_SIZE` more than the program asked for; `taken` is what
+/// `record_alloc_fast` gave back.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn track_rest(
+    op: Op,
+    p: *mut c_void,
+    usable: usize,
+    caller: usize,
+    taken: engine::Taken,
+) -> *mut c_void {
+    let site = engine::record_alloc_rest(op, usable - TAG_SIZE, caller, taken);
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
+}
+
+/// Writes the tag of a fresh block charged to `site` (a sampled stack's
+/// id instead when the sampler picks it); returns the block.
+///
+/// # Safety
+/// As [`track_rest`].
+#[inline(always)]
+unsafe fn tag_new(p: *mut c_void, usable: usize, site: u16) -> *mut c_void {
+    let id = stacks::tag_id(site, usable - TAG_SIZE);
+    // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
+    // program), and the program is told it may use only `usable - TAG_SIZE`.
+    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
+    p
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an

@@ -202,15 +202,19 @@ pub(crate) unsafe fn usable_size_common(ptr: *mut c_void) -> Option<usize> {
 }
 
 /// The real usable size of a block `malloc(requested)` or
-/// `calloc(1, requested)` just returned (glibc's block header says it; the
-/// request does not).
+/// `calloc(1, requested)` just returned, when known without a call
+/// (glibc's block header says it; the request does not): see
+/// [`usable_size_common`].
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of glibc's allocator.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, _requested: usize) -> usize {
+pub(crate) unsafe fn usable_size_of_fresh_common(
+    ptr: *mut c_void,
+    _requested: usize,
+) -> Option<usize> {
     // SAFETY: the caller's contract.
-    unsafe { usable_size(ptr) }
+    unsafe { usable_size_common(ptr) }
 }
 
 /// glibc's own computation (`musable`) for a block known to be in use: the

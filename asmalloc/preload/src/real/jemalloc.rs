@@ -123,19 +123,20 @@ static FORMULA_AGREES: AtomicBool = AtomicBool::new(false);
 
 /// The real usable size of a block `malloc(requested)` or
 /// `calloc(1, requested)` just returned: the size class, computed inline
-/// when the formula was checked, else asked of jemalloc (`sallocx`).
+/// when the formula was checked; else `None`, and the caller asks jemalloc
+/// ([`usable_size`], `sallocx`) off its common path.
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of jemalloc, fresh from `malloc` or
 /// `calloc` of `requested` bytes.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, requested: usize) -> usize {
-    if FORMULA_AGREES.load(Ordering::Relaxed) {
-        rt::__private::size_classes::jemalloc_class(requested)
-    } else {
-        // SAFETY: the caller's contract.
-        unsafe { usable_size(ptr) }
-    }
+pub(crate) unsafe fn usable_size_of_fresh_common(
+    _ptr: *mut c_void,
+    requested: usize,
+) -> Option<usize> {
+    FORMULA_AGREES
+        .load(Ordering::Relaxed)
+        .then(|| rt::__private::size_classes::jemalloc_class(requested))
 }
 
 /// jemalloc's `posix_memalign` (EINVAL for a bad alignment, ENOMEM).
