@@ -119,20 +119,24 @@ fn record_alloc_fast_in(
     } else {
         site::caller_site_at_first_probe(caller)
     };
-    // The first allocation at a site in this table (its `touched` bit to
-    // set) takes the slow path too: the common case stays small.
     if let Some(site) = fast_site
         && !config::thresholds_armed()
         && let Some(t) = s.adopted_table()
-        && let c = t.site(site)
-        && let allocs = c.allocs.load(Ordering::Relaxed)
-        && allocs != 0
     {
+        // The counters are read only inside the update (a signal handler
+        // that allocates before it would otherwise be overwritten). The
+        // first allocation at a site in this table (its `touched` bit to
+        // set) takes the slow path too: the common case stays small.
         let t = s.begin_update_of(t);
-        t.count_op(op, bytes);
-        c.add_alloc(allocs, bytes);
+        let c = t.site(site);
+        let allocs = c.allocs.load(Ordering::Relaxed);
+        if allocs != 0 {
+            t.count_op(op, bytes);
+            c.add_alloc(allocs, bytes);
+            s.end_update(t);
+            return Ok(site);
+        }
         s.end_update(t);
-        return Ok(site);
     }
     Err(taken)
 }
@@ -184,19 +188,21 @@ pub fn record_free(op: Op, site: u16, bytes: usize) {
 pub fn record_free_fast(op: Op, site: u16, bytes: usize) -> bool {
     thread::with(|s| {
         s.clear_pending();
-        // A site this table never wrote (its `touched` bit to set) takes
-        // the slow path.
         if !config::thresholds_armed()
             && let Some(t) = s.adopted_table()
-            && let c = t.site(site)
-            && let count = c.net_count.load(Ordering::Relaxed)
-            && c.written(count)
         {
+            // As in `record_alloc_fast_in`: counters read inside the
+            // update; a site this table never wrote takes the slow path.
             let t = s.begin_update_of(t);
-            t.count_op(op, bytes);
-            c.add_free(count, bytes);
+            let c = t.site(site);
+            let count = c.net_count.load(Ordering::Relaxed);
+            if c.written(count) {
+                t.count_op(op, bytes);
+                c.add_free(count, bytes);
+                s.end_update(t);
+                return true;
+            }
             s.end_update(t);
-            return true;
         }
         false
     })

@@ -168,7 +168,8 @@ impl ThreadState {
 
     /// [`ThreadState::begin_update`] of `t`, which
     /// [`ThreadState::adopted_table`] just gave (a signal handler that ran
-    /// since has put it back).
+    /// since has put it back). Counters read before this call may be stale
+    /// (a handler may have updated them): read them after it.
     #[inline(always)]
     pub(crate) fn begin_update_of(&self, t: &'static ThreadTable) -> &'static ThreadTable {
         self.table.store(std::ptr::null_mut(), Ordering::Relaxed);
