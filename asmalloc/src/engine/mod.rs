@@ -113,13 +113,7 @@ fn record_alloc_fast_in(
     caller: usize,
 ) -> Result<u16, Taken> {
     let taken = s.take_site();
-    let site = taken.site();
-    let fast_site = if caller == 0 || site != 0 {
-        Some(site)
-    } else {
-        site::caller_site_at_first_probe(caller)
-    };
-    if let Some(site) = fast_site
+    if let Some(site) = fast_site(taken.site(), caller)
         && !config::thresholds_armed()
         && let Some(t) = s.adopted_table()
     {
@@ -139,6 +133,18 @@ fn record_alloc_fast_in(
         s.end_update(t);
     }
     Err(taken)
+}
+
+/// The site to charge when it is known without a call: the taken `site`,
+/// or the caller's site when that sits at its first probe (see
+/// [`or_caller`]); `None`: ask [`or_caller`].
+#[inline(always)]
+fn fast_site(site: u16, caller: usize) -> Option<u16> {
+    if caller == 0 || site != 0 {
+        Some(site)
+    } else {
+        site::caller_site_at_first_probe(caller)
+    }
 }
 
 /// [`record_alloc_from`] past its common case: a caller site to look up, a
@@ -251,6 +257,7 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
 
 /// [`record_realloc`] for a call made from `caller` (see
 /// [`record_alloc_from`]).
+#[inline]
 pub fn record_realloc_from(
     op: Op,
     old_site: Option<u16>,
@@ -260,44 +267,81 @@ pub fn record_realloc_from(
 ) -> u16 {
     thread::with(|s| {
         let taken = s.take_site();
-        let (type_id, block_done) = (taken.type_id(), taken.block_reported());
-        let site = or_caller(taken.site(), caller);
-        match s.begin_update() {
-            Some(t) => {
+        // The common case, as in `record_alloc_fast_in`: a program block
+        // resized, both sites written by this table before, no callback.
+        if let Some(old) = old_site
+            && let Some(site) = fast_site(taken.site(), caller)
+            && !config::thresholds_armed()
+            && let Some(t) = s.adopted_table()
+        {
+            let t = s.begin_update_of(t);
+            let (freed, charged) = (t.site(old), t.site(site));
+            let count = freed.net_count.load(Ordering::Relaxed);
+            let allocs = charged.allocs.load(Ordering::Relaxed);
+            if freed.written(count) && allocs != 0 {
                 t.count_op(op, new_bytes);
-                let freed = match old_site {
-                    Some(old) => Some((old, t.charge_free(old, old_bytes))),
-                    None => {
-                        t.count_op(Op::ForeignFree, old_bytes);
-                        None
-                    }
-                };
-                let net = t.charge_alloc(site, new_bytes);
+                freed.add_free(count, old_bytes);
+                // (`allocs` is still right when `old == site`: a free
+                // leaves it alone.)
+                charged.add_alloc(allocs, new_bytes);
                 s.end_update(t);
-                // The thresholds (and a callback, which may allocate) only
-                // after the update: the old site's first.
-                if let Some((old, old_net)) = freed
-                    && old != site
-                {
-                    check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
-                }
-                let delta = new_bytes as i64
-                    - if old_site == Some(site) {
-                        old_bytes as i64
-                    } else {
-                        0
-                    };
-                check_thresholds(s, t, site, type_id, delta, net, block_done);
+                return site;
             }
-            None => {
-                if let Some(old) = old_site {
-                    charge_retired(op, old, old_bytes, false);
-                }
-                charge_retired(op, site, new_bytes, true);
-            }
+            s.end_update(t);
         }
-        site
+        record_realloc_slow(s, op, old_site, old_bytes, new_bytes, caller, taken)
     })
+}
+
+/// [`record_realloc_from`] past its common case.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn record_realloc_slow(
+    s: &thread::ThreadState,
+    op: Op,
+    old_site: Option<u16>,
+    old_bytes: usize,
+    new_bytes: usize,
+    caller: usize,
+    taken: Taken,
+) -> u16 {
+    let (type_id, block_done) = (taken.type_id(), taken.block_reported());
+    let site = or_caller(taken.site(), caller);
+    match s.begin_update() {
+        Some(t) => {
+            t.count_op(op, new_bytes);
+            let freed = match old_site {
+                Some(old) => Some((old, t.charge_free(old, old_bytes))),
+                None => {
+                    t.count_op(Op::ForeignFree, old_bytes);
+                    None
+                }
+            };
+            let net = t.charge_alloc(site, new_bytes);
+            s.end_update(t);
+            // The thresholds (and a callback, which may allocate) only
+            // after the update: the old site's first.
+            if let Some((old, old_net)) = freed
+                && old != site
+            {
+                check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
+            }
+            let delta = new_bytes as i64
+                - if old_site == Some(site) {
+                    old_bytes as i64
+                } else {
+                    0
+                };
+            check_thresholds(s, t, site, type_id, delta, net, block_done);
+        }
+        None => {
+            if let Some(old) = old_site {
+                charge_retired(op, old, old_bytes, false);
+            }
+            charge_retired(op, site, new_bytes, true);
+        }
+    }
+    site
 }
 
 /// Call in a forked child (a `pthread_atfork` child handler; the LD_PRELOAD

@@ -85,15 +85,6 @@ pub(super) enum Owner {
 }
 
 impl Owner {
-    /// The site a program block is charged to (for a sampled block, its
-    /// stack's site).
-    pub(super) fn site(self) -> Option<u16> {
-        match self {
-            Owner::Program(id) => Some(rt::__private::stacks::site_of(id)),
-            Owner::Library | Owner::Foreign => None,
-        }
-    }
-
     /// The id in a program block's tag: its site, or its sampled stack.
     pub(super) fn tag_id(self) -> Option<u16> {
         match self {
@@ -498,7 +489,7 @@ pub(super) unsafe fn resize_tracked(
     };
     // The old tag is cleared first: the block may grow in place, and a
     // stale tag must not survive inside it.
-    if owner.site().is_some() {
+    if owner.tag_id().is_some() {
         // SAFETY: the block is live and the tag's bytes are its own.
         unsafe { write_tag(p, usable, tag::CLEARED) };
     }
