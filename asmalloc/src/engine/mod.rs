@@ -95,6 +95,20 @@ pub fn record_alloc_rest(op: Op, bytes: usize, caller: usize, taken: Taken) -> u
     thread::with(|s| record_alloc_slow(s, op, bytes, caller, taken))
 }
 
+/// [`record_program_alloc`]'s common case alone, as [`record_alloc_fast`]:
+/// `Ok(site)`; `Err(None)` on a thread doing the library's own work
+/// (nothing charged); `Err(Some(taken))`: finish with
+/// [`record_alloc_rest`]`(op, bytes, 0, taken)`.
+#[inline(always)]
+pub fn record_program_alloc_fast(op: Op, bytes: usize) -> Result<u16, Option<Taken>> {
+    thread::with(|s| {
+        if s.library_work.get() {
+            return Err(None);
+        }
+        record_alloc_fast_in(s, op, bytes, 0).map_err(Some)
+    })
+}
+
 /// The body of [`record_alloc_from`] on the calling thread's state `s`.
 #[inline(always)]
 fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize) -> u16 {
