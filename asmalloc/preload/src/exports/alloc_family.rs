@@ -13,7 +13,8 @@ use rt::Op;
 
 use super::tagging::{
     Mode, Owner, caller, enomem, mark_own, mode, program_block, program_call, read_tag, release,
-    resize_own, resize_tracked, track_new, tracked, tracked_unaligned, untracked, write_tag,
+    resize_own, resize_tracked, track_new, tracked, tracked_fresh, tracked_unaligned, untracked,
+    write_tag,
 };
 use crate::real;
 use crate::syscalls::set_errno;
@@ -31,11 +32,10 @@ export_with_caller!(
 /// # Safety
 /// As [`malloc`].
 unsafe extern "C" fn malloc_from(size: usize, ret: usize) -> *mut c_void {
-    if program_call() {
-        tracked_unaligned(Op::Malloc, size, caller(ret), real::malloc)
-    } else {
+    match program_call() {
+        Some(ready) => tracked_fresh(Op::Malloc, size, caller(ret), real::malloc, ready),
         // SAFETY: the caller's contract.
-        unsafe { malloc_other(size, ret) }
+        None => unsafe { malloc_other(size, ret) },
     }
 }
 
@@ -65,12 +65,11 @@ export_with_caller!(
 /// # Safety
 /// As [`calloc`].
 unsafe extern "C" fn calloc_from(n: usize, size: usize, ret: usize) -> *mut c_void {
-    if program_call()
+    if let Some(ready) = program_call()
         && let Some(total) = n.checked_mul(size)
     {
-        tracked_unaligned(Op::Calloc, total, caller(ret), |bytes| {
-            real::calloc(1, bytes)
-        })
+        let alloc = |bytes| real::calloc(1, bytes);
+        tracked_fresh(Op::Calloc, total, caller(ret), alloc, ready)
     } else {
         // SAFETY: the caller's contract.
         unsafe { calloc_other(n, size, ret) }

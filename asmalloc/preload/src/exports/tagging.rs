@@ -51,12 +51,15 @@ pub(super) fn mode() -> Mode {
     }
 }
 
-/// True when the call is the program's and the heap is resolved (mode
-/// `Tracked`), decided with no call; false: ask [`mode`], off the common
-/// path.
+/// The call is the program's and the heap is resolved with its sizes
+/// inline (mode `Tracked`, and a [`real::Ready`]), decided with no call;
+/// `None`: ask [`mode`], off the common path.
 #[inline(always)]
-pub(super) fn program_call() -> bool {
-    !guard::held() && real::ready()
+pub(super) fn program_call() -> Option<real::Ready> {
+    if guard::held() {
+        return None;
+    }
+    real::ready()
 }
 
 #[cold]
@@ -135,11 +138,9 @@ pub(super) unsafe fn read_tag(p: *mut c_void) -> (Owner, usize) {
 /// `p` is a live, non-null block of this library's allocator.
 #[inline(always)]
 pub(super) unsafe fn program_block(p: *mut c_void) -> Option<(usize, u16)> {
-    if !program_call() {
-        return None;
-    }
+    let ready = program_call()?;
     // SAFETY: `p` is a live block of the real allocator, now resolved.
-    let usable = unsafe { real::usable_size_common(p) }?;
+    let usable = unsafe { real::usable_size_known(p, ready) };
     if usable < TAG_SIZE {
         return None;
     }
@@ -307,15 +308,15 @@ pub(super) fn tracked(
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
-    // SAFETY: `real::usable_size_common` is right for any live block.
+    // SAFETY: `real::usable_size` is right for any live block.
     tracked_with(op, size, caller, alloc, |p, _| unsafe {
-        real::usable_size_common(p)
+        real::usable_size(p)
     })
 }
 
 /// [`tracked`] for `malloc`-like calls (`malloc`, `calloc(1, n)`): no
 /// alignment asked for, so the block's usable size may follow from the
-/// request (see `real::usable_size_of_fresh_common`).
+/// request (see `real::usable_size_of_fresh`).
 #[inline(always)]
 pub(super) fn tracked_unaligned(
     op: Op,
@@ -324,28 +325,43 @@ pub(super) fn tracked_unaligned(
     alloc: impl FnOnce(usize) -> *mut c_void,
 ) -> *mut c_void {
     // SAFETY: the block is fresh from a malloc-like call of `n` bytes,
-    // whose usable size `usable_size_of_fresh_common` gives.
+    // whose usable size `usable_size_of_fresh` gives.
     tracked_with(op, size, caller, alloc, |p, n| unsafe {
-        real::usable_size_of_fresh_common(p, n)
+        real::usable_size_of_fresh(p, n)
+    })
+}
+
+/// [`tracked_unaligned`] on the common path ([`program_call`] gave
+/// `ready`): the block's usable size with no call.
+#[inline(always)]
+pub(super) fn tracked_fresh(
+    op: Op,
+    size: usize,
+    caller: usize,
+    alloc: impl FnOnce(usize) -> *mut c_void,
+    ready: real::Ready,
+) -> *mut c_void {
+    // SAFETY: as in `tracked_unaligned`.
+    tracked_with(op, size, caller, alloc, |p, n| unsafe {
+        real::usable_size_of_fresh_known(p, n, ready)
     })
 }
 
 /// [`tracked`] with the fresh block's real usable size given by
-/// `usable_of(block, bytes asked of the real allocator)` when it is known
-/// without a call (`None`: asked of the heap, off the common path).
+/// `usable_of(block, bytes asked of the real allocator)`.
 ///
-/// The common path makes one call, to the heap's allocation function:
-/// everything else it needs is inline, and the rare cases (a failure, a
-/// size only the heap knows, the engine's slow path) are jumps to
-/// `extern "C"` functions (which cannot unwind), so nothing but the
-/// caller's address is kept in a saved register.
+/// The common path ([`tracked_fresh`]) makes one call, to the heap's
+/// allocation function: everything else it needs is inline, and the rare
+/// cases (a failure, the engine's slow path, sampling on) are jumps to
+/// `extern "C"` functions (which cannot unwind), so little is kept in
+/// saved registers.
 #[inline(always)]
 fn tracked_with(
     op: Op,
     size: usize,
     caller: usize,
     alloc: impl FnOnce(usize) -> *mut c_void,
-    usable_of: impl FnOnce(*mut c_void, usize) -> Option<usize>,
+    usable_of: impl FnOnce(*mut c_void, usize) -> usize,
 ) -> *mut c_void {
     let Some(n) = size.checked_add(TAG_SIZE) else {
         return enomem();
@@ -357,10 +373,7 @@ fn tracked_with(
         engine::clear_pending();
         return p;
     }
-    let Some(usable) = usable_of(p, n) else {
-        // SAFETY: `p` is a fresh block of at least `n` bytes.
-        return unsafe { track_asking(op, p, caller) };
-    };
+    let usable = usable_of(p, n);
     match engine::record_alloc_fast(op, usable - TAG_SIZE, caller) {
         // Sampling off (`stacks::tag_id` is then the site itself): the tag
         // is written here.
@@ -387,19 +400,6 @@ fn tracked_with(
 unsafe extern "C" fn tag_sampled(p: *mut c_void, usable: usize, site: u16) -> *mut c_void {
     // SAFETY: the caller's contract.
     unsafe { tag_new(p, usable, site) }
-}
-
-/// [`tracked_with`] for a block whose usable size only the heap knows.
-///
-/// # Safety
-/// `p` is a fresh, non-null block of the real allocator at least
-/// `TAG_SIZE` bytes larger than the program asked for.
-#[cold]
-#[inline(never)]
-unsafe extern "C" fn track_asking(op: Op, p: *mut c_void, caller: usize) -> *mut c_void {
-    // SAFETY: the caller's contract; `real::usable_size` is right for any
-    // live block.
-    unsafe { charge_and_tag(op, p, real::usable_size(p), caller) }
 }
 
 /// [`tracked_with`] past the engine's common case.

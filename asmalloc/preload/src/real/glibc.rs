@@ -7,7 +7,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{ensure, lookup};
+use super::{Ready, ensure, lookup};
 
 mod glibc {
     use std::ffi::c_void;
@@ -187,34 +187,46 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     }
 }
 
-/// [`usable_size`] when glibc's chunk header gives it (checked once, see
-/// `header_formula_agrees`): a few instructions and no call. `None`: ask
-/// [`usable_size`].
+/// True when the chunk header's formula gives the usable size (see
+/// [`Ready`]).
+pub(super) fn inline_sizes() -> bool {
+    HEADER_FAST.load(Ordering::Relaxed)
+}
+
+/// [`usable_size`] from glibc's chunk header: a few instructions, no call.
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of glibc's allocator.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_common(ptr: *mut c_void) -> Option<usize> {
-    // SAFETY: forwarded; the formula was checked against glibc's.
-    HEADER_FAST
-        .load(Ordering::Relaxed)
-        .then(|| unsafe { usable_size_from_header(ptr) })
+pub(crate) unsafe fn usable_size_known(ptr: *mut c_void, _: Ready) -> usize {
+    // SAFETY: forwarded; the formula was checked against glibc's (`Ready`).
+    unsafe { usable_size_from_header(ptr) }
 }
 
 /// The real usable size of a block `malloc(requested)` or
-/// `calloc(1, requested)` just returned, when known without a call
-/// (glibc's block header says it; the request does not): see
-/// [`usable_size_common`].
+/// `calloc(1, requested)` just returned (glibc's block header says it; the
+/// request does not).
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of glibc's allocator.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_of_fresh_common(
+pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, _requested: usize) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { usable_size(ptr) }
+}
+
+/// [`usable_size_of_fresh`] from the chunk header.
+///
+/// # Safety
+/// As [`usable_size_of_fresh`].
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh_known(
     ptr: *mut c_void,
     _requested: usize,
-) -> Option<usize> {
+    ready: Ready,
+) -> usize {
     // SAFETY: the caller's contract.
-    unsafe { usable_size_common(ptr) }
+    unsafe { usable_size_known(ptr, ready) }
 }
 
 /// glibc's own computation (`musable`) for a block known to be in use: the

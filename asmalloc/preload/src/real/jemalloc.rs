@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tikv_jemalloc_sys as jem;
 
+use super::Ready;
+
 unsafe extern "C" {
     // Exported by jemalloc but not declared by tikv-jemalloc-sys.
     #[link_name = "_rjem_memalign"]
@@ -106,15 +108,14 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     unsafe { jem::sallocx(ptr, 0) }
 }
 
-/// [`usable_size`], always known (the glibc build's may need a call it
-/// keeps off its common path).
+/// [`usable_size`] (the glibc build's needs no call with a [`Ready`]).
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of jemalloc.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_common(ptr: *mut c_void) -> Option<usize> {
+pub(crate) unsafe fn usable_size_known(ptr: *mut c_void, _: Ready) -> usize {
     // SAFETY: the caller's contract.
-    Some(unsafe { usable_size(ptr) })
+    unsafe { usable_size(ptr) }
 }
 
 /// Whether jemalloc's size classes are the inline formula's
@@ -123,20 +124,39 @@ static FORMULA_AGREES: AtomicBool = AtomicBool::new(false);
 
 /// The real usable size of a block `malloc(requested)` or
 /// `calloc(1, requested)` just returned: the size class, computed inline
-/// when the formula was checked; else `None`, and the caller asks jemalloc
-/// ([`usable_size`], `sallocx`) off its common path.
+/// when the formula was checked, else asked of jemalloc (`sallocx`).
 ///
 /// # Safety
 /// `ptr` is a live, non-null block of jemalloc, fresh from `malloc` or
 /// `calloc` of `requested` bytes.
 #[inline(always)]
-pub(crate) unsafe fn usable_size_of_fresh_common(
+pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, requested: usize) -> usize {
+    if FORMULA_AGREES.load(Ordering::Relaxed) {
+        rt::__private::size_classes::jemalloc_class(requested)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { usable_size(ptr) }
+    }
+}
+
+/// [`usable_size_of_fresh`] by the size-class formula, which [`Ready`]
+/// says was checked.
+///
+/// # Safety
+/// As [`usable_size_of_fresh`].
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh_known(
     _ptr: *mut c_void,
     requested: usize,
-) -> Option<usize> {
-    FORMULA_AGREES
-        .load(Ordering::Relaxed)
-        .then(|| rt::__private::size_classes::jemalloc_class(requested))
+    _: Ready,
+) -> usize {
+    rt::__private::size_classes::jemalloc_class(requested)
+}
+
+/// True when the size-class formula agrees with jemalloc's (see
+/// [`Ready`]).
+pub(super) fn inline_sizes() -> bool {
+    FORMULA_AGREES.load(Ordering::Relaxed)
 }
 
 /// jemalloc's `posix_memalign` (EINVAL for a bad alignment, ENOMEM).
