@@ -63,7 +63,7 @@ pub(super) fn lookup(name: &CStr) -> usize {
 /// inside `dlsym`) and if resolution failed: callers then forward untracked.
 #[inline(always)]
 pub(crate) fn ensure() -> bool {
-    STATE.load(Ordering::Acquire) == READY || ensure_slow()
+    matches!(STATE.load(Ordering::Acquire), READY | READY_ASKING) || ensure_slow()
 }
 
 /// Proof that the heap is resolved and its inline size formula was checked
