@@ -197,6 +197,21 @@ fn with_tag(layout: Layout) -> Option<Layout> {
     Layout::from_size_align(layout.size().checked_add(TAG_SIZE)?, layout.align()).ok()
 }
 
+/// [`with_tag`] of the layout of a live block: it succeeded when the block
+/// was allocated, so it is not checked again (ten instructions per free).
+///
+/// # Safety
+/// `layout` is the layout of a live block of [`AsmAlloc`], whose
+/// allocation passed [`with_tag`].
+#[inline(always)]
+unsafe fn tagged(layout: Layout) -> Layout {
+    // SAFETY: `with_tag(layout)` succeeded for this block, so the sum does
+    // not overflow and makes a valid layout with this alignment.
+    unsafe {
+        Layout::from_size_align_unchecked(layout.size().unchecked_add(TAG_SIZE), layout.align())
+    }
+}
+
 impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     /// Bytes charged for a block: its usable size less the tag.
     #[inline]
@@ -211,23 +226,59 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
     /// nothing, on a thread doing the library's own work: the monitor's
     /// and the metrics endpoint's threads).
     #[inline(never)]
-    unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout, full: Layout) {
+    unsafe fn track_new(&self, op: Op, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a fresh block of this allocator for `layout`.
+        let full = unsafe { tagged(layout) };
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
         let bytes = unsafe { self.charged(ptr, layout, full) };
-        let Some(site) = engine::record_program_alloc(op, bytes) else {
+        let site = match engine::record_program_alloc_fast(op, bytes) {
+            Ok(site) => site,
             // SAFETY: the caller's contract.
-            return unsafe { mark_own(ptr, layout) };
+            Err(None) => return unsafe { mark_own(ptr, layout) },
+            // SAFETY: as above.
+            Err(Some(taken)) => return unsafe { track_rest(op, ptr, layout, bytes, taken) },
         };
-        // A sampled allocation's tag holds its stack's id instead.
-        let id = stacks::tag_id(site, bytes);
-        // SAFETY: the block is `layout.size() + TAG_SIZE` bytes long, so the
-        // tag's 8 bytes at `layout.size()` are inside it and ours.
-        unsafe {
-            tag::write(
-                ptr.add(layout.size()),
-                tag::encode(ptr as usize, layout.size(), id),
-            )
-        };
+        // SAFETY: as above.
+        unsafe { tag_new(ptr, layout, site, bytes) }
+    }
+
+    /// [`GlobalAlloc::dealloc`] past the engine's common case.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator with `layout`, tagged with
+    /// `site` and charged `bytes`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_charging(&self, ptr: *mut u8, layout: Layout, site: u16, bytes: usize) {
+        engine::record_free(Op::Free, site, bytes);
+        // SAFETY: `ptr` was allocated by the inner allocator with this.
+        unsafe { self.inner.dealloc(ptr, tagged(layout)) }
+    }
+
+    /// [`GlobalAlloc::dealloc`] of anything else: a sampled block, the
+    /// library's own, or a foreign tag.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of this allocator with `layout`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_other(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract.
+        let full = unsafe { tagged(layout) };
+        // SAFETY: the caller guarantees `ptr` came from this allocator with
+        // `layout`, so it was allocated with `full` and is still live.
+        let (owner, bytes) = unsafe { self.read_tag(ptr, layout, full) };
+        match owner {
+            Owner::Site(_) => {
+                if let Some(site) = owner.release(bytes) {
+                    engine::record_free(Op::Free, site, bytes);
+                }
+            }
+            Owner::Library => {}
+            Owner::Foreign => engine::record_foreign_free(bytes),
+        }
+        // SAFETY: `ptr` was allocated by the inner allocator with `full`.
+        unsafe { self.inner.dealloc(ptr, full) }
     }
 
     /// Reads a block's tag: its owner and the bytes it was charged (a
@@ -247,6 +298,37 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         };
         (owner, bytes)
     }
+}
+
+/// Writes the tag of a fresh block of `bytes` charged to `site` (a sampled
+/// allocation's tag holds its stack's id instead).
+///
+/// # Safety
+/// `ptr` is a live block of at least `layout.size() + TAG_SIZE` bytes.
+#[inline(always)]
+unsafe fn tag_new(ptr: *mut u8, layout: Layout, site: u16, bytes: usize) {
+    let id = stacks::tag_id(site, bytes);
+    // SAFETY: the block is `layout.size() + TAG_SIZE` bytes long, so the
+    // tag's 8 bytes at `layout.size()` are inside it and ours.
+    unsafe {
+        tag::write(
+            ptr.add(layout.size()),
+            tag::encode(ptr as usize, layout.size(), id),
+        )
+    };
+}
+
+/// `track_new` past the engine's common case (out of line: the common
+/// path keeps no register for it).
+///
+/// # Safety
+/// As [`tag_new`]; `taken` is what `record_program_alloc_fast` gave back.
+#[cold]
+#[inline(never)]
+unsafe fn track_rest(op: Op, ptr: *mut u8, layout: Layout, bytes: usize, taken: engine::Taken) {
+    let site = engine::record_alloc_rest(op, bytes, 0, taken);
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(ptr, layout, site, bytes) }
 }
 
 /// Gives a block allocated on a thread doing the library's own work an own
@@ -305,7 +387,7 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let ptr = unsafe { self.inner.alloc(full) };
         if !ptr.is_null() {
             // SAFETY: `ptr` is a fresh block for `full`.
-            unsafe { self.track_new(Op::Malloc, ptr, layout, full) };
+            unsafe { self.track_new(Op::Malloc, ptr, layout) };
         }
         ptr
     }
@@ -319,36 +401,44 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
         let ptr = unsafe { self.inner.alloc_zeroed(full) };
         if !ptr.is_null() {
             // SAFETY: `ptr` is a fresh block for `full`.
-            unsafe { self.track_new(Op::Calloc, ptr, layout, full) };
+            unsafe { self.track_new(Op::Calloc, ptr, layout) };
         }
         ptr
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // The same computation succeeded when the block was allocated.
-        let Some(full) = with_tag(layout) else { return };
-        // SAFETY: the caller guarantees `ptr` came from this allocator with
-        // `layout`, so it was allocated with `full` and is still live.
-        let (owner, bytes) = unsafe { self.read_tag(ptr, layout, full) };
-        match owner {
-            Owner::Site(_) => {
-                if let Some(site) = owner.release(bytes) {
-                    engine::record_free(Op::Free, site, bytes);
-                }
+        // SAFETY: the caller guarantees `ptr` is a live block of this
+        // allocator with `layout`.
+        let full = unsafe { tagged(layout) };
+        // The common case with no call but the inner allocator's (a jump):
+        // a program block tagged with a site that is no sampled stack's
+        // id (so `stacks::released` is a no-op), the engine's common case.
+        // SAFETY: the block was allocated with `full`, so its tag bytes at
+        // `layout.size()` are readable.
+        let word = unsafe { tag::read(ptr.add(layout.size())) };
+        if let Some(site) = tag::decode(ptr as usize, layout.size(), word)
+            && !(stacks::table::LAST_STACK..=stacks::table::FIRST_STACK).contains(&site)
+        {
+            // SAFETY: `ptr` is a live block allocated with `full`.
+            let bytes = unsafe { self.charged(ptr, layout, full) };
+            if engine::record_free_fast(Op::Free, site, bytes) {
+                // SAFETY: `ptr` was allocated by the inner allocator with
+                // `full`.
+                return unsafe { self.inner.dealloc(ptr, full) };
             }
-            Owner::Library => {}
-            Owner::Foreign => engine::record_foreign_free(bytes),
+            // SAFETY: as above.
+            return unsafe { self.dealloc_charging(ptr, layout, site, bytes) };
         }
-        // SAFETY: `ptr` was allocated by the inner allocator with `full`.
-        unsafe { self.inner.dealloc(ptr, full) }
+        // SAFETY: the caller's contract.
+        unsafe { self.dealloc_other(ptr, layout) }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let Some(full) = with_tag(layout) else {
-            return std::ptr::null_mut();
-        };
+        // SAFETY: `ptr` is a live block of this allocator with `layout`
+        // (the caller's contract).
+        let full = unsafe { tagged(layout) };
         let Some(new_full) = new_size
             .checked_add(TAG_SIZE)
             .and_then(|n| Layout::from_size_align(n, layout.align()).ok())

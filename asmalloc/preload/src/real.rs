@@ -11,7 +11,9 @@
 //! once with `dlsym(RTLD_NEXT, …)` by [`ensure`], with the reentrancy guard
 //! held so that `dlsym`'s own `calloc` is forwarded untracked.
 //!
-//! Resolution is a small state machine: UNRESOLVED → RESOLVING → READY (or
+//! Resolution is a small state machine: UNRESOLVED → RESOLVING → READY
+//! (READY_ASKING when blocks' usable sizes must be asked of the heap, see
+//! [`Ready`]) (or
 //! FAILED, when the heap's functions cannot be found: then the library
 //! forwards everything untracked and says so once; or ASIDE, when the
 //! program brings an allocator the library cannot track: then it forwards
@@ -44,6 +46,9 @@ const RESOLVING: u8 = 1;
 const READY: u8 = 2;
 const FAILED: u8 = 3;
 const ASIDE: u8 = 4;
+/// Resolved, but the heap's inline size formula is not to be trusted (see
+/// [`Ready`]): every call takes the general path.
+const READY_ASKING: u8 = 5;
 
 static STATE: AtomicU8 = AtomicU8::new(UNRESOLVED);
 
@@ -58,7 +63,22 @@ pub(super) fn lookup(name: &CStr) -> usize {
 /// inside `dlsym`) and if resolution failed: callers then forward untracked.
 #[inline(always)]
 pub(crate) fn ensure() -> bool {
-    STATE.load(Ordering::Acquire) == READY || ensure_slow()
+    matches!(STATE.load(Ordering::Acquire), READY | READY_ASKING) || ensure_slow()
+}
+
+/// Proof that the heap is resolved and its inline size formula was checked
+/// (glibc's chunk header, jemalloc's size classes): the functions that
+/// take one compute a block's real usable size with no check and no call.
+/// Given only by [`ready`], so the allocation path's common case tests one
+/// byte for both.
+#[derive(Clone, Copy)]
+pub(crate) struct Ready(());
+
+/// [`Ready`] once the dlsym'd functions are known and the heap's sizes are
+/// inline; `None` otherwise, or before resolution (see [`ensure`]).
+#[inline(always)]
+pub(crate) fn ready() -> Option<Ready> {
+    (STATE.load(Ordering::Acquire) == READY).then_some(Ready(()))
 }
 
 #[cold]
@@ -68,9 +88,9 @@ fn ensure_slow() -> bool {
         match STATE.compare_exchange(UNRESOLVED, RESOLVING, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => {
                 resolve();
-                return STATE.load(Ordering::Acquire) == READY;
+                return matches!(STATE.load(Ordering::Acquire), READY | READY_ASKING);
             }
-            Err(READY) => return true,
+            Err(READY | READY_ASKING) => return true,
             Err(FAILED | ASIDE) => return false,
             Err(_) => {
                 // Another thread is resolving (or this one, from inside
@@ -89,7 +109,11 @@ fn resolve() {
     let state = if steps_aside() {
         ASIDE
     } else if heap::resolve() {
-        READY
+        if heap::inline_sizes() {
+            READY
+        } else {
+            READY_ASKING
+        }
     } else {
         FAILED
     };

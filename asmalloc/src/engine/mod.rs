@@ -45,6 +45,7 @@ use crate::site;
 
 pub(crate) use registry::{read_consistently, retired, tables, thread_counts};
 pub(crate) use table::ThreadTable;
+pub use thread::Taken;
 
 /// Charges an allocation of `bytes` made by `op` to the calling thread's
 /// current site and returns that site (to be written into the block's tag).
@@ -61,6 +62,7 @@ pub fn record_alloc(op: Op, bytes: usize) -> u16 {
 /// listening — is a leaf function: a few loads and stores, no call, so no
 /// register is saved or restored. Everything else is a tail call to
 /// [`record_alloc_slow`].
+#[inline]
 pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
     thread::with(|s| record_alloc_in(s, op, bytes, caller))
 }
@@ -71,52 +73,107 @@ pub fn record_alloc_from(op: Op, bytes: usize, caller: usize) -> u16 {
 /// thread-state access, so the program's allocation path stays as small
 /// as [`record_alloc`]'s (a separate check made `__rust_alloc` too big to
 /// inline: 33 more instructions per allocation and free).
+#[inline]
 pub fn record_program_alloc(op: Op, bytes: usize) -> Option<u16> {
     thread::with(|s| (!s.library_work.get()).then(|| record_alloc_in(s, op, bytes, 0)))
+}
+
+/// The common case of [`record_alloc_from`] alone: `Ok(site)` when it
+/// applied (the allocation is charged to `site`); else `Err(taken)`, the
+/// site taken from the thread's state, and the caller finishes with
+/// [`record_alloc_rest`]. No call at all, so a caller that jumps to its
+/// own slow path when this fails (the preload's `malloc`) saves no
+/// register for it.
+#[inline(always)]
+pub fn record_alloc_fast(op: Op, bytes: usize, caller: usize) -> Result<u16, Taken> {
+    thread::with(|s| record_alloc_fast_in(s, op, bytes, caller))
+}
+
+/// [`record_alloc_from`] after [`record_alloc_fast`] said `Err(taken)`.
+#[inline(never)]
+pub fn record_alloc_rest(op: Op, bytes: usize, caller: usize, taken: Taken) -> u16 {
+    thread::with(|s| record_alloc_slow(s, op, bytes, caller, taken))
+}
+
+/// [`record_program_alloc`]'s common case alone, as [`record_alloc_fast`]:
+/// `Ok(site)`; `Err(None)` on a thread doing the library's own work
+/// (nothing charged); `Err(Some(taken))`: finish with
+/// [`record_alloc_rest`]`(op, bytes, 0, taken)`.
+#[inline(always)]
+pub fn record_program_alloc_fast(op: Op, bytes: usize) -> Result<u16, Option<Taken>> {
+    thread::with(|s| {
+        if s.library_work.get() {
+            return Err(None);
+        }
+        record_alloc_fast_in(s, op, bytes, 0).map_err(Some)
+    })
 }
 
 /// The body of [`record_alloc_from`] on the calling thread's state `s`.
 #[inline(always)]
 fn record_alloc_in(s: &thread::ThreadState, op: Op, bytes: usize, caller: usize) -> u16 {
-    let (site, type_id, block_done) = s.take_site();
-    let fast_site = if caller == 0 || site != 0 {
+    match record_alloc_fast_in(s, op, bytes, caller) {
+        Ok(site) => site,
+        Err(taken) => record_alloc_slow(s, op, bytes, caller, taken),
+    }
+}
+
+/// [`record_alloc_fast`] on the calling thread's state `s`.
+#[inline(always)]
+fn record_alloc_fast_in(
+    s: &thread::ThreadState,
+    op: Op,
+    bytes: usize,
+    caller: usize,
+) -> Result<u16, Taken> {
+    let taken = s.take_site();
+    if let Some(site) = fast_site(taken.site(), caller)
+        && !config::thresholds_armed()
+        && let Some(t) = s.adopted_table()
+    {
+        // The counters are read only inside the update (a signal handler
+        // that allocates before it would otherwise be overwritten). The
+        // first allocation at a site in this table (its `touched` bit to
+        // set) takes the slow path too: the common case stays small.
+        let t = s.begin_update_of(t);
+        let c = t.site(site);
+        let allocs = c.allocs.load(Ordering::Relaxed);
+        if allocs != 0 {
+            t.count_op(op, bytes);
+            c.add_alloc(allocs, bytes);
+            s.end_update(t);
+            return Ok(site);
+        }
+        s.end_update(t);
+    }
+    Err(taken)
+}
+
+/// The site to charge when it is known without a call: the taken `site`,
+/// or the caller's site when that sits at its first probe (see
+/// [`or_caller`]); `None`: ask [`or_caller`].
+#[inline(always)]
+fn fast_site(site: u16, caller: usize) -> Option<u16> {
+    if caller == 0 || site != 0 {
         Some(site)
     } else {
         site::caller_site_at_first_probe(caller)
-    };
-    if let Some(site) = fast_site
-        && !config::thresholds_armed()
-        && let Some(t) = s.begin_adopted_update()
-    {
-        t.count_op(op, bytes);
-        t.charge_alloc(site, bytes);
-        s.end_update(t);
-        return site;
     }
-    record_alloc_slow(s, op, bytes, caller, pack(site, type_id, block_done))
-}
-
-/// The site taken for an allocation, its type and whether its block
-/// threshold was already reported, in one register (see
-/// [`record_alloc_slow`]).
-#[inline(always)]
-fn pack(site: u16, type_id: u16, block_done: bool) -> u64 {
-    u64::from(site) | u64::from(type_id) << 16 | u64::from(block_done) << 32
 }
 
 /// [`record_alloc_from`] past its common case: a caller site to look up, a
 /// thread without its table yet (or any more), or thresholds to check.
-/// `taken` is [`pack`]ed (five arguments, all in registers, so the call is
-/// a jump).
+/// `taken` is one register (five arguments, all in registers, so the call
+/// is a jump).
 #[inline(never)]
 fn record_alloc_slow(
     s: &thread::ThreadState,
     op: Op,
     bytes: usize,
     caller: usize,
-    taken: u64,
+    taken: Taken,
 ) -> u16 {
-    let (site, type_id, block_done) = (taken as u16, (taken >> 16) as u16, taken >> 32 != 0);
+    let (site, type_id, block_done) = (taken.site(), taken.type_id(), taken.block_reported());
     let site = or_caller(site, caller);
     match s.begin_update() {
         Some(t) => {
@@ -135,18 +192,39 @@ fn record_alloc_slow(
 /// Charges a free of `bytes` by `op` back to `site` (read from the block's
 /// tag). Clears a pending one-shot site. A leaf function in the common case,
 /// as [`record_alloc_from`].
+#[inline]
 pub fn record_free(op: Op, site: u16, bytes: usize) {
+    if !record_free_fast(op, site, bytes) {
+        thread::with(|s| record_free_slow(s, op, site, bytes))
+    }
+}
+
+/// The common case of [`record_free`] alone: true when it applied (the free
+/// is charged); false when the caller must call [`record_free`] (nothing
+/// was done but dropping the pending one-shot site, which that does too).
+/// No call at all, so a caller that tail-calls its own slow path when this
+/// fails (the preload's `free`) saves no register on its common path.
+#[inline(always)]
+pub fn record_free_fast(op: Op, site: u16, bytes: usize) -> bool {
     thread::with(|s| {
-        s.has_pending.set(false);
+        s.clear_pending();
         if !config::thresholds_armed()
-            && let Some(t) = s.begin_adopted_update()
+            && let Some(t) = s.adopted_table()
         {
-            t.count_op(op, bytes);
-            t.charge_free(site, bytes);
+            // As in `record_alloc_fast_in`: counters read inside the
+            // update; a site this table never wrote takes the slow path.
+            let t = s.begin_update_of(t);
+            let c = t.site(site);
+            let count = c.net_count.load(Ordering::Relaxed);
+            if c.written(count) {
+                t.count_op(op, bytes);
+                c.add_free(count, bytes);
+                s.end_update(t);
+                return true;
+            }
             s.end_update(t);
-            return;
         }
-        record_free_slow(s, op, site, bytes)
+        false
     })
 }
 
@@ -168,7 +246,7 @@ fn record_free_slow(s: &thread::ThreadState, op: Op, site: u16, bytes: usize) {
 /// site (see [`Op::ForeignFree`]). Clears a pending one-shot site.
 pub fn record_foreign_free(bytes: usize) {
     thread::with(|s| {
-        s.has_pending.set(false);
+        s.clear_pending();
         match s.begin_update() {
             Some(t) => {
                 t.count_op(Op::ForeignFree, bytes);
@@ -193,6 +271,7 @@ pub fn record_realloc(op: Op, old_site: Option<u16>, old_bytes: usize, new_bytes
 
 /// [`record_realloc`] for a call made from `caller` (see
 /// [`record_alloc_from`]).
+#[inline]
 pub fn record_realloc_from(
     op: Op,
     old_site: Option<u16>,
@@ -201,44 +280,82 @@ pub fn record_realloc_from(
     caller: usize,
 ) -> u16 {
     thread::with(|s| {
-        let (site, type_id, block_done) = s.take_site();
-        let site = or_caller(site, caller);
-        match s.begin_update() {
-            Some(t) => {
+        let taken = s.take_site();
+        // The common case, as in `record_alloc_fast_in`: a program block
+        // resized, both sites written by this table before, no callback.
+        if let Some(old) = old_site
+            && let Some(site) = fast_site(taken.site(), caller)
+            && !config::thresholds_armed()
+            && let Some(t) = s.adopted_table()
+        {
+            let t = s.begin_update_of(t);
+            let (freed, charged) = (t.site(old), t.site(site));
+            let count = freed.net_count.load(Ordering::Relaxed);
+            let allocs = charged.allocs.load(Ordering::Relaxed);
+            if freed.written(count) && allocs != 0 {
                 t.count_op(op, new_bytes);
-                let freed = match old_site {
-                    Some(old) => Some((old, t.charge_free(old, old_bytes))),
-                    None => {
-                        t.count_op(Op::ForeignFree, old_bytes);
-                        None
-                    }
-                };
-                let net = t.charge_alloc(site, new_bytes);
+                freed.add_free(count, old_bytes);
+                // (`allocs` is still right when `old == site`: a free
+                // leaves it alone.)
+                charged.add_alloc(allocs, new_bytes);
                 s.end_update(t);
-                // The thresholds (and a callback, which may allocate) only
-                // after the update: the old site's first.
-                if let Some((old, old_net)) = freed
-                    && old != site
-                {
-                    check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
-                }
-                let delta = new_bytes as i64
-                    - if old_site == Some(site) {
-                        old_bytes as i64
-                    } else {
-                        0
-                    };
-                check_thresholds(s, t, site, type_id, delta, net, block_done);
+                return site;
             }
-            None => {
-                if let Some(old) = old_site {
-                    charge_retired(op, old, old_bytes, false);
-                }
-                charge_retired(op, site, new_bytes, true);
-            }
+            s.end_update(t);
         }
-        site
+        record_realloc_slow(s, op, old_site, old_bytes, new_bytes, caller, taken)
     })
+}
+
+/// [`record_realloc_from`] past its common case.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn record_realloc_slow(
+    s: &thread::ThreadState,
+    op: Op,
+    old_site: Option<u16>,
+    old_bytes: usize,
+    new_bytes: usize,
+    caller: usize,
+    taken: Taken,
+) -> u16 {
+    let (type_id, block_done) = (taken.type_id(), taken.block_reported());
+    let site = or_caller(taken.site(), caller);
+    match s.begin_update() {
+        Some(t) => {
+            t.count_op(op, new_bytes);
+            let freed = match old_site {
+                Some(old) => Some((old, t.charge_free(old, old_bytes))),
+                None => {
+                    t.count_op(Op::ForeignFree, old_bytes);
+                    None
+                }
+            };
+            let net = t.charge_alloc(site, new_bytes);
+            s.end_update(t);
+            // The thresholds (and a callback, which may allocate) only
+            // after the update: the old site's first.
+            if let Some((old, old_net)) = freed
+                && old != site
+            {
+                check_thresholds(s, t, old, TYPE_OF_SITE, -(old_bytes as i64), old_net, true);
+            }
+            let delta = new_bytes as i64
+                - if old_site == Some(site) {
+                    old_bytes as i64
+                } else {
+                    0
+                };
+            check_thresholds(s, t, site, type_id, delta, net, block_done);
+        }
+        None => {
+            if let Some(old) = old_site {
+                charge_retired(op, old, old_bytes, false);
+            }
+            charge_retired(op, site, new_bytes, true);
+        }
+    }
+    site
 }
 
 /// Call in a forked child (a `pthread_atfork` child handler; the LD_PRELOAD
@@ -433,10 +550,7 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
         if block && let Some(t) = t {
             fire(s, t, type_id, loc, delta_size as i64, 0, Some(now));
         }
-        s.pending_site.set(loc);
-        s.pending_type.set(type_id);
-        s.has_pending.set(true);
-        s.pending_block_reported.set(block);
+        s.set_pending(loc, type_id, block);
     })
 }
 
@@ -447,19 +561,14 @@ pub fn mallocation_set(type_id: u16, loc: u16, delta_size: isize) {
 /// id (from [`crate::site::resolve`]).
 #[inline]
 pub fn set_next_site(type_id: u16, loc: u16) {
-    thread::with(|s| {
-        s.pending_site.set(loc);
-        s.pending_type.set(type_id);
-        s.has_pending.set(true);
-        s.pending_block_reported.set(false);
-    })
+    thread::with(|s| s.set_pending(loc, type_id, false))
 }
 
 /// Drops a pending one-shot site without charging it: for an allocation
 /// call that failed, so the site does not move on to a later allocation.
 #[inline]
 pub fn clear_pending() {
-    thread::with(|s| s.has_pending.set(false))
+    thread::with(|s| s.clear_pending())
 }
 
 /// The calling thread's record for one site (`asm_mallocation_get`).
@@ -520,9 +629,12 @@ pub fn enter_scope(site: u16, type_id: u16) -> SiteScope {
 /// `#[track_alloc]` path): no range check.
 #[inline]
 pub(crate) fn enter_resolved_scope(site: u16, type_id: u16) -> SiteScope {
-    thread::with(|s| SiteScope {
-        prev_site: s.scope_site.replace(site),
-        prev_type: s.scope_type.replace(type_id),
+    thread::with(|s| {
+        let (prev_site, prev_type) = s.replace_scope(site, type_id);
+        SiteScope {
+            prev_site,
+            prev_type,
+        }
     })
 }
 
@@ -530,8 +642,7 @@ impl Drop for SiteScope {
     #[inline]
     fn drop(&mut self) {
         thread::with(|s| {
-            s.scope_site.set(self.prev_site);
-            s.scope_type.set(self.prev_type);
+            s.replace_scope(self.prev_site, self.prev_type);
         })
     }
 }
@@ -570,13 +681,13 @@ pub fn wrapper_enter(site: u16, type_id: u16, frame: usize) -> bool {
             }
             // Left by longjmp: the sites before it stay saved.
         } else {
-            s.wrap_outer_site.set(s.scope_site.get());
-            s.wrap_outer_type.set(s.scope_type.get());
+            let (outer_site, outer_type) = s.scope();
+            s.wrap_outer_site.set(outer_site);
+            s.wrap_outer_type.set(outer_type);
         }
         s.wrap_open.set(true);
         s.wrap_frame.set(frame);
-        s.scope_site.set(site);
-        s.scope_type.set(type_id);
+        s.replace_scope(site, type_id);
         true
     })
 }
@@ -591,8 +702,7 @@ pub fn wrapper_exit(opened: bool) {
     thread::with(|s| {
         s.wrap_open.set(false);
         s.wrap_frame.set(0);
-        s.scope_site.set(s.wrap_outer_site.get());
-        s.scope_type.set(s.wrap_outer_type.get());
+        s.replace_scope(s.wrap_outer_site.get(), s.wrap_outer_type.get());
     })
 }
 
@@ -671,7 +781,7 @@ impl Drop for OwnMemory {
 
 /// The calling thread's current scope site (0 outside any scope).
 pub fn current_scope_site() -> u16 {
-    thread::with(|s| s.scope_site.get())
+    thread::with(|s| s.scope().0)
 }
 
 // ---------------------------------------------------------------------------

@@ -64,6 +64,46 @@ pub(crate) struct SiteCounters {
     _reserved: [AtomicU64; 5],
 }
 
+impl SiteCounters {
+    /// Whether this table has written these counters (so its `touched`
+    /// bit is set), given `net_count` as just loaded: an allocation
+    /// leaves `allocs` non-zero for the table's life, a free without one
+    /// leaves `net_count` negative until an allocation comes.
+    #[inline(always)]
+    pub(crate) fn written(&self, net_count: i64) -> bool {
+        net_count != 0 || self.allocs.load(Ordering::Relaxed) != 0
+    }
+
+    /// Adds an allocation of `bytes` (owner only, the site touched);
+    /// `allocs` is the count as just loaded. Returns the net bytes.
+    #[inline(always)]
+    pub(crate) fn add_alloc(&self, allocs: u64, bytes: usize) -> i64 {
+        self.allocs.store(allocs.wrapping_add(1), Ordering::Relaxed);
+        owner_add_u(&self.alloc_bytes, bytes as u64);
+        let net = self
+            .net_bytes
+            .load(Ordering::Relaxed)
+            .wrapping_add(bytes as i64);
+        self.net_bytes.store(net, Ordering::Relaxed);
+        owner_add_i(&self.net_count, 1);
+        net
+    }
+
+    /// Takes back a free of `bytes` (owner only, the site touched);
+    /// `net_count` is the count as just loaded. Returns the net bytes.
+    #[inline(always)]
+    pub(crate) fn add_free(&self, net_count: i64, bytes: usize) -> i64 {
+        self.net_count
+            .store(net_count.wrapping_sub(1), Ordering::Relaxed);
+        let net = self
+            .net_bytes
+            .load(Ordering::Relaxed)
+            .wrapping_sub(bytes as i64);
+        self.net_bytes.store(net, Ordering::Relaxed);
+        net
+    }
+}
+
 /// Calls and bytes of one operation kind, side by side (one cache line
 /// for both updates).
 #[repr(C)]
@@ -213,15 +253,7 @@ impl ThreadTable {
             // First allocation at this site in this table's life.
             self.touch(site);
         }
-        c.allocs.store(allocs.wrapping_add(1), Ordering::Relaxed);
-        owner_add_u(&c.alloc_bytes, bytes as u64);
-        let net = c
-            .net_bytes
-            .load(Ordering::Relaxed)
-            .wrapping_add(bytes as i64);
-        c.net_bytes.store(net, Ordering::Relaxed);
-        owner_add_i(&c.net_count, 1);
-        net
+        c.add_alloc(allocs, bytes)
     }
 
     /// Charges a free of `bytes` back to `site` (owner only).
@@ -229,18 +261,12 @@ impl ThreadTable {
     pub(crate) fn charge_free(&self, site: u16, bytes: usize) -> i64 {
         let c = self.site(site);
         let count = c.net_count.load(Ordering::Relaxed);
-        if count == 0 && c.allocs.load(Ordering::Relaxed) == 0 {
+        if !c.written(count) {
             // A free at a site this table never allocated at (the block
             // came from another thread): the first write to it.
             self.touch(site);
         }
-        c.net_count.store(count.wrapping_sub(1), Ordering::Relaxed);
-        let net = c
-            .net_bytes
-            .load(Ordering::Relaxed)
-            .wrapping_sub(bytes as i64);
-        c.net_bytes.store(net, Ordering::Relaxed);
-        net
+        c.add_free(count, bytes)
     }
 
     // --- the retired table: shared, so read-modify-write atomics ---

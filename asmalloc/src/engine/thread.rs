@@ -33,9 +33,9 @@ pub(crate) struct ThreadState {
     /// because a signal handler on this thread may read it mid-update.
     table: AtomicPtr<ThreadTable>,
     phase: Cell<u8>,
-    /// Site and type of the innermost tracked scope (`#[track_alloc]`).
-    pub scope_site: Cell<u16>,
-    pub scope_type: Cell<u16>,
+    /// Site and type of the innermost tracked scope (`#[track_alloc]`),
+    /// `site | type << 16`: one load on the allocation path.
+    scope: Cell<u32>,
     /// A wrapper call's scope is open (`asm_wrap_enter`, the generated
     /// sites header): the outermost wrapper call owns the scope site, and
     /// call sites inside it set no one-shot site of their own.
@@ -47,12 +47,10 @@ pub(crate) struct ThreadState {
     /// The scope site and type before the wrapper scope, restored on exit.
     pub wrap_outer_site: Cell<u16>,
     pub wrap_outer_type: Cell<u16>,
-    /// A one-shot site from `mallocation_set`, for the next call only.
-    pub has_pending: Cell<bool>,
-    pub pending_site: Cell<u16>,
-    pub pending_type: Cell<u16>,
-    /// The pending set already fired the block callback for its delta.
-    pub pending_block_reported: Cell<bool>,
+    /// A one-shot site from `mallocation_set`, for the next call only: a
+    /// [`Taken`] with its `PENDING` bit set, or 0 for none (one load and
+    /// one test on the allocation path, one store to clear it).
+    pending: Cell<u64>,
     /// Inside the user callback: allocations are counted, callbacks are not
     /// fired again.
     pub in_callback: Cell<bool>,
@@ -83,16 +81,12 @@ impl ThreadState {
         ThreadState {
             table: AtomicPtr::new(std::ptr::null_mut()),
             phase: Cell::new(NEW),
-            scope_site: Cell::new(0),
-            scope_type: Cell::new(0),
+            scope: Cell::new(0),
             wrap_open: Cell::new(false),
             wrap_frame: Cell::new(0),
             wrap_outer_site: Cell::new(0),
             wrap_outer_type: Cell::new(0),
-            has_pending: Cell::new(false),
-            pending_site: Cell::new(0),
-            pending_type: Cell::new(0),
-            pending_block_reported: Cell::new(false),
+            pending: Cell::new(0),
             in_callback: Cell::new(false),
             clock_secs: Cell::new(0),
             clock_budget: Cell::new(0),
@@ -108,16 +102,12 @@ impl ThreadState {
     pub(crate) fn is_pristine(&self) -> bool {
         self.table.load(Ordering::Relaxed).is_null()
             && self.phase.get() == 0
-            && self.scope_site.get() == 0
-            && self.scope_type.get() == 0
+            && self.scope.get() == 0
             && !self.wrap_open.get()
             && self.wrap_frame.get() == 0
             && self.wrap_outer_site.get() == 0
             && self.wrap_outer_type.get() == 0
-            && !self.has_pending.get()
-            && self.pending_site.get() == 0
-            && self.pending_type.get() == 0
-            && !self.pending_block_reported.get()
+            && self.pending.get() == 0
             && !self.in_callback.get()
             && self.clock_secs.get() == 0
             && self.clock_budget.get() == 0
@@ -176,19 +166,26 @@ impl ThreadState {
         self.adopt_slow()
     }
 
-    /// [`ThreadState::begin_update`] for a thread that has adopted its
-    /// table already, `None` otherwise (no call: the allocation path's
-    /// common case; the caller takes its slow path).
+    /// This thread's table if it has adopted one and is not updating it,
+    /// `None` otherwise (no call: the allocation path's common case; the
+    /// caller takes its slow path). An update of it starts with
+    /// [`ThreadState::begin_update_of`].
     #[inline(always)]
-    pub(crate) fn begin_adopted_update(&self) -> Option<&'static ThreadTable> {
+    pub(crate) fn adopted_table(&self) -> Option<&'static ThreadTable> {
         let t = self.table.load(Ordering::Relaxed);
-        if t.is_null() {
-            return None;
-        }
+        // SAFETY: as in `table`.
+        (!t.is_null()).then(|| unsafe { &*t })
+    }
+
+    /// [`ThreadState::begin_update`] of `t`, which
+    /// [`ThreadState::adopted_table`] just gave (a signal handler that ran
+    /// since has put it back). Counters read before this call may be stale
+    /// (a handler may have updated them): read them after it.
+    #[inline(always)]
+    pub(crate) fn begin_update_of(&self, t: &'static ThreadTable) -> &'static ThreadTable {
         self.table.store(std::ptr::null_mut(), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
-        // SAFETY: as in `table`.
-        Some(unsafe { &*t })
+        t
     }
 
     #[cold]
@@ -244,20 +241,46 @@ impl ThreadState {
     }
 
     /// The site and type the next allocation is charged to, consuming a
-    /// pending one-shot set; the flag says the block callback already fired
-    /// for it.
+    /// pending one-shot set (see [`Taken`]).
     #[inline(always)]
-    pub(crate) fn take_site(&self) -> (u16, u16, bool) {
-        if self.has_pending.get() {
-            self.has_pending.set(false);
-            (
-                self.pending_site.get(),
-                self.pending_type.get(),
-                self.pending_block_reported.get(),
-            )
+    pub(crate) fn take_site(&self) -> Taken {
+        let pending = self.pending.get();
+        if pending != 0 {
+            self.pending.set(0);
+            Taken(pending)
         } else {
-            (self.scope_site.get(), self.scope_type.get(), false)
+            Taken(u64::from(self.scope.get()))
         }
+    }
+
+    /// Makes (`site`, `type_id`) the site of the next allocation-family
+    /// call only; `block_reported`: the set already fired the block
+    /// callback for its delta.
+    #[inline(always)]
+    pub(crate) fn set_pending(&self, site: u16, type_id: u16, block_reported: bool) {
+        self.pending
+            .set(Taken::pack(site, type_id, block_reported).0 | Taken::PENDING);
+    }
+
+    /// Drops a pending one-shot site.
+    #[inline(always)]
+    pub(crate) fn clear_pending(&self) {
+        self.pending.set(0);
+    }
+
+    /// The scope's (site, type).
+    #[inline(always)]
+    pub(crate) fn scope(&self) -> (u16, u16) {
+        let s = self.scope.get();
+        (s as u16, (s >> 16) as u16)
+    }
+
+    /// Sets the scope's site and type; returns the previous ones.
+    #[inline(always)]
+    pub(crate) fn replace_scope(&self, site: u16, type_id: u16) -> (u16, u16) {
+        let prev = self.scope();
+        self.scope.set(u32::from(site) | u32::from(type_id) << 16);
+        prev
     }
 
     /// The current thread's id as the callback reports it.
@@ -265,6 +288,41 @@ impl ThreadState {
         self.table().map_or(0, |t| {
             t.thread_id.load(std::sync::atomic::Ordering::Relaxed)
         })
+    }
+}
+
+/// The site taken for an allocation ([`ThreadState::take_site`]), its
+/// type and whether its block threshold was already reported, in one
+/// register: `site | type << 16 | block_reported << 32` (and the
+/// `PENDING` bit while it waits in the thread's state).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(transparent)]
+pub struct Taken(u64);
+
+impl Taken {
+    /// Marks a pending set (so that a pending site 0 of type 0 is not
+    /// "none").
+    const PENDING: u64 = 1 << 33;
+
+    #[inline(always)]
+    pub(crate) fn pack(site: u16, type_id: u16, block_reported: bool) -> Taken {
+        Taken(u64::from(site) | u64::from(type_id) << 16 | u64::from(block_reported) << 32)
+    }
+
+    #[inline(always)]
+    pub(crate) fn site(self) -> u16 {
+        self.0 as u16
+    }
+
+    #[inline(always)]
+    pub(crate) fn type_id(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+
+    /// The block callback already fired for this allocation's pending set.
+    #[inline(always)]
+    pub(crate) fn block_reported(self) -> bool {
+        self.0 & 1 << 32 != 0
     }
 }
 

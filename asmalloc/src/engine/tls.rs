@@ -52,13 +52,17 @@ macro_rules! initial_exec_slot {
             // above: `fs:0` holds the thread pointer (x86-64 TLS ABI) and
             // the GOT entry the linker makes for `@GOTTPOFF` holds the
             // slot's offset from it. It reads only that GOT entry and the
-            // thread's own TCB word.
+            // thread's own TCB word, neither of which ever changes for the
+            // thread (a forked child's thread has its parent's), so the
+            // result is a pure function of the thread, which no call
+            // changes: `nomem` lets the compiler reuse it within a
+            // function (one access per interposed call, not one per use).
             unsafe {
                 std::arch::asm!(
                     "mov {p}, qword ptr fs:[0]",
                     concat!("add {p}, qword ptr [rip + ", $symbol, "@GOTTPOFF]"),
                     p = out(reg) p,
-                    options(pure, readonly, nostack),
+                    options(pure, nomem, nostack),
                 );
             }
             p

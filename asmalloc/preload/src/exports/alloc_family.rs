@@ -8,12 +8,13 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use rt::__private::engine;
-use rt::__private::tag::TAG_SIZE;
+use rt::__private::tag::{self, TAG_SIZE};
 use rt::Op;
 
 use super::tagging::{
-    Mode, Owner, caller, enomem, mark_own, mode, read_tag, release, resize_own, resize_tracked,
-    track_new, tracked, tracked_unaligned, untracked,
+    Mode, Owner, caller, enomem, mark_own, mode, program_block, program_call, read_tag, release,
+    resize_own, resize_tracked, track_new, tracked, tracked_fresh, tracked_unaligned, untracked,
+    write_tag,
 };
 use crate::real;
 use crate::syscalls::set_errno;
@@ -31,6 +32,20 @@ export_with_caller!(
 /// # Safety
 /// As [`malloc`].
 unsafe extern "C" fn malloc_from(size: usize, ret: usize) -> *mut c_void {
+    match program_call() {
+        Some(ready) => tracked_fresh(Op::Malloc, size, caller(ret), real::malloc, ready),
+        // SAFETY: the caller's contract.
+        None => unsafe { malloc_other(size, ret) },
+    }
+}
+
+/// [`malloc_from`] for a call that is not the program's common case.
+///
+/// # Safety
+/// As [`malloc`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn malloc_other(size: usize, ret: usize) -> *mut c_void {
     match mode() {
         Mode::Tracked => tracked_unaligned(Op::Malloc, size, caller(ret), real::malloc),
         m => untracked(m, size, real::malloc, || real::NEXT.malloc(size)),
@@ -50,6 +65,24 @@ export_with_caller!(
 /// # Safety
 /// As [`calloc`].
 unsafe extern "C" fn calloc_from(n: usize, size: usize, ret: usize) -> *mut c_void {
+    if let Some(ready) = program_call()
+        && let Some(total) = n.checked_mul(size)
+    {
+        let alloc = |bytes| real::calloc(1, bytes);
+        tracked_fresh(Op::Calloc, total, caller(ret), alloc, ready)
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { calloc_other(n, size, ret) }
+    }
+}
+
+/// [`calloc_from`] for a call that is not the program's common case.
+///
+/// # Safety
+/// As [`calloc`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn calloc_other(n: usize, size: usize, ret: usize) -> *mut c_void {
     let m = mode();
     match (m, n.checked_mul(size)) {
         (Mode::Aside, _) => real::NEXT.calloc(n, size),
@@ -77,6 +110,56 @@ pub unsafe extern "C" fn free(p: *mut c_void) {
     if p.is_null() {
         return;
     }
+    // SAFETY: `p` is a live block (caller's contract).
+    unsafe {
+        match program_block(p) {
+            Some((usable, site)) => free_program_block(p, usable, site),
+            None => free_other(p),
+        }
+    }
+}
+
+/// [`free`] of a program block (see [`program_block`]): with no call but
+/// the last, which is a jump, so the common path saves no register.
+///
+/// # Safety
+/// `p` is a live program block of `usable` real bytes whose tag holds
+/// `site`.
+#[inline(always)]
+unsafe fn free_program_block(p: *mut c_void, usable: usize, site: u16) {
+    let bytes = usable - TAG_SIZE;
+    // SAFETY: the tag's bytes are the block's, which is live.
+    unsafe { write_tag(p, usable, tag::CLEARED) };
+    if engine::record_free_fast(Op::Free, site, bytes) {
+        // SAFETY: `p` is live (caller's contract).
+        unsafe { real::free_sized(p, usable) }
+    } else {
+        // SAFETY: as above.
+        unsafe { free_charging(p, usable, site, bytes) }
+    }
+}
+
+/// The rest of [`free_program_block`] past the engine's common case.
+/// `extern "C"`, so it cannot unwind and the call to it is a jump.
+///
+/// # Safety
+/// As [`free_program_block`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_charging(p: *mut c_void, usable: usize, site: u16, bytes: usize) {
+    engine::record_free(Op::Free, site, bytes);
+    // SAFETY: `p` is live (caller's contract).
+    unsafe { real::free_sized(p, usable) }
+}
+
+/// [`free`] of anything else: by the call's mode and the block's tag
+/// (`extern "C"`, so that the call to it is a jump).
+///
+/// # Safety
+/// As [`free`]; `p` is not null.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_other(p: *mut c_void) {
     // SAFETY: `p` is a live block (caller's contract) of the allocator the
     // mode names.
     unsafe {

@@ -16,6 +16,7 @@
 use std::ffi::c_void;
 
 use rt::__private::engine;
+use rt::__private::stacks;
 use rt::__private::tag::{self, TAG_SIZE};
 use rt::Op;
 
@@ -50,6 +51,17 @@ pub(super) fn mode() -> Mode {
     }
 }
 
+/// The call is the program's and the heap is resolved with its sizes
+/// inline (mode `Tracked`, and a [`real::Ready`]), decided with no call;
+/// `None`: ask [`mode`], off the common path.
+#[inline(always)]
+pub(super) fn program_call() -> Option<real::Ready> {
+    if guard::held() {
+        return None;
+    }
+    real::ready()
+}
+
 #[cold]
 #[inline(never)]
 pub(super) fn other_mode() -> Mode {
@@ -76,15 +88,6 @@ pub(super) enum Owner {
 }
 
 impl Owner {
-    /// The site a program block is charged to (for a sampled block, its
-    /// stack's site).
-    pub(super) fn site(self) -> Option<u16> {
-        match self {
-            Owner::Program(id) => Some(rt::__private::stacks::site_of(id)),
-            Owner::Library | Owner::Foreign => None,
-        }
-    }
-
     /// The id in a program block's tag: its site, or its sampled stack.
     pub(super) fn tag_id(self) -> Option<u16> {
         match self {
@@ -122,6 +125,34 @@ pub(super) unsafe fn read_tag(p: *mut c_void) -> (Owner, usize) {
         None => Owner::Foreign,
     };
     (owner, usable)
+}
+
+/// The common case of a program call on a block, decided with no call:
+/// the call is the program's (mode `Tracked`, the heap resolved), the
+/// block's real usable size is known inline and its tag names a site that
+/// is no sampled stack's id (so `stacks::released` is a no-op, decided
+/// inline). Then (real usable size, site); `None`: anything else, which the
+/// general path ([`mode`], [`read_tag`]) decides again.
+///
+/// # Safety
+/// `p` is a live, non-null block of this library's allocator.
+#[inline(always)]
+pub(super) unsafe fn program_block(p: *mut c_void) -> Option<(usize, u16)> {
+    let ready = program_call()?;
+    // SAFETY: `p` is a live block of the real allocator, now resolved.
+    let usable = unsafe { real::usable_size_known(p, ready) };
+    if usable < TAG_SIZE {
+        return None;
+    }
+    // SAFETY: the block's usable bytes are readable; the tag is its last 8.
+    let word = unsafe { tag::read(p.cast::<u8>().add(usable - TAG_SIZE)) };
+    let id = tag::decode(p as usize, usable, word)?;
+    // The sampler's ids (a range below the caller sites) take the general
+    // path, whose `stacks::released` may call out; any other id is a site.
+    if (stacks::table::LAST_STACK..=stacks::table::FIRST_STACK).contains(&id) {
+        return None;
+    }
+    Some((usable, id))
 }
 
 /// Writes `word` as the tag of the block `p` of `usable` real bytes.
@@ -180,11 +211,8 @@ unsafe fn track_fresh(
 #[inline(always)]
 unsafe fn charge_and_tag(op: Op, p: *mut c_void, usable: usize, caller: usize) -> *mut c_void {
     let site = engine::record_alloc_from(op, usable - TAG_SIZE, caller);
-    let id = rt::__private::stacks::tag_id(site, usable - TAG_SIZE);
-    // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
-    // program), and the program is told it may use only `usable - TAG_SIZE`.
-    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
-    p
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
 }
 
 /// Gives a fresh block of the real allocator an own tag. Null passes
@@ -287,7 +315,7 @@ pub(super) fn tracked(
 }
 
 /// [`tracked`] for `malloc`-like calls (`malloc`, `calloc(1, n)`): no
-/// alignment asked for, so the block's usable size follows from the
+/// alignment asked for, so the block's usable size may follow from the
 /// request (see `real::usable_size_of_fresh`).
 #[inline(always)]
 pub(super) fn tracked_unaligned(
@@ -303,8 +331,30 @@ pub(super) fn tracked_unaligned(
     })
 }
 
+/// [`tracked_unaligned`] on the common path ([`program_call`] gave
+/// `ready`): the block's usable size with no call.
+#[inline(always)]
+pub(super) fn tracked_fresh(
+    op: Op,
+    size: usize,
+    caller: usize,
+    alloc: impl FnOnce(usize) -> *mut c_void,
+    ready: real::Ready,
+) -> *mut c_void {
+    // SAFETY: as in `tracked_unaligned`.
+    tracked_with(op, size, caller, alloc, |p, n| unsafe {
+        real::usable_size_of_fresh_known(p, n, ready)
+    })
+}
+
 /// [`tracked`] with the fresh block's real usable size given by
 /// `usable_of(block, bytes asked of the real allocator)`.
+///
+/// The common path ([`tracked_fresh`]) makes one call, to the heap's
+/// allocation function: everything else it needs is inline, and the rare
+/// cases (a failure, the engine's slow path, sampling on) are jumps to
+/// `extern "C"` functions (which cannot unwind), so little is kept in
+/// saved registers.
 #[inline(always)]
 fn tracked_with(
     op: Op,
@@ -317,9 +367,73 @@ fn tracked_with(
         return enomem();
     };
     let p = alloc(n);
-    // SAFETY: `p` is null or a fresh block of at least `n` bytes whose
-    // usable size `usable_of` gives.
-    unsafe { track_fresh(op, p, caller, |p| usable_of(p, n)) }
+    if p.is_null() {
+        // A failed call still uses up a pending one-shot site, so it does
+        // not land on the thread's next, unrelated allocation.
+        engine::clear_pending();
+        return p;
+    }
+    let usable = usable_of(p, n);
+    match engine::record_alloc_fast(op, usable - TAG_SIZE, caller) {
+        // Sampling off (`stacks::tag_id` is then the site itself): the tag
+        // is written here.
+        Ok(site) if stacks::mean() == 0 => {
+            // SAFETY: `p` is a fresh block of `usable` real bytes, at least
+            // `TAG_SIZE` more than the program asked for, who may use only
+            // `usable - TAG_SIZE`.
+            unsafe { write_tag(p, usable, tag::encode(p as usize, usable, site)) };
+            p
+        }
+        // SAFETY: as above.
+        Ok(site) => unsafe { tag_sampled(p, usable, site) },
+        // SAFETY: as above.
+        Err(taken) => unsafe { track_rest(op, p, usable, caller, taken) },
+    }
+}
+
+/// [`tracked_with`] with sampling on: the sampler decides the tag.
+///
+/// # Safety
+/// As [`tag_new`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn tag_sampled(p: *mut c_void, usable: usize, site: u16) -> *mut c_void {
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
+}
+
+/// [`tracked_with`] past the engine's common case.
+///
+/// # Safety
+/// `p` is a fresh block of exactly `usable` real bytes, at least
+/// `TAG_SIZE` more than the program asked for; `taken` is what
+/// `record_alloc_fast` gave back.
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn track_rest(
+    op: Op,
+    p: *mut c_void,
+    usable: usize,
+    caller: usize,
+    taken: engine::Taken,
+) -> *mut c_void {
+    let site = engine::record_alloc_rest(op, usable - TAG_SIZE, caller, taken);
+    // SAFETY: the caller's contract.
+    unsafe { tag_new(p, usable, site) }
+}
+
+/// Writes the tag of a fresh block charged to `site` (a sampled stack's
+/// id instead when the sampler picks it); returns the block.
+///
+/// # Safety
+/// As [`track_rest`].
+#[inline(always)]
+unsafe fn tag_new(p: *mut c_void, usable: usize, site: u16) -> *mut c_void {
+    let id = stacks::tag_id(site, usable - TAG_SIZE);
+    // SAFETY: `usable >= TAG_SIZE` (we asked for TAG_SIZE more than the
+    // program), and the program is told it may use only `usable - TAG_SIZE`.
+    unsafe { write_tag(p, usable, tag::encode(p as usize, usable, id)) };
+    p
 }
 
 /// An untracked allocation of `size` bytes in `mode`: by `alloc` with an
@@ -375,7 +489,7 @@ pub(super) unsafe fn resize_tracked(
     };
     // The old tag is cleared first: the block may grow in place, and a
     // stale tag must not survive inside it.
-    if owner.site().is_some() {
+    if owner.tag_id().is_some() {
         // SAFETY: the block is live and the tag's bytes are its own.
         unsafe { write_tag(p, usable, tag::CLEARED) };
     }

@@ -7,7 +7,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::{ensure, lookup};
+use super::{Ready, ensure, lookup};
 
 mod glibc {
     use std::ffi::c_void;
@@ -187,6 +187,22 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     }
 }
 
+/// True when the chunk header's formula gives the usable size (see
+/// [`Ready`]).
+pub(super) fn inline_sizes() -> bool {
+    HEADER_FAST.load(Ordering::Relaxed)
+}
+
+/// [`usable_size`] from glibc's chunk header: a few instructions, no call.
+///
+/// # Safety
+/// `ptr` is a live, non-null block of glibc's allocator.
+#[inline(always)]
+pub(crate) unsafe fn usable_size_known(ptr: *mut c_void, _: Ready) -> usize {
+    // SAFETY: forwarded; the formula was checked against glibc's (`Ready`).
+    unsafe { usable_size_from_header(ptr) }
+}
+
 /// The real usable size of a block `malloc(requested)` or
 /// `calloc(1, requested)` just returned (glibc's block header says it; the
 /// request does not).
@@ -197,6 +213,20 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
 pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, _requested: usize) -> usize {
     // SAFETY: the caller's contract.
     unsafe { usable_size(ptr) }
+}
+
+/// [`usable_size_of_fresh`] from the chunk header.
+///
+/// # Safety
+/// As [`usable_size_of_fresh`].
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh_known(
+    ptr: *mut c_void,
+    _requested: usize,
+    ready: Ready,
+) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { usable_size_known(ptr, ready) }
 }
 
 /// glibc's own computation (`musable`) for a block known to be in use: the

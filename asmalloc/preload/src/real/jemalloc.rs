@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tikv_jemalloc_sys as jem;
 
+use super::Ready;
+
 unsafe extern "C" {
     // Exported by jemalloc but not declared by tikv-jemalloc-sys.
     #[link_name = "_rjem_memalign"]
@@ -106,6 +108,16 @@ pub(crate) unsafe fn usable_size(ptr: *mut c_void) -> usize {
     unsafe { jem::sallocx(ptr, 0) }
 }
 
+/// [`usable_size`] (the glibc build's needs no call with a [`Ready`]).
+///
+/// # Safety
+/// `ptr` is a live, non-null block of jemalloc.
+#[inline(always)]
+pub(crate) unsafe fn usable_size_known(ptr: *mut c_void, _: Ready) -> usize {
+    // SAFETY: the caller's contract.
+    unsafe { usable_size(ptr) }
+}
+
 /// Whether jemalloc's size classes are the inline formula's
 /// (`rt::__private::size_classes`), checked once by [`resolve`].
 static FORMULA_AGREES: AtomicBool = AtomicBool::new(false);
@@ -125,6 +137,26 @@ pub(crate) unsafe fn usable_size_of_fresh(ptr: *mut c_void, requested: usize) ->
         // SAFETY: the caller's contract.
         unsafe { usable_size(ptr) }
     }
+}
+
+/// [`usable_size_of_fresh`] by the size-class formula, which [`Ready`]
+/// says was checked.
+///
+/// # Safety
+/// As [`usable_size_of_fresh`].
+#[inline(always)]
+pub(crate) unsafe fn usable_size_of_fresh_known(
+    _ptr: *mut c_void,
+    requested: usize,
+    _: Ready,
+) -> usize {
+    rt::__private::size_classes::jemalloc_class(requested)
+}
+
+/// True when the size-class formula agrees with jemalloc's (see
+/// [`Ready`]).
+pub(super) fn inline_sizes() -> bool {
+    FORMULA_AGREES.load(Ordering::Relaxed)
 }
 
 /// jemalloc's `posix_memalign` (EINVAL for a bad alignment, ENOMEM).
