@@ -31,6 +31,16 @@ use rt::__private::stacks::modules::LoadedModule;
 /// How many wrapper functions are kept (more are reported and dropped).
 pub(crate) const MAX_RANGES: usize = 512;
 
+/// Answers remembered per set: a direct-mapped table of return addresses,
+/// each entry `addr << 1 | inside` (0: empty). A program has few
+/// allocation call sites and the wrappers' span usually covers most of
+/// them (from the executable's `zmalloc` to libstdc++'s `operator new`),
+/// so most calls would otherwise binary-search; a hit is a hash, a load
+/// and a compare. Racing writers may overwrite each other's entries: each
+/// entry is one word, so a reader sees a whole answer or a miss.
+const MEMO: usize = 4096;
+const _: () = assert!(MEMO.is_power_of_two());
+
 /// One published list of wrapper ranges.
 struct RangeSet {
     starts: [AtomicUsize; MAX_RANGES],
@@ -39,6 +49,7 @@ struct RangeSet {
     /// Lowest start and highest end: `low > high` while there is no wrapper.
     low: AtomicUsize,
     high: AtomicUsize,
+    memo: [AtomicUsize; MEMO],
 }
 
 static SETS: [RangeSet; 2] = [const {
@@ -48,8 +59,13 @@ static SETS: [RangeSet; 2] = [const {
         count: AtomicUsize::new(0),
         low: AtomicUsize::new(usize::MAX),
         high: AtomicUsize::new(0),
+        memo: [const { AtomicUsize::new(0) }; MEMO],
     }
 }; 2];
+
+fn memo_slot(addr: usize) -> usize {
+    (addr.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) & (MEMO - 1)
+}
 /// Which of [`SETS`] readers use.
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 
@@ -60,11 +76,25 @@ pub(crate) fn inside(addr: usize) -> bool {
     if addr < set.low.load(Ordering::Relaxed) || addr >= set.high.load(Ordering::Relaxed) {
         return false;
     }
+    let known = set.memo[memo_slot(addr)].load(Ordering::Relaxed);
+    if known >> 1 == addr {
+        return known & 1 == 1;
+    }
     inside_slow(set, addr)
 }
 
 #[inline(never)]
 fn inside_slow(set: &RangeSet, addr: usize) -> bool {
+    let answer = search(set, addr);
+    // User-space addresses fit in 63 bits; anything else is not kept.
+    if addr >> 63 == 0 {
+        set.memo[memo_slot(addr)].store(addr << 1 | usize::from(answer), Ordering::Relaxed);
+    }
+    answer
+}
+
+/// The binary search of `set` for `addr`.
+fn search(set: &RangeSet, addr: usize) -> bool {
     let count = set.count.load(Ordering::Relaxed).min(MAX_RANGES);
     // The last range starting at or before `addr`.
     let (mut lo, mut hi) = (0, count);
@@ -86,6 +116,9 @@ fn inside_slow(set: &RangeSet, addr: usize) -> bool {
 pub(crate) fn publish(ranges: &[Range<usize>]) {
     let next = (CURRENT.load(Ordering::Relaxed) + 1) & 1;
     let set = &SETS[next];
+    for entry in &set.memo {
+        entry.store(0, Ordering::Relaxed);
+    }
     let n = ranges.len().min(MAX_RANGES);
     for (i, r) in ranges[..n].iter().enumerate() {
         set.starts[i].store(r.start, Ordering::Relaxed);
@@ -203,6 +236,8 @@ mod tests {
         assert!(!inside(0x1040) && !inside(0x1fff));
         assert!(inside(0x20ff) && !inside(0x2100));
         assert!(inside(0x900f) && !inside(0x9010) && !inside(0xffff_0000));
+        // Asked again: the remembered answers are the same.
+        assert!(inside(0x1000) && !inside(0x1040) && inside(0x900f) && !inside(0x9010));
         // Published again (a module loaded later): the new list only.
         publish(&[0x1000..0x1040, 0x5000..0x5008]);
         assert!(inside(0x1000) && inside(0x5007) && !inside(0x2000) && !inside(0x9000));
