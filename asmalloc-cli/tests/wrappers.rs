@@ -89,25 +89,36 @@ fn line_of(file: &str, needle: &str) -> usize {
 }
 
 fn build_wrapped(dir: &Path) -> PathBuf {
+    build_wrapped_with(dir, "-fomit-frame-pointer")
+}
+
+fn build_wrapped_with(dir: &Path, frame_pointer: &str) -> PathBuf {
     Cc::new()
-        .args([
-            "-O2",
-            "-g",
-            "-fomit-frame-pointer",
-            "-fno-builtin",
-            "-pthread",
-        ])
+        .args(["-O2", "-g", frame_pointer, "-fno-builtin", "-pthread"])
         .arg(format!("-I{}", c_dir().display()))
         .arg(c_dir().join("wrapped.c"))
         .arg(c_dir().join("xalloc.c"))
         .arg(c_dir().join("xname.c"))
-        .build(&dir.join("wrapped"))
+        .build(&dir.join(format!("wrapped{frame_pointer}")))
 }
 
 #[test]
 fn calls_through_named_wrappers_are_charged_to_their_callers() {
     let dir = fresh_dir("wrappers");
-    let exe = build_wrapped(&dir);
+    charged_to_callers(&build_wrapped(&dir));
+}
+
+/// The same with frame pointers: the wrappers' unwind rules then use the
+/// frame pointer, which the remembered frame sizes cannot (they are only
+/// kept for rules relative to the stack pointer), so every call walks.
+#[test]
+fn wrappers_with_frame_pointers_are_followed_too() {
+    let dir = fresh_dir("wrappers-fp");
+    charged_to_callers(&build_wrapped_with(&dir, "-fno-omit-frame-pointer"));
+}
+
+fn charged_to_callers(exe: &Path) {
+    let exe = exe.to_path_buf();
     // Named by pattern and by name; the built-in list off, so only these.
     let out = run(
         &exe,

@@ -23,7 +23,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{
@@ -141,6 +141,10 @@ pub fn rebuild(modules: &[LoadedModule]) {
         .collect();
     *known = next;
     publish(&known);
+    // Code may have moved: no remembered frame holds any more.
+    for entry in &FRAME_MEMO {
+        entry.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Makes an unwinder over `known` the current one.
@@ -436,6 +440,15 @@ fn with_walk<T>(
 /// own frames. If `[entry_sp]` is not `ret` (the record is another call's:
 /// a signal handler allocated in between), the frames are walked from here
 /// as [`outer_caller`] does. `ret` itself if the frames cannot be followed.
+///
+/// A wrapper's frame at a given return address has a fixed size when its
+/// unwind rule is relative to the stack pointer (it nearly always is), so
+/// the slot of its caller's return address is a fixed distance above
+/// `entry_sp`: that distance is remembered per return address
+/// ([`FRAME_MEMO`]) the first time the rule is seen to ignore the frame
+/// pointer, and later calls read the slot directly (a table probe and one
+/// bounded read instead of framehop's step). A chain of wrappers, or a
+/// rule that needs the frame pointer, takes the walk.
 #[inline(never)]
 #[cold]
 pub fn outer_caller_from_entry(
@@ -444,6 +457,9 @@ pub fn outer_caller_from_entry(
     entry_bp: usize,
     inside_wrapper: fn(usize) -> bool,
 ) -> usize {
+    if let Some(caller) = remembered_caller(ret, entry_sp, inside_wrapper) {
+        return caller;
+    }
     with_walk(|unwinder, cache, regs, first, read_stack| {
         if read_stack(entry_sp as u64) != Ok(ret as u64) {
             return walk(
@@ -458,6 +474,7 @@ pub fn outer_caller_from_entry(
         }
         let regs = UnwindRegsX86_64::new(ret as u64, entry_sp as u64 + 8, entry_bp as u64);
         let frame = FrameAddress::from_return_address(ret as u64)?;
+        learn_frame(unwinder, cache, regs, frame, ret, entry_sp, read_stack);
         follow_wrappers(
             unwinder,
             cache,
@@ -470,6 +487,86 @@ pub fn outer_caller_from_entry(
     })
     .flatten()
     .unwrap_or(ret)
+}
+
+/// Remembered wrapper frames: per return address (direct-mapped), the
+/// distance from the entry's stack pointer to the slot of the wrapper's
+/// caller's return address, in 8-byte words: `ret << 16 | words`, or
+/// `ret << 16 | NOT_SIMPLE` for a rule that needs the walk; 0 is empty.
+/// Cleared when the unwinder is rebuilt (other code may now be at an
+/// address). One word per entry: a racing reader sees a whole entry or
+/// another address's.
+static FRAME_MEMO: [AtomicU64; FRAME_MEMO_SIZE] = [const { AtomicU64::new(0) }; FRAME_MEMO_SIZE];
+const FRAME_MEMO_SIZE: usize = 1024;
+const NOT_SIMPLE: u64 = 0xffff;
+
+fn frame_memo_slot(ret: usize) -> usize {
+    (ret.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 54) & (FRAME_MEMO_SIZE - 1)
+}
+
+/// The caller of the wrapper `ret` returns into, read at the remembered
+/// distance above `entry_sp`, when that is known, `[entry_sp]` is `ret`
+/// (the record is this call's) and the caller is outside every wrapper.
+#[inline]
+fn remembered_caller(
+    ret: usize,
+    entry_sp: usize,
+    inside_wrapper: fn(usize) -> bool,
+) -> Option<usize> {
+    let m = FRAME_MEMO[frame_memo_slot(ret)].load(Ordering::Relaxed);
+    if m >> 16 != ret as u64 || m & 0xffff == NOT_SIMPLE {
+        return None;
+    }
+    let (low, top) = thread_stack();
+    let read = |addr: usize| -> Option<usize> {
+        if addr < low || addr < entry_sp || addr.checked_add(8)? > top || !addr.is_multiple_of(8) {
+            return None;
+        }
+        // SAFETY: `addr` is 8-aligned, at or above `entry_sp` (the
+        // interposed function's entry: the live part of this thread's
+        // stack, above our own frames) and below the stack's top.
+        Some(unsafe { (addr as *const usize).read() })
+    };
+    if read(entry_sp)? != ret {
+        return None;
+    }
+    let caller = read(entry_sp + (m & 0xffff) as usize * 8)?;
+    (!inside_wrapper(caller)).then_some(caller)
+}
+
+/// Learns, once per return address, whether the wrapper frame at `ret`
+/// has a rule relative to the stack pointer: framehop's step from it with
+/// the frame pointer unknown (0) must give the same caller and stack
+/// pointer as with the real one. Then the distance to the caller's slot
+/// is remembered; else `NOT_SIMPLE`.
+fn learn_frame(
+    unwinder: &Unwind,
+    cache: &mut Cache,
+    regs: UnwindRegsX86_64,
+    frame: FrameAddress,
+    ret: usize,
+    entry_sp: usize,
+    read_stack: &mut dyn FnMut(u64) -> Result<u64, ()>,
+) {
+    let slot = &FRAME_MEMO[frame_memo_slot(ret)];
+    if slot.load(Ordering::Relaxed) >> 16 == ret as u64 || (ret as u64) >> 47 != 0 {
+        return;
+    }
+    let mut real = regs.clone();
+    let mut blind = UnwindRegsX86_64::new(regs.ip(), regs.sp(), 0);
+    let a = unwinder.unwind_frame(frame, &mut real, cache, &mut &mut *read_stack);
+    let b = unwinder.unwind_frame(frame, &mut blind, cache, &mut &mut *read_stack);
+    let words = match (a, b) {
+        (Ok(Some(x)), Ok(Some(y))) if x == y && real.sp() == blind.sp() => {
+            let slot_at = (real.sp() as usize).wrapping_sub(8);
+            match slot_at.checked_sub(entry_sp) {
+                Some(d) if d.is_multiple_of(8) && ((d / 8) as u64) < NOT_SIMPLE => (d / 8) as u64,
+                _ => NOT_SIMPLE,
+            }
+        }
+        _ => NOT_SIMPLE,
+    };
+    slot.store((ret as u64) << 16 | words, Ordering::Relaxed);
 }
 
 fn walk(
