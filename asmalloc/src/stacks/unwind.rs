@@ -552,7 +552,7 @@ fn learn_frame(
     if slot.load(Ordering::Relaxed) >> 16 == ret as u64 || (ret as u64) >> 47 != 0 {
         return;
     }
-    let mut real = regs.clone();
+    let mut real = regs;
     let mut blind = UnwindRegsX86_64::new(regs.ip(), regs.sp(), 0);
     let a = unwinder.unwind_frame(frame, &mut real, cache, &mut &mut *read_stack);
     let b = unwinder.unwind_frame(frame, &mut blind, cache, &mut &mut *read_stack);
