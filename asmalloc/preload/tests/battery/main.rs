@@ -5,8 +5,9 @@
 //! tcmalloc and mimalloc — each run without the preload and then under
 //! each preload library (`libasmalloc.so`, `libasmalloc_jem.so`) with every
 //! optional part on: the JSON exit report, periodic reports, every feature,
-//! and the leak monitor with its log. For each program and library it
-//! asserts
+//! the leak monitor with its log, caller sites with the built-in wrappers,
+//! and sampled stacks (one sample per 64 KiB). For each program and
+//! library it asserts
 //!
 //! * the same stdout, stderr (less the library's own `asmalloc:` lines) and
 //!   exit status of every command, and the same output files, byte for

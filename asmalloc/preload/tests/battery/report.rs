@@ -32,12 +32,17 @@ fn traced_env(lib: &Path, asm: &Path) -> Vec<(String, String)> {
         ("ASMALLOC_REPORT_FORMAT".into(), "json".into()),
         ("ASMALLOC_OUTPUT".into(), format!("{a}/report.%p.jsonl")),
         // … and every other optional part: periodic reports (a reporter
-        // thread in every process), every feature, and the leak monitor
-        // sampling every 100 ms into its log.
+        // thread in every process), every feature, the leak monitor
+        // sampling every 100 ms into its log, …
         ("ASMALLOC_REPORT_INTERVAL".into(), "250ms".into()),
         ("ASMALLOC_FEATURES".into(), "all".into()),
         ("ASMALLOC_LOG".into(), format!("{a}/log.%p.jsonl")),
         ("ASMALLOC_SAMPLE_INTERVAL".into(), "100ms".into()),
+        // … caller sites (with the built-in wrappers) and sampled stacks,
+        // as `asmalloc run --stacks` sets them, at 8 times the sampling
+        // rate (sampled blocks carry a stack id in their tag).
+        ("ASMALLOC_CALLERS".into(), "1".into()),
+        ("ASMALLOC_SAMPLE_BYTES".into(), "64K".into()),
     ]
 }
 
