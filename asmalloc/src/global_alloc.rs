@@ -46,6 +46,19 @@ pub trait UsableSize {
         let _ = ptr;
         layout.size()
     }
+
+    /// [`UsableSize::usable_size`] when it is known without a call (the
+    /// allocation path's common case keeps calls out, so it saves no
+    /// register); `None`: the wrapper asks `usable_size` off that path.
+    /// The default is `usable_size` itself.
+    ///
+    /// # Safety
+    /// As [`UsableSize::usable_size`].
+    #[inline(always)]
+    unsafe fn usable_size_inline(&self, ptr: *mut u8, layout: Layout) -> Option<usize> {
+        // SAFETY: the caller's contract.
+        Some(unsafe { self.usable_size(ptr, layout) })
+    }
 }
 
 /// Requested bytes (see the module docs for why not `malloc_usable_size`).
@@ -59,6 +72,11 @@ impl UsableSize for tikv_jemallocator::Jemalloc {
     #[inline]
     unsafe fn usable_size(&self, _ptr: *mut u8, layout: Layout) -> usize {
         jemalloc_size_class(layout)
+    }
+
+    #[inline(always)]
+    unsafe fn usable_size_inline(&self, _ptr: *mut u8, layout: Layout) -> Option<usize> {
+        jemalloc_size_class_inline(layout)
     }
 }
 
@@ -79,14 +97,19 @@ impl UsableSize for tikv_jemallocator::Jemalloc {
 #[cfg(feature = "jemalloc")]
 #[inline]
 fn jemalloc_size_class(layout: Layout) -> usize {
+    jemalloc_size_class_inline(layout).unwrap_or_else(|| jem_classes::slow(layout))
+}
+
+/// [`jemalloc_size_class`] when the inline formula gives it; `None`:
+/// ask [`jemalloc_size_class`] (which calls out).
+#[cfg(feature = "jemalloc")]
+#[inline(always)]
+fn jemalloc_size_class_inline(layout: Layout) -> Option<usize> {
     let size = layout.size();
     let natural = layout.align() <= 16 && layout.align() <= size;
-    if natural
-        && jem_classes::STATE.load(std::sync::atomic::Ordering::Relaxed) == jem_classes::FORMULA
-    {
-        return jem_classes::formula(size);
-    }
-    jem_classes::slow(layout)
+    (natural
+        && jem_classes::STATE.load(std::sync::atomic::Ordering::Relaxed) == jem_classes::FORMULA)
+        .then(|| jem_classes::formula(size))
 }
 
 #[cfg(feature = "jemalloc")]
@@ -222,6 +245,15 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         usable.saturating_sub(TAG_SIZE).max(layout.size())
     }
 
+    /// [`AsmAlloc::charged`] when the inner allocator knows it without a
+    /// call ([`UsableSize::usable_size_inline`]).
+    #[inline(always)]
+    unsafe fn charged_inline(&self, ptr: *mut u8, layout: Layout, full: Layout) -> Option<usize> {
+        // SAFETY: as in `charged`.
+        let usable = unsafe { self.inner.usable_size_inline(ptr, full) }?;
+        Some(usable.saturating_sub(TAG_SIZE).max(layout.size()))
+    }
+
     /// Charges a fresh block and writes its tag (an *own* tag, charged
     /// nothing, on a thread doing the library's own work: the monitor's
     /// and the metrics endpoint's threads).
@@ -230,7 +262,10 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         // SAFETY: `ptr` is a fresh block of this allocator for `layout`.
         let full = unsafe { tagged(layout) };
         // SAFETY: `ptr` was just returned by the inner allocator for `full`.
-        let bytes = unsafe { self.charged(ptr, layout, full) };
+        let Some(bytes) = (unsafe { self.charged_inline(ptr, layout, full) }) else {
+            // SAFETY: the caller's contract.
+            return unsafe { self.track_new_asking(op, ptr, layout) };
+        };
         let site = match engine::record_program_alloc_fast(op, bytes) {
             Ok(site) => site,
             // SAFETY: the caller's contract.
@@ -240,6 +275,24 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
         };
         // SAFETY: as above.
         unsafe { tag_new(ptr, layout, site, bytes) }
+    }
+
+    /// `track_new` of a block whose charged bytes the inner allocator must
+    /// be asked for (out of line, as the engine's slow path).
+    ///
+    /// # Safety
+    /// As `track_new`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn track_new_asking(&self, op: Op, ptr: *mut u8, layout: Layout) {
+        // SAFETY: the caller's contract.
+        let bytes = unsafe { self.charged(ptr, layout, tagged(layout)) };
+        match engine::record_program_alloc(op, bytes) {
+            // SAFETY: the caller's contract.
+            Some(site) => unsafe { tag_new(ptr, layout, site, bytes) },
+            // SAFETY: as above.
+            None => unsafe { mark_own(ptr, layout) },
+        }
     }
 
     /// [`GlobalAlloc::dealloc`] past the engine's common case.
@@ -421,7 +474,10 @@ unsafe impl<A: GlobalAlloc + UsableSize> GlobalAlloc for AsmAlloc<A> {
             && !(stacks::table::LAST_STACK..=stacks::table::FIRST_STACK).contains(&site)
         {
             // SAFETY: `ptr` is a live block allocated with `full`.
-            let bytes = unsafe { self.charged(ptr, layout, full) };
+            let Some(bytes) = (unsafe { self.charged_inline(ptr, layout, full) }) else {
+                // SAFETY: the caller's contract.
+                return unsafe { self.dealloc_other(ptr, layout) };
+            };
             if engine::record_free_fast(Op::Free, site, bytes) {
                 // SAFETY: `ptr` was allocated by the inner allocator with
                 // `full`.
