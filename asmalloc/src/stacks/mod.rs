@@ -58,6 +58,7 @@ pub fn set_mean(mean: u64) {
 }
 
 /// The mean distance between samples (0: off).
+#[inline]
 pub fn mean() -> u64 {
     MEAN.load(Ordering::Relaxed)
 }
