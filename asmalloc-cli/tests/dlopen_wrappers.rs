@@ -7,6 +7,8 @@
 //! wrapper (`plugin_keep`), not to the wrapper, and the sampled stacks run
 //! through the plugin's frames to `main`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,14 +21,7 @@ fn c_dir() -> PathBuf {
 /// The exit report's row of the site whose function is `function`:
 /// (net bytes, net blocks), if there is one.
 fn site_row(stderr: &str, function: &str) -> Option<(i64, i64)> {
-    let row: Vec<&str> = stderr
-        .lines()
-        .skip_while(|l| !l.contains("at exit ----"))
-        .find(|l| l.starts_with("    ") && l.split_whitespace().nth(3) == Some(function))?
-        .split_whitespace()
-        .collect();
-    let n = row.len();
-    Some((row[n - 2].parse().unwrap(), row[n - 1].parse().unwrap()))
+    common::exit_site_row(stderr, function).map(|(_, bytes, blocks)| (bytes, blocks))
 }
 
 fn build(dir: &Path) -> (PathBuf, PathBuf) {

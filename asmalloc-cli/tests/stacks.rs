@@ -6,6 +6,8 @@
 //! site, charge every freed sample back (estimates of 0), and leave the
 //! sites' exact numbers as they are without sampling.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -89,19 +91,8 @@ fn stacks(stderr: &str) -> Vec<Stack> {
 /// The exit report's row of the site whose function is `function`:
 /// (id, net bytes, net count).
 fn site_row(stderr: &str, function: &str) -> (String, i64, i64) {
-    let row: Vec<&str> = stderr
-        .lines()
-        .skip_while(|l| !l.contains("at exit ----"))
-        .find(|l| l.starts_with("    ") && l.split_whitespace().nth(3) == Some(function))
+    common::exit_site_row(stderr, function)
         .unwrap_or_else(|| panic!("no site {function}:\n{stderr}"))
-        .split_whitespace()
-        .collect();
-    let n = row.len();
-    (
-        row[0].to_string(),
-        row[n - 2].parse().unwrap(),
-        row[n - 1].parse().unwrap(),
-    )
 }
 
 #[test]
