@@ -19,8 +19,39 @@
 /// LG_TINY_MIN 3 (every 64-bit Linux build of tikv-jemalloc-sys): 8, 16,
 /// then multiples of 16 up to 64, then four classes per doubling. Sizes
 /// past the largest class (which no allocation succeeds with) saturate.
+///
+/// Sizes up to [`LOOKUP_MAX`] (most allocations) are read from a table
+/// made at compile time (1 KiB of read-only data, as jemalloc's own
+/// `sz_size2index_tab`): five instructions instead of the formula's
+/// fifteen, on every allocation and (in `AsmAlloc<Jemalloc>`) every free.
 #[inline(always)]
 pub fn jemalloc_class(size: usize) -> usize {
+    if size <= LOOKUP_MAX {
+        SMALL_CLASSES[size.div_ceil(8)] as usize
+    } else {
+        jemalloc_class_formula(size)
+    }
+}
+
+/// The largest size [`jemalloc_class`] reads from its table (jemalloc's
+/// `SC_LOOKUP_MAXCLASS`).
+pub const LOOKUP_MAX: usize = 4096;
+
+/// `SMALL_CLASSES[i]`: the class of sizes `8 * (i - 1) + 1 ..= 8 * i`
+/// (every class is a multiple of 8, so it is the class of `8 * i`).
+static SMALL_CLASSES: [u16; LOOKUP_MAX / 8 + 1] = {
+    let mut table = [0u16; LOOKUP_MAX / 8 + 1];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = jemalloc_class_formula(8 * i) as u16;
+        i += 1;
+    }
+    table
+};
+
+/// The formula behind [`jemalloc_class`] (jemalloc's `sz_s2u_compute`).
+#[inline(always)]
+const fn jemalloc_class_formula(size: usize) -> usize {
     if size <= 8 {
         return 8;
     }
@@ -75,5 +106,12 @@ mod tests {
         assert!(formula_agrees(jemalloc_class));
         assert!(formula_agrees(|_| 0));
         assert!(!formula_agrees(|s| if s == 1 << 20 { 0 } else { s }));
+    }
+
+    #[test]
+    fn the_table_is_the_formula() {
+        for size in 0..=LOOKUP_MAX + 64 {
+            assert_eq!(jemalloc_class(size), jemalloc_class_formula(size), "{size}");
+        }
     }
 }
