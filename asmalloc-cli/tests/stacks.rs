@@ -279,3 +279,62 @@ fn real_programs_run_the_same_with_stacks_on() {
         );
     }
 }
+
+/// A program that asks glibc where its own stack is (`pthread_getattr_np`,
+/// which allocates holding the thread's lock) as its first allocation on
+/// every thread, with every allocation sampled: the library must find the
+/// stack's bounds without that lock (it hung: Ruby under the battery), and
+/// still walk both kinds of thread to their roots.
+#[test]
+fn a_program_asking_for_its_own_stack_is_walked_without_hanging() {
+    let dir = fresh_dir("own-stack");
+    let exe = Cc::new()
+        .args(["-O2", "-g", "-pthread", "-fno-builtin"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/own_stack.c"))
+        .build(&dir.join("own_stack"));
+    Lib::Glibc.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_asmalloc"))
+        .args(["run", "--stacks", "--"])
+        .arg(&exe)
+        .args(["4", "200"])
+        .env_remove("LD_PRELOAD")
+        // Every allocation is a sample: the first one of each thread is
+        // the one pthread_getattr_np makes holding its lock.
+        .env("ASMALLOC_SAMPLE_BYTES", "1")
+        .env("ASMALLOC_TOP_SITES", "20")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run asmalloc");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            // The program is asmalloc's child: end it first.
+            let _ = Command::new("pkill")
+                .args(["-9", "-P", &child.id().to_string()])
+                .status();
+            let _ = child.kill();
+            panic!(
+                "own_stack still running after 60 s: the library waits for a lock the thread holds"
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "kept 1000 blocks\n");
+    let all = stacks(&stderr);
+    let walked_from = |root: &str| {
+        all.iter().any(|s| {
+            s.functions.len() >= 3
+                && s.functions[..2] == ["keep_block", "ask_and_keep"]
+                && (s.functions[2] == root) == (root == "main")
+        })
+    };
+    assert!(walked_from("main"), "the main thread's path:\n{stderr}");
+    assert!(
+        walked_from("a new thread"),
+        "a new thread's path:\n{stderr}"
+    );
+}

@@ -30,7 +30,7 @@
 //!
 //! Files: the sampler is here; [`table`] keeps the paths; [`modules`] and
 //! [`unwind`] walk the stack (the LD_PRELOAD library's wrappers use the
-//! same walk); [`symbols`] names addresses; [`log`] lists the stacks for
+//! same walk), within the bounds [`thread_stack`] finds; [`symbols`] names addresses; [`log`] lists the stacks for
 //! the monitor's log.
 
 pub(crate) mod log;
@@ -39,6 +39,9 @@ pub mod modules;
 #[allow(unsafe_code)]
 pub mod symbols;
 pub mod table;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod thread_stack;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 pub mod unwind;

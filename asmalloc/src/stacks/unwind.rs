@@ -16,8 +16,8 @@
 //! of inline assembly), steps through the library's own frames until the
 //! frame whose return address is the allocation call's, then through as
 //! many wrapper frames as there are. Stack reads are bounded by the
-//! current stack pointer and the top of the thread's stack (asked of
-//! `pthread_getattr_np` once per thread), so a bad unwind rule can end a
+//! current stack pointer and the top of the thread's stack (found once per
+//! thread in `/proc/self/maps`, see `thread_stack`), so a bad unwind rule can end a
 //! walk early but never read outside the stack; running on another stack
 //! (a coroutine's, a signal stack), the walk is not tried.
 
@@ -270,38 +270,17 @@ pub fn thread_ended() {
     }
 }
 
-/// The calling thread's stack (asked once per thread; `0..0` if unknown).
-fn thread_stack() -> (usize, usize) {
+/// The calling thread's stack, whose stack pointer is `sp` (found once
+/// per thread, without a lock: see [`super::thread_stack`]; `0..0` if
+/// unknown).
+fn thread_stack(sp: usize) -> (usize, usize) {
     let stack = STACK.get();
     if stack.1 != 0 {
         return stack;
     }
-    let stack = {
-        let _guard = crate::engine::OwnMemory::enter();
-        ask_stack()
-    };
+    let stack = super::thread_stack::of(sp).unwrap_or((0, 0));
     STACK.set(stack);
     stack
-}
-
-fn ask_stack() -> (usize, usize) {
-    // SAFETY: a zeroed pthread_attr_t is what pthread_getattr_np fills
-    // (it initialises the attribute itself); it is destroyed only after a
-    // successful fill.
-    unsafe {
-        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
-        if libc::pthread_getattr_np(libc::pthread_self(), &mut attr) != 0 {
-            return (0, 0);
-        }
-        let mut base: *mut libc::c_void = std::ptr::null_mut();
-        let mut size: usize = 0;
-        let rc = libc::pthread_attr_getstack(&attr, &mut base, &mut size);
-        libc::pthread_attr_destroy(&mut attr);
-        if rc != 0 {
-            return (0, 0);
-        }
-        (base as usize, (base as usize).saturating_add(size))
-    }
 }
 
 /// The caller of the outermost wrapper around the allocation call whose
@@ -390,7 +369,7 @@ fn with_walk<T>(
     let unwinder: &Unwind = unsafe { UNWINDER.load(Ordering::Acquire).as_ref() }?;
     // Off the thread's own stack (a coroutine's, a signal stack), where
     // the stack's end is not known: no walk.
-    let (low, top) = thread_stack();
+    let (low, top) = thread_stack(sp as usize);
     if !(low as u64..top as u64).contains(&sp) {
         return None;
     }
@@ -517,7 +496,7 @@ fn remembered_caller(
     if m >> 16 != ret as u64 || m & 0xffff == NOT_SIMPLE {
         return None;
     }
-    let (low, top) = thread_stack();
+    let (low, top) = thread_stack(entry_sp);
     let read = |addr: usize| -> Option<usize> {
         if addr < low || addr < entry_sp || addr.checked_add(8)? > top || !addr.is_multiple_of(8) {
             return None;
