@@ -6,10 +6,12 @@
 //! workload under every configuration, interleaved (each repetition runs
 //! every configuration once, in alternating order), and reports medians of
 //! the per-repetition ratios against raw: wall time, CPU time, peak RSS,
-//! and the bytes each tool wrote. Writes DIR/results.md, DIR/results.svg and
+//! and the bytes each tool wrote; then counts the instructions tracking
+//! adds per allocation step (callgrind: exact, unlike the timings). Writes DIR/results.md, DIR/results.svg and
 //! DIR/results.json. See docs/benchmarks.md.
 
 mod config;
+mod instructions;
 mod measure;
 mod redis;
 mod report;
@@ -50,7 +52,8 @@ const USAGE: &str = "usage: asmalloc-bench [--quick] [--out DIR] [--reps N] [--o
                    (default: <target>/asmalloc-bench)
   --reps N         repetitions per cell (default 5, --quick 3)
   --only KEYS      only these workloads: a, b, c-alloc, c-prog, d-python,
-                   d-sort, d-gzip, e-redis
+                   d-sort, d-gzip, e-redis, and `instructions` (the
+                   callgrind counts, which run when --only is not given)
   --machine TEXT   how to name this machine in the report
   --update-doc F   also write the results section into F between
                    <!-- asmalloc-bench:begin --> and <!-- asmalloc-bench:end -->";
@@ -430,6 +433,14 @@ fn main() {
     workloads::write_text(&text_small, sizes.text_bytes / sizes.memcheck_div_text)
         .expect("write the text input");
     std::fs::write(&empty, "").expect("write the empty input");
+    let instruction_pairs = instruction_pairs(
+        &tools,
+        &churn,
+        &rust_raw,
+        &rust_system,
+        rust_jem.as_ref().ok(),
+        if opts.quick { 100_000 } else { 200_000 },
+    );
     let inputs = Inputs {
         tools: &tools,
         sizes,
@@ -608,6 +619,20 @@ fn main() {
         rows.push(row);
     }
 
+    // ---- instructions (exact, callgrind)
+    let steps: u64 = if opts.quick { 100_000 } else { 200_000 };
+    let counted = match (&tools.valgrind, &opts.only) {
+        (Some(valgrind), only)
+            if only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|k| k == "instructions")) =>
+        {
+            println!("instructions per step (callgrind, one thread, {steps} steps)");
+            instructions::count_all(valgrind, &instruction_pairs, config::clean_env, &mut notes)
+        }
+        _ => Vec::new(),
+    };
+
     // ---- notes on what the columns are
     notes.push(format!(
         "memcheck runs a scaled-down workload, 1/{} of the work (python: 1/{} of the rounds; sort and gzip: a 1/{} input){}; heaptrack runs (a), (b) and (c) at {} and the rest at full size. A scaled-down run is scaled back by the work ratio: its time less the tool's fixed start-up (the same command with no work — 0 ops, 0 rounds, an empty input — the minimum of {} runs per workload) is multiplied by the ratio and the start-up added back once; that is divided by raw's full-size time of the same repetition. Peak RSS and output bytes of a scaled-down run are the small run's own.",
@@ -646,7 +671,8 @@ fn main() {
         load: format!("{load_start} at the start, {} at the end", loadavg()),
         notes,
     };
-    let md = report::markdown(&rows, &targets, &meta);
+    let mut md = report::markdown(&rows, &targets, &meta);
+    md.push_str(&instructions::markdown(&counted, steps));
     println!("\n{md}");
     std::fs::create_dir_all(&out_dir).expect("output directory");
     std::fs::write(out_dir.join("results.md"), &md).expect("write results.md");
@@ -654,7 +680,13 @@ fn main() {
         .expect("write results.svg");
     std::fs::write(
         out_dir.join("results.json"),
-        serde_json::to_string_pretty(&report::json(&rows, &targets, &meta)).unwrap() + "\n",
+        serde_json::to_string_pretty(&{
+            let mut j = report::json(&rows, &targets, &meta);
+            j["instructions"] = instructions::json(&counted, steps);
+            j
+        })
+        .unwrap()
+            + "\n",
     )
     .expect("write results.json");
     println!(
@@ -678,4 +710,80 @@ fn main() {
     }
     let _ = std::fs::remove_dir_all(&work);
     println!("total {:.0} s", t0.elapsed().as_secs_f64());
+}
+
+/// The pairs whose instructions are counted: the allocator-only churns on
+/// one thread, `steps` steps, each raw and tracked.
+fn instruction_pairs(
+    tools: &Tools,
+    churn: &Path,
+    rust_raw: &Path,
+    rust_system: &Path,
+    rust_jem: Option<&(PathBuf, PathBuf)>,
+    steps: u64,
+) -> Vec<instructions::Pair> {
+    use instructions::{Pair, Run};
+    let c_args = vec!["1".to_string(), steps.to_string()];
+    let c_zero = vec!["1".to_string(), "0".to_string()];
+    let preload = |lib: &Path, extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("LD_PRELOAD".to_string(), lib.as_os_str().to_owned()),
+            ("ASMALLOC_OUTPUT".to_string(), "/dev/null".into()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), (*v).into())));
+        env
+    };
+    let run = |program: &Path, args: &[String], env: Vec<(String, std::ffi::OsString)>| Run {
+        program: program.to_path_buf(),
+        args: args.to_vec(),
+        env,
+    };
+    let glibc = run(churn, &c_args, Vec::new());
+    let mut pairs = vec![
+        Pair {
+            label: "(a) libasmalloc.so / raw glibc".into(),
+            raw: glibc.clone(),
+            tracked: run(churn, &c_args, preload(&tools.lib, &[])),
+            zero_args: c_zero.clone(),
+        },
+        Pair {
+            label: "(a) libasmalloc.so, caller sites on / raw glibc".into(),
+            raw: glibc,
+            tracked: run(
+                churn,
+                &c_args,
+                preload(&tools.lib, &[("ASMALLOC_CALLERS", "1")]),
+            ),
+            zero_args: c_zero.clone(),
+        },
+    ];
+    if let Some(jem) = &tools.debian_jem {
+        pairs.push(Pair {
+            label: "(a) libasmalloc_jem.so / Debian's jemalloc preload".into(),
+            raw: run(
+                churn,
+                &c_args,
+                vec![("LD_PRELOAD".to_string(), jem.as_os_str().to_owned())],
+            ),
+            tracked: run(churn, &c_args, preload(&tools.lib_jem, &[])),
+            zero_args: c_zero,
+        });
+    }
+    let r_args = vec!["1".to_string(), steps.to_string(), "alloc".to_string()];
+    let r_zero = vec!["1".to_string(), "0".to_string(), "alloc".to_string()];
+    pairs.push(Pair {
+        label: "(c) `AsmAlloc<System>` / `System`, allocator only".into(),
+        raw: run(rust_raw, &r_args, Vec::new()),
+        tracked: run(rust_system, &r_args, Vec::new()),
+        zero_args: r_zero.clone(),
+    });
+    if let Some((raw, tracked)) = rust_jem {
+        pairs.push(Pair {
+            label: "(c) `AsmAlloc<Jemalloc>` / `Jemalloc`, allocator only".into(),
+            raw: run(raw, &r_args, Vec::new()),
+            tracked: run(tracked, &r_args, Vec::new()),
+            zero_args: r_zero,
+        });
+    }
+    pairs
 }
