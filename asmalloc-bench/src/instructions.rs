@@ -95,6 +95,59 @@ pub fn count_all(
     out
 }
 
+/// redis-server's instructions (callgrind) serving `requests` requests of
+/// each redis-benchmark test, raw and under `lib_jem` (full mode only: a
+/// server under callgrind serves about 2,000 requests a second).
+pub fn count_redis(
+    valgrind: &Path,
+    (server, benchmark): (&Path, &Path),
+    lib_jem: &Path,
+    requests: u64,
+    scratch: &Path,
+    clean: impl Fn(&mut Command),
+    notes: &mut Vec<String>,
+) -> Option<Counted> {
+    let count = |preload: Option<&Path>| -> Result<u64, String> {
+        let dir = scratch.join("redis-callgrind");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut cmd = Command::new(valgrind);
+        clean(&mut cmd);
+        cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(server);
+        if let Some(lib) = preload {
+            cmd.env("LD_PRELOAD", lib)
+                .env("ASMALLOC_OUTPUT", "/dev/null");
+        }
+        crate::redis::run(cmd, benchmark, requests, &dir, scratch)?;
+        let stderr = std::fs::read_to_string(scratch.join("redis.err")).unwrap_or_default();
+        total_refs(&stderr).ok_or_else(|| "no `I refs` line from callgrind".to_string())
+    };
+    match (count(None), count(Some(lib_jem))) {
+        (Ok(raw), Ok(tracked)) => {
+            println!(
+                "  redis-server: raw {:.1} M, tracked {:.1} M",
+                raw as f64 / 1e6,
+                tracked as f64 / 1e6
+            );
+            Some(Counted {
+                label: format!(
+                    "(e) redis-server, {requests} requests per test: libasmalloc_jem.so / raw (its own jemalloc)"
+                ),
+                raw,
+                raw_zero: 0,
+                tracked,
+                tracked_zero: 0,
+            })
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            println!("  redis-server: not counted: {e}");
+            notes.push(format!("Instructions, redis-server: not counted: {e}"));
+            None
+        }
+    }
+}
+
 /// The instructions `run` executes under callgrind.
 fn instructions(valgrind: &Path, run: &Run, clean: &impl Fn(&mut Command)) -> Result<u64, String> {
     let mut cmd = Command::new(valgrind);
@@ -123,8 +176,9 @@ pub fn total_refs(stderr: &str) -> Option<u64> {
     number.parse().ok()
 }
 
-/// The results section's table.
-pub fn markdown(counted: &[Counted], steps: u64) -> String {
+/// The results section's table (`redis`: the server's totals, whose
+/// start-up is not subtracted).
+pub fn markdown(counted: &[Counted], steps: u64, redis: Option<&Counted>) -> String {
     if counted.is_empty() {
         return String::new();
     }
@@ -147,14 +201,24 @@ pub fn markdown(counted: &[Counted], steps: u64) -> String {
             c.added_per_step(steps),
         ));
     }
+    if let Some(r) = redis {
+        md.push_str(&format!(
+            "| {} | {:.1} M | {:.1} M | {:.2}x | | |\n",
+            r.label,
+            r.raw as f64 / 1e6,
+            r.tracked as f64 / 1e6,
+            r.tracked as f64 / r.raw.max(1) as f64,
+        ));
+    }
     md.push('\n');
     md
 }
 
 /// The counts for results.json.
-pub fn json(counted: &[Counted], steps: u64) -> serde_json::Value {
+pub fn json(counted: &[Counted], steps: u64, redis: Option<&Counted>) -> serde_json::Value {
     serde_json::json!({
         "steps": steps,
+        "redis": redis.map(|r| serde_json::json!({"raw": r.raw, "tracked": r.tracked})),
         "pairs": counted.iter().map(|c| serde_json::json!({
             "label": c.label,
             "raw": c.raw,
@@ -190,7 +254,7 @@ mod tests {
         // (126 M − 98 M) / 200,000 steps.
         assert_eq!(c.added_per_step(200_000), 140.0);
         assert_eq!(c.raw_per_step(200_000), 490.0);
-        let md = markdown(&[c], 200_000);
+        let md = markdown(&[c], 200_000, None);
         assert!(
             md.contains("| x | 100.0 M | 130.0 M | 1.30x | 490 | 140 |"),
             "{md}"

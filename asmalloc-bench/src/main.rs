@@ -441,6 +441,7 @@ fn main() {
         rust_jem.as_ref().ok(),
         if opts.quick { 100_000 } else { 200_000 },
     );
+    let redis_counting = redis_server.clone().zip(redis_benchmark.clone());
     let inputs = Inputs {
         tools: &tools,
         sizes,
@@ -632,6 +633,26 @@ fn main() {
         }
         _ => Vec::new(),
     };
+    let redis_counted = match (&tools.valgrind, &redis_counting) {
+        (Some(valgrind), Some((server, benchmark)))
+            if !opts.quick
+                && opts
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| o.iter().any(|k| k == "instructions")) =>
+        {
+            instructions::count_redis(
+                valgrind,
+                (server, benchmark),
+                &tools.lib_jem,
+                20_000,
+                &scratch,
+                config::clean_env,
+                &mut notes,
+            )
+        }
+        _ => None,
+    };
 
     // ---- notes on what the columns are
     notes.push(format!(
@@ -672,7 +693,11 @@ fn main() {
         notes,
     };
     let mut md = report::markdown(&rows, &targets, &meta);
-    md.push_str(&instructions::markdown(&counted, steps));
+    md.push_str(&instructions::markdown(
+        &counted,
+        steps,
+        redis_counted.as_ref(),
+    ));
     println!("\n{md}");
     std::fs::create_dir_all(&out_dir).expect("output directory");
     std::fs::write(out_dir.join("results.md"), &md).expect("write results.md");
@@ -682,7 +707,7 @@ fn main() {
         out_dir.join("results.json"),
         serde_json::to_string_pretty(&{
             let mut j = report::json(&rows, &targets, &meta);
-            j["instructions"] = instructions::json(&counted, steps);
+            j["instructions"] = instructions::json(&counted, steps, redis_counted.as_ref());
             j
         })
         .unwrap()
