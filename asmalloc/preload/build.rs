@@ -85,6 +85,7 @@ fn hot_text(preload: &Path) {
          \x20   /* The C runtime's code in the library (crtbegin: run when it\n\
          \x20      is loaded and unloaded; libc_nonshared: pthread_atfork). */\n\
          \x20   *crtbegin*.o(.text .text.*)\n\
+         \x20   *(.plt)\n\
          \x20   *libc_nonshared.a:*(.text .text.*)\n",
     );
     for line in text.lines().map(str::trim) {
@@ -99,9 +100,14 @@ fn hot_text(preload: &Path) {
             "hot/functions.txt: not a symbol pattern: {line}"
         );
         // With one section per function, a function's code is in
-        // `.text.NAME`, or `.text.unlikely.NAME` when the compiler
-        // thinks it cold (`#[cold]`, the slow paths).
-        writeln!(script, "    *(.text.{line} .text.unlikely.{line})").expect("a String");
+        // `.text.NAME`, or `.text.unlikely.NAME` when the compiler thinks
+        // it cold (`#[cold]`, the slow paths); GCC puts constructors in
+        // `.text.startup.NAME` (jemalloc's) and hot ones in `.text.hot.NAME`.
+        writeln!(
+            script,
+            "    *(.text.{line} .text.unlikely.{line} .text.startup.{line} .text.hot.{line})"
+        )
+        .expect("a String");
     }
     script.push_str("  }\n}\nINSERT BEFORE .text;\n");
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("hot-text.ld");
