@@ -5,7 +5,9 @@
 //!
 //! It also writes the linker script that puts the functions which run in
 //! every process (`hot/functions.txt`) together at the start of the
-//! library's code (see `hot_text`).
+//! library's code (see `hot_text`), and links GCC's unwinder in statically
+//! (see `static_unwinder`): both keep down what the library costs a process
+//! in resident memory (docs/preload.md, "Resident memory").
 //!
 //! Two packages build these sources: `asmalloc-preload` (libasmalloc.so,
 //! over glibc's heap) and `asmalloc-preload-jem` (libasmalloc_jem.so, over
@@ -61,6 +63,25 @@ fn main() {
     }
     build.compile("asmalloc_shim");
     hot_text(&preload);
+    static_unwinder();
+}
+
+/// Rust's standard library links the unwinder as `-lgcc_s`, so every
+/// program the library is preloaded into would map libgcc_s.so.1 as well
+/// (84 KiB resident in a small C program that otherwise never loads it),
+/// only for a panic's unwinding and backtrace. This links the same GCC
+/// unwinder from `libgcc_eh.a` into the library instead, as `gcc
+/// -static-libgcc` does for a C or C++ shared library: its symbols are
+/// hidden (nothing is exported or interposed), it finds unwind tables
+/// through `dl_iterate_phdr` like the shared one, and the library's own
+/// stack walks use framehop, not it. Named before the standard library's
+/// `-lgcc_s`, it supplies every `_Unwind_*` symbol, so `--as-needed`
+/// (rustc's default) drops libgcc_s from the library's DT_NEEDED; a
+/// `pthread_exit` or cancellation still unwinds through the library's C
+/// trampoline with glibc's own (dlopened) libgcc_s, which only needs the
+/// library's `.eh_frame`.
+fn static_unwinder() {
+    println!("cargo::rustc-link-lib=static:-bundle=gcc_eh");
 }
 
 /// The functions listed in `hot/functions.txt` (start-up, the allocation
