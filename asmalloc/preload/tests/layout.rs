@@ -7,14 +7,14 @@
 //!   in one section, `.text.asmalloc_hot`, at the start of the code and a
 //!   small part of it (the kernel maps code in 64 KiB windows around each
 //!   page touched);
-//! * the library does not need libgcc_s.so.1 (its unwinder is linked in);
 //! * its large tables that start empty are in `.bss`, not `.data`.
 //!
-//! What these save is measured, not asserted here (the kernel and the page
-//! cache decide it): `asmalloc-bench`'s peak RSS rows and the numbers in
-//! docs/preload.md.
+//! (That it needs no libgcc_s.so.1, its unwinder being linked in, is
+//! `process.rs`'s `needs_only_libc_and_the_loader`.) What these save is
+//! measured, not asserted here (the kernel and the page cache decide it):
+//! `asmalloc-bench`'s peak RSS rows and the numbers in docs/preload.md.
 
-use object::read::elf::{ElfFile64, FileHeader};
+use object::read::elf::ElfFile64;
 use object::{Endianness, Object, ObjectSection, ObjectSymbol, SectionIndex};
 
 #[macro_use]
@@ -24,7 +24,6 @@ use common::*;
 
 under_both!(
     the_code_every_process_runs_is_together_at_the_start,
-    libgcc_s_is_not_needed,
     tables_that_start_empty_are_in_bss,
 );
 
@@ -114,26 +113,6 @@ fn the_code_every_process_runs_is_together_at_the_start(which: Lib) {
         "hot code {} bytes of {} in .text",
         hot.size(),
         text.size()
-    );
-}
-
-fn libgcc_s_is_not_needed(which: Lib) {
-    let data = read(which);
-    let elf = ElfFile64::<Endianness>::parse(&*data).unwrap();
-    let endian = elf.endian();
-    let sections = elf.elf_header().sections(endian, &*data).unwrap();
-    let table = sections
-        .dynamic_table(endian, &*data)
-        .expect("a dynamic section");
-    let needed: Vec<String> = table
-        .iter()
-        .filter(|d| d.tag == object::elf::DT_NEEDED)
-        .map(|d| String::from_utf8_lossy(table.string(d).unwrap()).into_owned())
-        .collect();
-    assert!(needed.iter().any(|n| n == "libc.so.6"), "{needed:?}");
-    assert!(
-        !needed.iter().any(|n| n.starts_with("libgcc_s")),
-        "{needed:?}"
     );
 }
 
