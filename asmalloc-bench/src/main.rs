@@ -335,6 +335,8 @@ fn main() {
     };
     let churn = compile("churn.c", "churn");
     let server = compile("server.c", "server");
+    // Every measured child runs under it (its peak RSS: see measure.rs).
+    measure::set_launcher(compile("launch.c", "launch"));
 
     // ---- tools
     let sizes = Sizes::new(opts.quick);
@@ -674,7 +676,7 @@ fn main() {
     ));
     notes.push("Rust rows (c): raw = a binary on `std::alloc::System`, asmalloc = the same program with `#[global_allocator] AsmAlloc::system()` (monitor + log: `ASMALLOC_LOG`, `ASMALLOC_SAMPLE_INTERVAL=1s` read by `asmalloc::configure_from_env`), jemalloc = `tikv_jemallocator::Jemalloc`, asmalloc_jem = `AsmAlloc::jemalloc()`; heaptrack, memcheck and jemalloc-prof run the System binary (jemalloc prof: with Debian's libjemalloc.so.2 preloaded). A Rust program gets no report at exit unless it asks for one, and the monitor writes a log line per sample, so a run shorter than the 1 s interval writes nothing (0 B); the C library writes its report and a last sample at exit.".into());
     notes.push("C and real-program rows: jemalloc = Debian's libjemalloc.so.2 preloaded; asmalloc_jem = libasmalloc_jem.so, which carries its own jemalloc 5.3 (tikv-jemalloc-sys, statistics on), the same version as Debian's. The asmalloc columns write the exit report to a file in the run's directory (`ASMALLOC_OUTPUT`) so its bytes are counted; all other settings are the defaults.".into());
-    notes.push("CPU time and peak RSS come from wait4 on the child: user + sys of the process and the descendants it waited for (heaptrack: the program and heaptrack_interpret), ru_maxrss the largest of them. Redis: the server's CPU time and RSS; wall time is the benchmark's duration.".into());
+    notes.push("CPU time comes from wait4 on the child: user + sys of the process and the descendants it waited for (heaptrack: the program and heaptrack_interpret). Peak RSS is ru_maxrss, the largest of them, from the wait4 of a small launcher (asmalloc-bench/c/launch.c) that forks the command: a child spawned by the suite itself reports at least the suite's own resident set (Linux keeps the larger of the peaks before and after execve), which was above every small program's. Redis: the server's CPU time and RSS; wall time is the benchmark's duration.".into());
 
     let targets = results::targets(&rows);
     let meta = report::Meta {

@@ -52,6 +52,9 @@ const EMPTY: u64 = u64::MAX;
 const WRITING: u64 = u64::MAX - 1;
 
 struct Slot {
+    /// The thread id, stored complemented (`!id`) so that the empty table
+    /// is all zeros: it is in `.bss`, where the pages no thread writes cost
+    /// a process nothing (docs/preload.md, "Resident memory").
     id: AtomicU64,
     len: AtomicU8,
     name: [AtomicU8; NAME],
@@ -59,7 +62,7 @@ struct Slot {
 
 static TABLE: [Slot; SLOTS] = [const {
     Slot {
-        id: AtomicU64::new(EMPTY),
+        id: AtomicU64::new(!EMPTY),
         len: AtomicU8::new(0),
         name: [const { AtomicU8::new(0) }; NAME],
     }
@@ -70,13 +73,13 @@ static STARTED: AtomicU64 = AtomicU64::new(0);
 pub(crate) fn started(id: u64, name: &[u8]) {
     STARTED.fetch_add(1, Ordering::Relaxed);
     let slot = &TABLE[(id % SLOTS as u64) as usize];
-    slot.id.store(WRITING, Ordering::Relaxed);
+    slot.id.store(!WRITING, Ordering::Relaxed);
     let n = name.len().min(NAME);
     for (dst, &b) in slot.name.iter().zip(&name[..n]) {
         dst.store(b, Ordering::Relaxed);
     }
     slot.len.store(n as u8, Ordering::Relaxed);
-    slot.id.store(id, Ordering::Release);
+    slot.id.store(!id, Ordering::Release);
 }
 
 /// Records thread `id` by what dladdr says about its start routine:
@@ -128,7 +131,7 @@ pub(crate) fn started_count() -> u64 {
 pub(crate) fn names() -> Vec<(u64, String)> {
     let mut out = Vec::new();
     for slot in &TABLE {
-        let id = slot.id.load(Ordering::Acquire);
+        let id = !slot.id.load(Ordering::Acquire);
         if id >= WRITING {
             continue;
         }
@@ -137,7 +140,7 @@ pub(crate) fn names() -> Vec<(u64, String)> {
             .iter()
             .map(|b| b.load(Ordering::Relaxed))
             .collect();
-        if slot.id.load(Ordering::Acquire) == id {
+        if !slot.id.load(Ordering::Acquire) == id {
             out.push((id, String::from_utf8_lossy(&bytes).into_owned()));
         }
     }
@@ -155,5 +158,7 @@ mod tests {
         assert!(names.contains(&(3, "worker".to_string())));
         let long = &names.iter().find(|(id, _)| *id == 4).unwrap().1;
         assert_eq!(long.len(), 40);
+        // The empty slots are not threads.
+        assert_eq!(names.len(), 2, "{names:?}");
     }
 }
