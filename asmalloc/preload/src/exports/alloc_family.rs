@@ -164,10 +164,12 @@ unsafe extern "C" fn free_other(p: *mut c_void) {
     // mode names.
     unsafe {
         match mode() {
-            m @ (Mode::Tracked | Mode::Own) => {
-                let usable = release(Op::Free, p, m);
-                real::free_sized(p, usable);
-            }
+            m @ (Mode::Tracked | Mode::Own) => match release(Op::Free, p, m) {
+                // The library's own block: freed without retuning the
+                // program's heap (see `real::free_own`).
+                (Owner::Library, _) => real::free_own(p),
+                (_, usable) => real::free_sized(p, usable),
+            },
             Mode::Plain => {
                 real::early::take(p as usize);
                 real::free(p);

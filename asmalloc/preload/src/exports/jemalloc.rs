@@ -209,7 +209,7 @@ pub unsafe extern "C" fn sdallocx(ptr: *mut c_void, size: usize, flags: c_int) {
     unsafe {
         match mode() {
             m @ (Mode::Tracked | Mode::Own) => {
-                let usable = release(Op::Dallocx, ptr, m);
+                let (_, usable) = release(Op::Dallocx, ptr, m);
                 real::sdallocx(ptr, usable, flags)
             }
             Mode::Plain => {

@@ -236,12 +236,12 @@ pub(super) unsafe fn mark_own(p: *mut c_void) -> *mut c_void {
 /// the memory never carries a stale tag that still validates. A foreign
 /// block is counted as such on the program's calls (`mode` `Tracked`),
 /// unless it is one the library's heap handed out inside `dlsym` (which is
-/// forgotten instead). Returns the block's real usable size.
+/// forgotten instead). Returns the block's owner and real usable size.
 ///
 /// # Safety
 /// `p` is a live, non-null block of the real allocator, which is resolved.
 #[inline(always)]
-pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
+pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> (Owner, usize) {
     // SAFETY: forwarded.
     let (owner, usable) = unsafe { read_tag(p) };
     match owner {
@@ -259,7 +259,7 @@ pub(super) unsafe fn release(op: Op, p: *mut c_void, mode: Mode) -> usize {
             }
         }
     }
-    usable
+    (owner, usable)
 }
 
 /// Charges a block a `realloc`-like call resized or moved (from a block

@@ -98,6 +98,17 @@ pub(crate) unsafe fn free_sized(ptr: *mut c_void, usable: usize) {
     unsafe { jem::sdallocx(ptr, usable, 0) }
 }
 
+/// `free` of a block of the library's own (jemalloc has no thresholds a
+/// free retunes, unlike glibc: see the glibc build's `free_own`).
+///
+/// # Safety
+/// `ptr` is a live, non-null block of jemalloc.
+#[inline(always)]
+pub(crate) unsafe fn free_own(ptr: *mut c_void) {
+    // SAFETY: the caller's contract.
+    unsafe { free(ptr) }
+}
+
 /// The real usable size of a jemalloc block (our tag included).
 ///
 /// # Safety
