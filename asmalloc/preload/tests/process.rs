@@ -119,6 +119,12 @@ fn steady_state_makes_no_syscall_and_rarely_reads_the_clock(which: Lib) {
             // purging: madvise): the allocator's own system calls, which
             // grow with the run's length. Off here, to count ours.
             .arg("_RJEM_MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1")
+            // glibc likewise gives the top of its heap back (brk) whenever
+            // more than its trim threshold (128 KiB) is free there: its own
+            // system calls. Off here too. (They were missing until the
+            // library stopped raising that threshold for the program: see
+            // `real::free_own`.)
+            .arg("GLIBC_TUNABLES=glibc.malloc.trim_threshold=1073741824")
             .arg(&exe)
             .arg(n.to_string())
             .output()
