@@ -214,6 +214,11 @@ impl<A> AsmAlloc<A> {
     }
 }
 
+/// Blocks of the library's own larger than this are shrunk before they
+/// are freed (see `AsmAlloc::dealloc_own_large`): glibc's default mmap
+/// threshold.
+const OWN_SHRINK_ABOVE: usize = 128 * 1024;
+
 /// The layout actually requested from the inner allocator: room for the tag.
 #[inline]
 fn with_tag(layout: Layout) -> Option<Layout> {
@@ -327,11 +332,47 @@ impl<A: GlobalAlloc + UsableSize> AsmAlloc<A> {
                     engine::record_free(Op::Free, site, bytes);
                 }
             }
+            Owner::Library if full.size() > OWN_SHRINK_ABOVE => {
+                // SAFETY: as below.
+                return unsafe { self.dealloc_own_large(ptr, full) };
+            }
             Owner::Library => {}
             Owner::Foreign => engine::record_foreign_free(bytes),
         }
         // SAFETY: `ptr` was allocated by the inner allocator with `full`.
         unsafe { self.inner.dealloc(ptr, full) }
+    }
+
+    /// Frees a large block of the library's own without retuning the
+    /// program's heap: glibc's `free` of a chunk above its mmap threshold
+    /// (128 KiB at first) raises that threshold to the chunk's size and
+    /// its trim threshold to twice that, for the whole process, so the
+    /// library's big temporary buffers (the namer's debug information, a
+    /// report) would let every arena of the program keep up to twice their
+    /// size free. Shrunk first (`realloc` of such a chunk remaps it, which
+    /// touches no threshold), the block's `free` is below any. For another
+    /// allocator this is one `realloc` more on a rare path. The LD_PRELOAD
+    /// library does the same (`real::free_own`).
+    ///
+    /// # Safety
+    /// `ptr` is a live block of the inner allocator allocated with `full`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_own_large(&self, ptr: *mut u8, full: Layout) {
+        let small = full.align();
+        // SAFETY: `ptr` is live with `full`; `small` (the alignment, a
+        // non-zero size) rounded up to the alignment is itself.
+        let q = unsafe { self.inner.realloc(ptr, full, small) };
+        if q.is_null() {
+            // SAFETY: a failed realloc leaves `ptr` live with `full`.
+            unsafe { self.inner.dealloc(ptr, full) }
+        } else {
+            // SAFETY: `q` is live with the alignment kept and size `small`.
+            unsafe {
+                self.inner
+                    .dealloc(q, Layout::from_size_align_unchecked(small, full.align()))
+            }
+        }
     }
 
     /// Reads a block's tag: its owner and the bytes it was charged (a
