@@ -190,25 +190,26 @@ pub fn markdown(counted: &[Counted], steps: u64, redis: Option<&Counted>) -> Str
          | churn | raw | tracked | x raw | raw per step | tracking adds per step |\n\
          |---|---|---|---|---|---|\n"
     );
-    for c in counted {
-        md.push_str(&format!(
-            "| {} | {:.1} M | {:.1} M | {:.2}x | {:.0} | {:.0} |\n",
+    // The label and the totals: `| label | raw | tracked | x raw `.
+    let totals = |c: &Counted| {
+        format!(
+            "| {} | {:.1} M | {:.1} M | {:.2}x ",
             c.label,
             c.raw as f64 / 1e6,
             c.tracked as f64 / 1e6,
             c.tracked as f64 / c.raw.max(1) as f64,
+        )
+    };
+    for c in counted {
+        md.push_str(&format!(
+            "{}| {:.0} | {:.0} |\n",
+            totals(c),
             c.raw_per_step(steps),
             c.added_per_step(steps),
         ));
     }
     if let Some(r) = redis {
-        md.push_str(&format!(
-            "| {} | {:.1} M | {:.1} M | {:.2}x | | |\n",
-            r.label,
-            r.raw as f64 / 1e6,
-            r.tracked as f64 / 1e6,
-            r.tracked as f64 / r.raw.max(1) as f64,
-        ));
+        md.push_str(&format!("{}| | |\n", totals(r)));
     }
     md.push('\n');
     md
