@@ -50,6 +50,23 @@ pub(super) fn of(sp: usize) -> Option<(usize, usize)> {
     Some((low, top))
 }
 
+/// Whether the calling thread runs on its alternate signal stack (a
+/// signal handler installed with `SA_ONSTACK`): the mapping holding the
+/// stack pointer is then not the thread's stack, and must not be taken
+/// for it.
+pub(super) fn on_signal_stack() -> bool {
+    // SAFETY: a zeroed stack_t is a valid place for sigaltstack to write
+    // the current alternate stack into; a null new stack changes nothing.
+    let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; errno is restored around the call.
+    let saved_errno = unsafe { *libc::__errno_location() };
+    // SAFETY: as above.
+    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
+    // SAFETY: restores the thread's errno.
+    unsafe { *libc::__errno_location() = saved_errno };
+    rc == 0 && current.ss_flags & libc::SS_ONSTACK != 0
+}
+
 /// The main thread's stack limit: `RLIMIT_STACK`'s soft value, 8 MiB
 /// when it is unlimited or cannot be read.
 fn main_stack_limit() -> usize {
@@ -182,6 +199,48 @@ mod tests {
         let (at, (low2, top2)) = theirs;
         assert!(low2 < at && at < top2);
         assert!(top2 <= low || low2 >= top, "two threads, two stacks");
+    }
+
+    #[test]
+    fn a_handler_on_the_alternate_stack_knows_it() {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static SEEN: AtomicU8 = AtomicU8::new(0);
+        extern "C" fn handler(_: libc::c_int) {
+            SEEN.store(1 + on_signal_stack() as u8, Ordering::SeqCst);
+        }
+        assert!(!on_signal_stack());
+        std::thread::spawn(|| {
+            let mut alt = vec![0u8; 64 << 10];
+            // SAFETY: the alternate stack lives until it is taken down
+            // below; the handler only stores to an atomic; SIGUSR2 is sent
+            // to this thread alone.
+            unsafe {
+                let ss = libc::stack_t {
+                    ss_sp: alt.as_mut_ptr().cast(),
+                    ss_flags: 0,
+                    ss_size: alt.len(),
+                };
+                assert_eq!(libc::sigaltstack(&ss, std::ptr::null_mut()), 0);
+                let mut sa: libc::sigaction = std::mem::zeroed();
+                sa.sa_sigaction = handler as extern "C" fn(libc::c_int) as usize;
+                sa.sa_flags = libc::SA_ONSTACK;
+                assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+                libc::pthread_kill(libc::pthread_self(), libc::SIGUSR2);
+                let off = libc::stack_t {
+                    ss_sp: std::ptr::null_mut(),
+                    ss_flags: libc::SS_DISABLE,
+                    ss_size: 0,
+                };
+                libc::sigaltstack(&off, std::ptr::null_mut());
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            SEEN.load(Ordering::SeqCst),
+            2,
+            "the handler ran on the alternate stack"
+        );
     }
 
     #[test]

@@ -278,10 +278,21 @@ fn thread_stack(sp: usize) -> (usize, usize) {
     if stack.1 != 0 {
         return stack;
     }
-    let stack = super::thread_stack::of(sp).unwrap_or((0, 0));
+    // On the alternate signal stack the mapping found would not be the
+    // thread's stack: no walk now, and the next walk asks again.
+    if super::thread_stack::on_signal_stack() {
+        return (0, 0);
+    }
+    // Unknown (`/proc/self/maps` unreadable): an empty range, kept, so
+    // that walks are not tried (nor the file opened) again on this thread.
+    let stack = super::thread_stack::of(sp).unwrap_or(NO_STACK);
     STACK.set(stack);
     stack
 }
+
+/// [`thread_stack`]'s answer when the stack cannot be found: holds no
+/// stack pointer, and is not the "not asked yet" `0..0`.
+const NO_STACK: (usize, usize) = (1, 1);
 
 /// The caller of the outermost wrapper around the allocation call whose
 /// return address is `ret` (inside a wrapper); `ret` itself if the frames
