@@ -34,20 +34,16 @@ unsafe extern "C" {
 /// address and one past its highest; `None` when `/proc/self/maps` cannot
 /// be read or holds no mapping with `sp`.
 pub(super) fn of(sp: usize) -> Option<(usize, usize)> {
-    // SAFETY: reads the thread's errno through glibc's pointer to it,
-    // which is valid for the thread's life.
-    let saved_errno = unsafe { *libc::__errno_location() };
-    let found = mapping_holding(sp);
-    // SAFETY: as above; the value is restored as it was.
-    unsafe { *libc::__errno_location() = saved_errno };
-    let (low, top) = found?;
-    // SAFETY: `__libc_stack_end` is a plain pointer-sized datum of the
-    // loader, written once before the program starts.
-    let main_end = unsafe { __libc_stack_end } as usize;
-    if (low..top).contains(&main_end) {
-        return Some((top.saturating_sub(main_stack_limit()).min(low), top));
-    }
-    Some((low, top))
+    keeping_errno(|| {
+        let (low, top) = mapping_holding(sp)?;
+        // SAFETY: `__libc_stack_end` is a plain pointer-sized datum of the
+        // loader, written once before the program starts.
+        let main_end = unsafe { __libc_stack_end } as usize;
+        if (low..top).contains(&main_end) {
+            return Some((top.saturating_sub(main_stack_limit()).min(low), top));
+        }
+        Some((low, top))
+    })
 }
 
 /// Whether the calling thread runs on its alternate signal stack (a
@@ -56,15 +52,25 @@ pub(super) fn of(sp: usize) -> Option<(usize, usize)> {
 /// for it.
 pub(super) fn on_signal_stack() -> bool {
     // SAFETY: a zeroed stack_t is a valid place for sigaltstack to write
-    // the current alternate stack into; a null new stack changes nothing.
+    // the current alternate stack into.
     let mut current: libc::stack_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; errno is restored around the call.
-    let saved_errno = unsafe { *libc::__errno_location() };
-    // SAFETY: as above.
-    let rc = unsafe { libc::sigaltstack(std::ptr::null(), &mut current) };
-    // SAFETY: restores the thread's errno.
-    unsafe { *libc::__errno_location() = saved_errno };
+    // SAFETY: a null new stack changes nothing; `current` is writable.
+    let rc = keeping_errno(|| unsafe { libc::sigaltstack(std::ptr::null(), &mut current) });
     rc == 0 && current.ss_flags & libc::SS_ONSTACK != 0
+}
+
+/// Runs `f` (system calls on the program's allocation path) and gives the
+/// thread back the `errno` it had: a successful `malloc` leaves it alone.
+fn keeping_errno<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: glibc's pointer to the calling thread's errno, valid for the
+    // thread's life.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
+    let result = f();
+    // SAFETY: as above; the value is restored as it was.
+    unsafe { *errno = saved };
+    result
 }
 
 /// The main thread's stack limit: `RLIMIT_STACK`'s soft value, 8 MiB
